@@ -1,0 +1,3 @@
+/** Public API of onnx-prune. */
+export * from './ir';
+export * from './pipeline';

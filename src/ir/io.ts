@@ -1,0 +1,213 @@
+/**
+ * Loading and saving models: from a path or bytes, with external data (read lazily, validated), written either
+ * inline or with external data, always through a temp file + rename so that no partial output is left behind.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { UserError } from './errors';
+import { readWholeFile, writeAll } from './external-data';
+import { toNumber } from './long';
+import { Model } from './model';
+import { decodeModelProto, encodeModelProto, onnx } from './proto';
+import { ConstTensor, clearData } from './tensor';
+
+/** Protobuf messages (and so inline models) cannot exceed 2 GB. */
+export const PROTOBUF_LIMIT = 2 ** 31 - 1;
+/** Inline models above this size are saved with external data automatically. */
+export const AUTO_EXTERNAL_BYTES = 1.8e9;
+
+export interface LoadOptions {
+  /** Folder that external-data locations are relative to (defaults to the model file's folder). */
+  baseDir?: string;
+}
+
+export function loadModel(source: string | Uint8Array, opts: LoadOptions = {}): Model {
+  let bytes: Uint8Array;
+  let baseDir = opts.baseDir;
+  let label = 'model bytes';
+  if (typeof source === 'string') {
+    label = `'${source}'`;
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(source);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UserError(code === 'ENOENT' ? `cannot read ${label}: no such file` : `cannot read ${label}: ${code ?? String(e)}`);
+    }
+    if (st.isDirectory()) throw new UserError(`cannot read ${label}: it is a directory, not an ONNX file`);
+    if (!st.isFile()) throw new UserError(`cannot read ${label}: not a regular file`);
+    if (st.size === 0) throw new UserError(`${label} is empty, not an ONNX model`);
+    if (st.size > PROTOBUF_LIMIT) {
+      throw new UserError(`${label} is ${st.size} bytes; protobuf cannot parse a model over 2 GB (weights must be in external data)`);
+    }
+    try {
+      bytes = readWholeFile(source);
+    } catch (e) {
+      throw new UserError(`cannot read ${label}: ${(e as Error).message}`);
+    }
+    baseDir ??= path.dirname(path.resolve(source));
+  } else {
+    bytes = source;
+    if (bytes.length === 0) throw new UserError('model bytes are empty, not an ONNX model');
+  }
+  let proto: onnx.ModelProto;
+  try {
+    proto = decodeModelProto(bytes);
+  } catch (e) {
+    throw new UserError(`${label} is not a valid ONNX model (protobuf: ${(e as Error).message})`);
+  }
+  validateModelProto(proto, label);
+  return new Model(proto, baseDir);
+}
+
+/** Structural checks that catch bytes which happen to decode as protobuf but are no ONNX model. */
+function validateModelProto(m: onnx.ModelProto, label: string): void {
+  const bad = (why: string) => new UserError(`${label} is not a valid ONNX model (${why})`);
+  const ir = toNumber(m.irVersion);
+  if (!(ir >= 1 && ir < 1000)) throw bad(`ir_version ${ir} is missing or out of range`);
+  if (!m.graph) throw bad('it has no graph');
+  if (ir >= 3 && m.opsetImport.length === 0) throw bad('it imports no opset');
+  for (const o of m.opsetImport) {
+    const v = toNumber(o.version);
+    if (!(v >= 1 && v < 10000)) throw bad(`opset version ${v} for domain '${o.domain ?? ''}' is out of range`);
+  }
+  const checkGraph = (g: onnx.IGraphProto) => {
+    for (const n of g.node ?? []) {
+      if (!n.opType) throw bad('a node has no op_type');
+      for (const a of n.attribute ?? []) {
+        if (a.g) checkGraph(a.g);
+        for (const sg of a.graphs ?? []) checkGraph(sg);
+      }
+    }
+  };
+  checkGraph(m.graph);
+}
+
+export interface SaveOptions {
+  /**
+   * true: weights ≥ `externalThreshold` bytes go to `<output>.data`; false: everything inline;
+   * 'auto' (default): external when the input had external data or the model would exceed ~1.8 GB.
+   */
+  externalData?: boolean | 'auto';
+  /** Smallest tensor (bytes) moved to external data. Default 1024. */
+  externalThreshold?: number;
+}
+
+/** Every TensorProto the model stores data in: initializers and attribute tensors, in all graphs. */
+function forEachTensorSlot(g: onnx.GraphProto, fn: (t: onnx.TensorProto, replace: (t2: onnx.TensorProto) => void) => void): void {
+  g.initializer.forEach((t, i) => fn(t, (t2) => (g.initializer[i] = t2)));
+  for (const n of g.node) {
+    for (const a of n.attribute) {
+      if (a.t) fn(a.t, (t2) => (a.t = t2));
+      a.tensors?.forEach((t, i) => fn(t, (t2) => (a.tensors[i] = t2)));
+      if (a.g) forEachTensorSlot(a.g, fn);
+      for (const sg of a.graphs ?? []) forEachTensorSlot(sg, fn);
+    }
+  }
+}
+
+/** Saves `model` to `outPath` atomically (temp file + rename). Returns the files written. */
+export function saveModel(model: Model, outPath: string, opts: SaveOptions = {}): string[] {
+  const out = path.resolve(outPath);
+  const dir = path.dirname(out);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`cannot write '${outPath}': folder '${dir}' does not exist`);
+  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`cannot write '${outPath}': it is a directory`);
+
+  const proto = model.toProto();
+  const tensorsByProto = new Map<onnx.TensorProto, ConstTensor>();
+  const initializerProtos = new Set<onnx.TensorProto>();
+  for (const g of model.graph.allGraphs()) {
+    for (const t of g.initializers.values()) {
+      tensorsByProto.set(t.proto, t);
+      initializerProtos.add(t.proto);
+    }
+    for (const w of g.weights()) tensorsByProto.set(w.tensor.proto, w.tensor);
+  }
+  const threshold = opts.externalThreshold ?? 1024;
+  let dataBytes = 0;
+  let anyExternal = false;
+  forEachTensorSlot(proto.graph!, (t) => {
+    const ct = tensorsByProto.get(t);
+    dataBytes += ct ? ct.byteSize : (t.rawData?.length ?? 0);
+    if (ct?.external) anyExternal = true;
+  });
+  const mode = opts.externalData ?? 'auto';
+  const external = mode === true || (mode === 'auto' && (anyExternal || dataBytes > AUTO_EXTERNAL_BYTES));
+  if (!external && dataBytes > PROTOBUF_LIMIT) {
+    throw new UserError(`the model has ${dataBytes} bytes of weights, over the 2 GB protobuf limit; save it with external data`);
+  }
+
+  const dataName = `${path.basename(out)}.data`;
+  const dataPath = path.join(dir, dataName);
+  const tmpSuffix = `.tmp-${process.pid}-${Date.now().toString(36)}`;
+  const tmpModel = out + tmpSuffix;
+  const tmpData = dataPath + tmpSuffix;
+  const restores: (() => void)[] = [];
+  const written: string[] = [];
+  let dataFd: number | undefined;
+  try {
+    let offset = 0;
+    forEachTensorSlot(proto.graph!, (t, replace) => {
+      const ct = tensorsByProto.get(t);
+      const isExt = !!ct?.external;
+      // External data is for initializers (Constant-node tensors stay inline); strings cannot be raw bytes.
+      const big = ct !== undefined && ct.dtype !== 8 && ct.byteSize >= threshold;
+      if (external && big && initializerProtos.has(t)) {
+        const bytes = ct!.bytes();
+        if (dataFd === undefined) dataFd = fs.openSync(tmpData, 'w');
+        const align = bytes.length >= 1 << 20 ? 4096 : 64;
+        offset = Math.ceil(offset / align) * align;
+        writeAll(dataFd, bytes, offset);
+        const copy = shallowCopy(t);
+        clearData(copy);
+        copy.dataLocation = 1;
+        copy.externalData = [
+          onnx.StringStringEntryProto.create({ key: 'location', value: dataName }),
+          onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
+          onnx.StringStringEntryProto.create({ key: 'length', value: String(bytes.length) }),
+        ];
+        offset += bytes.length;
+        replace(copy);
+        restores.push(() => replace(t));
+      } else if (isExt) {
+        const copy = shallowCopy(t);
+        clearData(copy);
+        copy.rawData = ct!.bytes();
+        replace(copy);
+        restores.push(() => replace(t));
+      }
+    });
+    if (dataFd !== undefined) {
+      fs.closeSync(dataFd);
+      dataFd = undefined;
+    }
+    const bytes = encodeModelProto(proto, external ? 0 : dataBytes + 1024 * 1024);
+    if (bytes.length > PROTOBUF_LIMIT) throw new UserError('the serialized model exceeds the 2 GB protobuf limit; save it with external data');
+    const fd = fs.openSync(tmpModel, 'w');
+    try {
+      writeAll(fd, bytes, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (fs.existsSync(tmpData)) {
+      fs.renameSync(tmpData, dataPath);
+      written.push(dataPath);
+    }
+    fs.renameSync(tmpModel, out);
+    written.unshift(out);
+    return written;
+  } catch (e) {
+    if (dataFd !== undefined) fs.closeSync(dataFd);
+    for (const f of [tmpModel, tmpData]) if (fs.existsSync(f)) fs.unlinkSync(f);
+    throw e;
+  } finally {
+    for (const r of restores.reverse()) r();
+  }
+}
+
+function shallowCopy(t: onnx.TensorProto): onnx.TensorProto {
+  const c = onnx.TensorProto.create();
+  for (const k of Object.getOwnPropertyNames(t)) (c as unknown as Record<string, unknown>)[k] = (t as unknown as Record<string, unknown>)[k];
+  return c;
+}
+

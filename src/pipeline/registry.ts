@@ -1,0 +1,55 @@
+/** Pass registry: built-in passes by name, plus passes loaded from user JS modules (`--pass ./my-pass.js`). */
+import * as path from 'path';
+import { UserError } from '../ir/errors';
+import type { Pass, PassFactory } from './pass';
+import { builtinPasses } from '../../passes';
+
+const registry = new Map<string, PassFactory>(Object.entries(builtinPasses));
+
+export function registerPass(name: string, factory: PassFactory): void {
+  registry.set(name, factory);
+}
+
+export function passNames(): string[] {
+  return [...registry.keys()];
+}
+
+export function createPass(name: string, options: Record<string, unknown>): Pass {
+  const f = registry.get(name);
+  if (!f) throw new UserError(`unknown pass '${name}' (known: ${passNames().join(', ')})`);
+  return f(options);
+}
+
+function isPass(x: unknown): x is Pass {
+  const p = x as Pass;
+  return !!p && typeof p === 'object' && typeof p.name === 'string' && typeof p.run === 'function';
+}
+
+/**
+ * Loads passes from a CommonJS module. The module may export a Pass, a factory `(options) => Pass`, an array
+ * of either, or `{ default: ... }`. Loaded passes are registered under their names and returned.
+ */
+export function loadPassModule(modulePath: string, options: Record<string, unknown>): Pass[] {
+  const abs = path.resolve(modulePath);
+  let mod: unknown;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require(abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes(abs)) throw new UserError(`cannot load pass module '${modulePath}': file not found`);
+    throw new UserError(`cannot load pass module '${modulePath}': ${(e as Error).message.split('\n')[0]}`);
+  }
+  const m = (mod as { default?: unknown }).default ?? mod;
+  const items = Array.isArray(m) ? m : [m];
+  const out: Pass[] = [];
+  for (const it of items) {
+    const p = typeof it === 'function' ? (it as PassFactory)(options) : it;
+    if (!isPass(p)) throw new UserError(`pass module '${modulePath}' must export a pass ({ name, run }) or a factory returning one`);
+    p.reads ??= [];
+    p.writes ??= [];
+    registry.set(p.name, () => p);
+    out.push(p);
+  }
+  return out;
+}
