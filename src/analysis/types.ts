@@ -1,0 +1,98 @@
+/**
+ * The data contract between group analysis (src/analysis), planning and physical pruning (src/prune).
+ *
+ * A group is a set of coupled slices that must be removed together. It has `size` prunable units (channels,
+ * heads, kv-groups, neurons); removing unit u removes, in every weight member, the axis positions
+ * `indices[u]`, and lowers every shape/attribute member by `perUnit` per removed unit.
+ *
+ * Nodes are identified by their first output name (unique in an SSA graph), weights by the name of the
+ * initializer or Constant-node output they resolve to (after Identity chains).
+ */
+
+/**
+ * out   : the weight produces the group's channels (Conv/Gemm/MatMul output rows, their bias);
+ * in    : the weight consumes the group's channels (a consumer's input slice); masking zeroes these;
+ * param : a per-channel parameter on the path (BN scale/bias/mean/var, LN/RMSNorm affine, PRelu slope,
+ *         Add/Mul constants broadcast along the channel axis).
+ */
+export type MemberRole = 'out' | 'in' | 'param';
+
+export interface WeightMember {
+  kind: 'weight';
+  /** Initializer or Constant-node output name (Identity chains resolved). */
+  tensor: string;
+  /** Node that reads the weight (first output name) and which input slot, for sharing decisions. */
+  node: string;
+  input: number;
+  axis: number;
+  role: MemberRole;
+  /** indices[u] = positions along `axis` that belong to unit u (all of the same length). */
+  indices: number[][];
+}
+
+/** An element of a constant shape-like tensor (Reshape shape, Split sizes, Slice starts/ends, Expand shape...). */
+export interface ShapeMember {
+  kind: 'shape';
+  tensor: string;
+  node: string;
+  input: number;
+  /** Flat position of the element in the tensor. */
+  position: number;
+  /** The element decreases by perUnit for each removed unit (it may also be an offset that shifts). */
+  perUnit: number;
+}
+
+/** An integer attribute (or one element of an ints attribute) that encodes a pruned size (Conv group, Split split). */
+export interface AttrMember {
+  kind: 'attr';
+  node: string;
+  attr: string;
+  /** Element of an ints attribute; undefined for an int attribute. */
+  position?: number;
+  perUnit: number;
+}
+
+export type Member = WeightMember | ShapeMember | AttrMember;
+
+export type UnitKind = 'channel' | 'head' | 'kv-group' | 'neuron';
+
+export interface Group {
+  /** Stable id derived from tensor names (same model → same id). */
+  id: string;
+  /** Human-readable label, e.g. the first producer node. */
+  label: string;
+  unit: UnitKind;
+  /** Channels per unit (head_dim for heads, 1 for channels). */
+  unitSize: number;
+  /** Number of prunable units. */
+  size: number;
+  members: Member[];
+  /** Parameters removed per unit removed. */
+  paramsPerUnit: number;
+  /** Extra facts (e.g. { heads: 4, headDim: 32 } or { kvHeads: 2, queriesPerKv: 4 }). */
+  info?: Record<string, unknown>;
+}
+
+export interface DeclinedGroup {
+  /** Why the coupled slices cannot be proven safe to remove. */
+  reason: string;
+  /** Where: the tensor and/or node that blocked it. */
+  tensor?: string;
+  node?: string;
+  /** The producers whose channels were being traced. */
+  producers?: string[];
+  /** Parameters that would have been prunable. */
+  params?: number;
+}
+
+export interface GroupAnalysis {
+  groups: Group[];
+  declined: DeclinedGroup[];
+  summary: {
+    totalParams: number;
+    /** Parameters inside groups (removable if every unit of every group went). */
+    prunableParams: number;
+    groups: number;
+    declined: number;
+  };
+}

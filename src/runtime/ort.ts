@@ -1,0 +1,97 @@
+/**
+ * onnxruntime-node helpers: sessions from a Model or bytes (one intra-op thread, which is fastest on the
+ * 2-core machines here), seeded random inputs, and running with extra intermediate outputs.
+ */
+import * as ort from 'onnxruntime-node';
+import { DataType, ortTypeName } from '../ir/dtype';
+import { UserError } from '../ir/errors';
+import { valueTypeOf } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { encodeModelProto } from '../ir/proto';
+
+export { ort };
+
+export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: 1,
+  interOpNumThreads: 1,
+  graphOptimizationLevel: 'all',
+  logSeverityLevel: 3,
+};
+
+/** Serializes a model for ORT (external data must be internalized or the model saved to disk first). */
+export function modelBytes(model: Model): Uint8Array {
+  for (const g of model.graph.allGraphs()) for (const t of g.initializers.values()) if (t.external) t.internalize();
+  return encodeModelProto(model.toProto());
+}
+
+export async function createSession(source: string | Uint8Array | Model, opts: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
+  const src = typeof source === 'string' || source instanceof Uint8Array ? source : modelBytes(source);
+  try {
+    // ORT accepts a path or the bytes of an inline model.
+    return typeof src === 'string'
+      ? await ort.InferenceSession.create(src, { ...SESSION_OPTIONS, ...opts })
+      : await ort.InferenceSession.create(src, { ...SESSION_OPTIONS, ...opts });
+  } catch (e) {
+    throw new UserError(`onnxruntime cannot load the model: ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface RandomInputOptions {
+  seed?: number;
+  /** Value for symbolic dims, by dim name (default 1 for batch-like names, else `defaultDim`). */
+  dims?: Record<string, number>;
+  defaultDim?: number;
+  /** Exclusive upper bound for integer inputs (token ids); default 2. */
+  intHigh?: number;
+}
+
+/** Seeded random feeds for every real graph input: floats ~ N(0,1)-ish, ints in [0, intHigh). */
+export function randomInputs(model: Model, opts: RandomInputOptions = {}): Record<string, ort.Tensor> {
+  const next = rng(opts.seed ?? 0);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const vi of model.graph.realInputs) {
+    const t = valueTypeOf(vi);
+    if (!t) throw new UserError(`input '${vi.name}' is not a tensor; cannot make random inputs`);
+    const dims = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : (typeof d === 'string' && opts.dims?.[d]) || (opts.defaultDim ?? 1)));
+    const n = dims.reduce((a, b) => a * b, 1);
+    const type = ortTypeName(t.dtype);
+    let data: ort.Tensor.DataType;
+    switch (t.dtype) {
+      case DataType.FLOAT: case DataType.DOUBLE: {
+        const a = t.dtype === DataType.FLOAT ? new Float32Array(n) : new Float64Array(n);
+        for (let i = 0; i < n; i++) a[i] = (next() + next() + next() - 1.5) * 2;
+        data = a;
+        break;
+      }
+      case DataType.INT64: data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * (opts.intHigh ?? 2)))); break;
+      case DataType.INT32: data = Int32Array.from({ length: n }, () => Math.floor(next() * (opts.intHigh ?? 2))); break;
+      case DataType.BOOL: data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0)); break;
+      case DataType.UINT8: data = Uint8Array.from({ length: n }, () => Math.floor(next() * 256)); break;
+      case DataType.FLOAT16: {
+        const a = new Uint16Array(n);
+        for (let i = 0; i < n; i++) a[i] = 0x3c00 ^ Math.floor(next() * 0x3ff);
+        data = a;
+        break;
+      }
+      default: throw new UserError(`cannot make random data for input '${vi.name}' of type ${type}`);
+    }
+    feeds[vi.name ?? ''] = new ort.Tensor(type as 'float32', data as Float32Array, dims);
+  }
+  return feeds;
+}
+
+export async function run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, outputs?: string[]): Promise<Record<string, ort.Tensor>> {
+  return outputs ? session.run(feeds, outputs) : session.run(feeds);
+}
