@@ -4,7 +4,7 @@
  * iterative topological sort and dead-node cleanup. Subgraphs (If/Loop/Scan) are wrapped too and kept intact.
  */
 import { DataType } from './dtype';
-import { toNumber } from './long';
+import { toBigInt, toNumber } from './long';
 import { Node } from './node';
 import { onnx } from './proto';
 import { ConstTensor, makeTensorProto } from './tensor';
@@ -351,8 +351,8 @@ function constantNodeTensor(n: Node, baseDir?: string): ConstTensor | null {
         break;
       case 'value_float': return new ConstTensor(makeTensorProto(name, DataType.FLOAT, [], Float32Array.of(a.f ?? 0)));
       case 'value_floats': return new ConstTensor(makeTensorProto(name, DataType.FLOAT, [a.floats.length], Float32Array.from(a.floats)));
-      case 'value_int': return new ConstTensor(makeTensorProto(name, DataType.INT64, [], BigInt64Array.of(BigInt(toNumber(a.i)))));
-      case 'value_ints': return new ConstTensor(makeTensorProto(name, DataType.INT64, [a.ints.length], BigInt64Array.from(a.ints.map((v) => BigInt(toNumber(v))))));
+      case 'value_int': return new ConstTensor(makeTensorProto(name, DataType.INT64, [], BigInt64Array.of(toBigInt(a.i))));
+      case 'value_ints': return new ConstTensor(makeTensorProto(name, DataType.INT64, [a.ints.length], BigInt64Array.from(a.ints.map((v) => toBigInt(v)))));
       case 'value_string': {
         const p = onnx.TensorProto.create({ name, dataType: DataType.STRING, dims: [], stringData: [a.s ?? new Uint8Array()] });
         return new ConstTensor(p);

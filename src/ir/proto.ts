@@ -13,7 +13,10 @@ export { onnx };
 
 /** Decodes a serialized ModelProto; throws protobufjs' error on malformed input. */
 export function decodeModelProto(bytes: Uint8Array): onnx.ModelProto {
-  return onnx.ModelProto.decode(bytes);
+  // protobufjs drops unknown fields unless the reader is told to keep them; nested decoders share the reader.
+  const reader = protobuf.Reader.create(bytes) as protobuf.Reader & { discardUnknown: boolean };
+  reader.discardUnknown = false;
+  return onnx.ModelProto.decode(reader);
 }
 
 /**

@@ -48,6 +48,7 @@ export function loadPassModule(modulePath: string, options: Record<string, unkno
     if (!isPass(p)) throw new UserError(`pass module '${modulePath}' must export a pass ({ name, run }) or a factory returning one`);
     p.reads ??= [];
     p.writes ??= [];
+    if (builtinPasses[p.name]) throw new UserError(`pass module '${modulePath}' defines '${p.name}', the name of a built-in pass; choose another name`);
     registry.set(p.name, () => p);
     out.push(p);
   }
