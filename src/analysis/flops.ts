@@ -14,13 +14,15 @@
  * Symbolic dims are substituted: 1 for every symbol unless `dims` gives a value (e.g. {batch: 8, seq: 128}).
  * `macs` is undefined only when some counted node's shapes are unknown (those nodes are listed in `unknown`),
  * or when a control-flow node (If/Loop/Scan) holds counted ops in its subgraphs (branch and trip count are
- * data-dependent; the control-flow node is listed).
+ * data-dependent; the control-flow node is listed). An If whose branch shape inference could decide (its
+ * condition's value was known, see `knownBranch`) counts the ops of that branch instead; they are listed in
+ * `perNode` by their first output like main-graph nodes.
  * Nodes are identified by their first output name (stable across pruning).
  */
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
-import { evalShape, inferShapes } from '../ir/shapes';
+import { type ShapeInferenceOptions, evalShape, inferShapes, knownBranch } from '../ir/shapes';
 import { einsumDims, parseEinsum } from '../ir/shapes/ops-math';
 import type { Shape } from '../ir/shapes';
 
@@ -36,8 +38,10 @@ export interface FlopsReport {
 export interface CountMacsOptions {
   /** Values for symbolic dims (default 1 for every symbol). */
   dims?: Record<string, number>;
-  /** Run `inferShapes(model)` first (default true); false uses `graph.types` as they are. */
+  /** Run `inferShapes(model, shapes)` first (default true); false uses `graph.types` as they are. */
   infer?: boolean;
+  /** Options of that shape inference run (e.g. concrete `inputShapes`, or `inputValues` that decide Ifs). */
+  shapes?: ShapeInferenceOptions;
 }
 
 type Lookup = (name: string) => number[] | undefined;
@@ -118,24 +122,44 @@ function hasCountedOps(g: Graph): boolean {
 }
 
 export function countMacs(model: Model, opts: CountMacsOptions = {}): FlopsReport {
-  if (opts.infer !== false) inferShapes(model);
-  const g = model.graph;
+  if (opts.infer !== false) inferShapes(model, opts.shapes);
   const dims = opts.dims ?? {};
-  const cache = new Map<string, number[] | undefined>();
-  const shape: Lookup = (name) => {
-    if (!cache.has(name)) cache.set(name, evalShape(g.types.get(name)?.shape, dims));
-    return cache.get(name);
-  };
   const report: FlopsReport = { perNode: [], unknown: [] };
   let total = 0;
-  for (const n of g.nodes) {
-    const id = n.outputs[0] ?? n.name;
-    if (n.subgraphs.length) {
-      if (n.subgraphs.some(hasCountedOps)) report.unknown.push(id);
+  // Frames of an iterative walk: a graph chain (a branch's tensors are looked up in it, then in the enclosing
+  // graphs) and the next node to visit; an If with a known branch pushes a frame for that branch.
+  const frames: { chain: Graph[]; next: number; shape: Lookup }[] = [];
+  const push = (chain: Graph[]) => {
+    const cache = new Map<string, number[] | undefined>();
+    const shape: Lookup = (name) => {
+      if (!cache.has(name)) {
+        let t;
+        for (let i = chain.length - 1; i >= 0 && !t; i--) t = chain[i].types.get(name);
+        cache.set(name, evalShape(t?.shape, dims));
+      }
+      return cache.get(name);
+    };
+    frames.push({ chain, next: 0, shape });
+  };
+  push([model.graph]);
+  while (frames.length) {
+    const f = frames[frames.length - 1];
+    const g = f.chain[f.chain.length - 1];
+    if (f.next >= g.nodes.length) {
+      frames.pop();
       continue;
     }
-    if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
-    const m = nodeMacs(n, shape);
+    const n = g.nodes[f.next++];
+    const id = n.outputs[0] ?? n.name;
+    const isDefault = n.domain === '' || n.domain === 'ai.onnx';
+    if (n.subgraphs.length) {
+      const branch = isDefault && n.opType === 'If' ? knownBranch(n) : undefined;
+      if (branch) push([...f.chain, branch]);
+      else if (n.subgraphs.some(hasCountedOps)) report.unknown.push(id);
+      continue;
+    }
+    if (!isDefault) continue;
+    const m = nodeMacs(n, f.shape);
     if (m === null) continue;
     if (m === undefined || !Number.isFinite(m)) {
       report.unknown.push(id);

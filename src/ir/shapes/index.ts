@@ -10,6 +10,9 @@
  *     ('batch', 'seq') or monomials over them ('16*batch', 'batch*seq'); see ./sym. Symbols are assumed ≥ 1.
  *     Unnamed input dims get fresh symbols `unk__<input>_<axis>`.
  *   - `inputShapes` overrides graph-input shapes by name; `dims` substitutes numbers for symbols in the inputs.
+ *   - `inputValues` fixes the value of small graph inputs (e.g. Silero VAD's sample rate `sr`: 16000), so that
+ *     control flow and shape plumbing that depend on them resolve (an If whose condition is known takes its
+ *     branch; see inferIf).
  *   - Small integer tensors (and tiny float ones) are tracked as values: Shape → Gather → Unsqueeze → Concat →
  *     Reshape, ConstantOfShape, Range, Slice/Cast/Equal/Where on shapes, Expand shapes, ... so that Reshape,
  *     Expand, Tile, Slice and Pad outputs get shapes. Values may hold symbolic elements.
@@ -17,6 +20,7 @@
  *     `unsupportedOps` (as `domain.Op` for non-default domains); nothing throws for an unknown op.
  *   - Where inference leaves a dim unknown, a shape declared in the model (value_info / graph outputs) fills it
  *     (numeric dims, or symbols that the graph inputs use).
+ * - `knownBranch(node)`: the branch (subgraph) an If node takes, when the last run could tell from its condition.
  * - `knownValues(graph)`: the tracked values (name → {dims, data}) from the last `inferShapes` run on that graph,
  *   e.g. a Reshape's target shape; `knownValue(graph, name)` also falls back to small constants.
  * - `evalDim` / `evalShape`: a dim/shape as numbers, given values for the symbols (missing symbols count as 1).
@@ -33,7 +37,7 @@ import type { onnx } from '../proto';
 import { InferState, RuleCtx } from './context';
 import { ruleFor } from './rules';
 import { type Shape, isFullyKnown, mergeShapes } from './sym';
-import { FLOAT_VALUE_CAP, type TValue, VALUE_CAP, numel, valueFromConst } from './values';
+import { FLOAT_VALUE_CAP, type TValue, VALUE_CAP, isFloatType, numel, valueFromConst } from './values';
 
 export { type Dim, type Shape, evalDim, evalShape, isFullyKnown } from './sym';
 export type { TValue } from './values';
@@ -44,6 +48,9 @@ export interface ShapeInferenceOptions {
   inputShapes?: Record<string, (number | string)[]>;
   /** Numbers substituted for symbolic dims of the graph inputs, by symbol name (e.g. {batch: 1}). */
   dims?: Record<string, number>;
+  /** Known values of small graph inputs, by input name: a number for a scalar or one-element input, else the
+   * elements in row-major order (the input's shape must then be numeric with that many elements). */
+  inputValues?: Record<string, number | number[]>;
 }
 
 export interface ShapeInferenceResult {
@@ -60,6 +67,15 @@ export interface ShapeInferenceResult {
 }
 
 const valueStore = new WeakMap<Graph, Map<string, TValue>>();
+const branchStore = new WeakMap<Node, Graph>();
+
+/**
+ * The branch an If node takes, when the last `inferShapes` run that reached the node knew its condition's value
+ * (e.g. a comparison of shape dims, or an `inputValues` entry); undefined otherwise.
+ */
+export function knownBranch(node: Node): Graph | undefined {
+  return branchStore.get(node);
+}
 
 /**
  * Small tensor values tracked by the last `inferShapes` run on `graph` (empty before any run): every computed
@@ -93,6 +109,11 @@ export function inferShapes(model: Model, opts: ShapeInferenceOptions = {}): Sha
       throw new UserError(`input shape given for '${name}', which is not an input of the model (inputs: ${g.realInputs.map((i) => i.name).join(', ')})`);
     }
   }
+  for (const name of Object.keys(opts.inputValues ?? {})) {
+    if (!g.realInputs.some((i) => i.name === name)) {
+      throw new UserError(`input value given for '${name}', which is not an input of the model (inputs: ${g.realInputs.map((i) => i.name).join(', ')})`);
+    }
+  }
   const acc: Acc = { symbols: new Set(), unsupported: new Set(), known: 0, unknownTensors: [], errors: [] };
   inferGraph(g, model.opset('') ?? 1, undefined, opts, acc);
   return {
@@ -122,6 +143,25 @@ function inputType(vi: onnx.ValueInfoProto, opts: ShapeInferenceOptions, isMain:
   return { dtype: t.dtype, shape };
 }
 
+/** A graph input's given value as a tracked value, checked against the input's shape. */
+function inputValue(name: string, t: ValueType, given: number | number[]): TValue {
+  const data = typeof given === 'number' ? [given] : given.slice();
+  if (!data.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new UserError(`input value for '${name}' must be finite numbers`);
+  const float = isFloatType(t.dtype);
+  const shape = t.shape;
+  if (shape && shape.every((d) => typeof d === 'number')) {
+    const dims = shape as number[];
+    if (numel(dims) !== data.length) {
+      throw new UserError(`input value for '${name}' has ${data.length} element(s) but the input's shape [${dims.join(', ')}] holds ${numel(dims)}`);
+    }
+    return { dims, data, float };
+  }
+  const rank = shape ? shape.length : typeof given === 'number' ? 0 : 1;
+  if (rank === 0 && data.length !== 1) throw new UserError(`input value for '${name}' must be one number (the input is a scalar)`);
+  if (rank > 1 && data.length !== 1) throw new UserError(`input value for '${name}': give the input's shape with numbers (its rank is ${rank})`);
+  return { dims: rank === 1 ? [data.length] : new Array<number>(rank).fill(1), data, float };
+}
+
 function inferGraph(g: Graph, opset: number, parent: InferState | undefined, opts: ShapeInferenceOptions, acc: Acc, presetInputs?: Map<string, ValueType>): InferState {
   const st = new InferState(g, opset, parent);
   const declared = new Map<string, ValueType>();
@@ -134,6 +174,8 @@ function inferGraph(g: Graph, opset: number, parent: InferState | undefined, opt
     if (g.initializers.has(name)) continue;
     const t = presetInputs?.get(name) ?? inputType(vi, opts, !parent);
     st.types.set(name, t);
+    const given = parent ? undefined : opts.inputValues?.[name];
+    if (given !== undefined) st.values.set(name, inputValue(name, t, given));
     if (!parent) for (const d of t.shape ?? []) if (typeof d === 'string') acc.symbols.add(d);
   }
   for (const [name, t] of g.initializers) st.types.set(name, { dtype: t.dtype, shape: t.dims });
@@ -200,16 +242,30 @@ function inferNode(node: Node, st: InferState, opts: ShapeInferenceOptions, acc:
   });
 }
 
-type OutType = { dtype?: number; shape?: Shape };
+type OutType = { dtype?: number; shape?: Shape; value?: TValue };
 
-/** Both branches are inferred; an output dim is kept where the branches agree. */
+/**
+ * If: when the condition's value is known (e.g. a comparison of shape dims), the taken branch gives the outputs
+ * (types and values) and the other branch is inferred without being counted (it never runs: its shapes may be
+ * invalid, so its rule errors are dropped too). Otherwise both branches are inferred and an output dim is kept
+ * where they agree.
+ */
 function inferIf(node: Node, st: InferState, opts: ShapeInferenceOptions, acc: Acc): OutType[] {
   const branches = ['then_branch', 'else_branch'].map((n) => node.attr(n)?.g).map((p) => node.subgraphs.find((sg) => sg.proto === p));
-  const results = branches.map((sg) => {
+  const cond = node.inputs[0] ? st.value(node.inputs[0]) : undefined;
+  const c = cond && cond.data.length === 1 && typeof cond.data[0] === 'number' ? cond.data[0] !== 0 : undefined;
+  const taken = c === undefined ? undefined : c ? 0 : 1;
+  const results = branches.map((sg, k) => {
     if (!sg) return undefined;
-    const sub = inferGraph(sg, st.opset, st, opts, acc);
-    return sg.proto.output.map((o) => sub.type(o.name ?? ''));
+    const dead = taken !== undefined && k !== taken;
+    const a: Acc = dead ? { symbols: acc.symbols, unsupported: new Set(), known: 0, unknownTensors: [], errors: [] } : acc;
+    const sub = inferGraph(sg, st.opset, st, opts, a);
+    return sg.proto.output.map((o) => ({ ...sub.type(o.name ?? ''), value: sub.value(o.name ?? '') }));
   });
+  const takenGraph = taken === undefined ? undefined : branches[taken];
+  if (takenGraph) branchStore.set(node, takenGraph);
+  else branchStore.delete(node);
+  if (taken !== undefined) return node.outputs.map((_, k) => results[taken]?.[k] ?? {});
   return node.outputs.map((_, k) => {
     const [a, b] = results.map((r) => r?.[k]);
     if (!a || !b) return {};

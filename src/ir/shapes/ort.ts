@@ -7,14 +7,21 @@
  * changed except `graph.types`: tensors whose static shape was not fully known get the measured shape, keeping
  * the static dims (e.g. symbolic 'batch') where they were known. Measured dims are concrete: they hold for the
  * dims of the inputs used (`dims`, default 1 for every symbol).
+ *
+ * With `subgraphs: true`, tensors inside If branches can be measured too: the copy's main-graph If nodes are
+ * replaced by the branch that onnxruntime takes on these inputs (conditions measured in a run, repeatedly for
+ * nested Ifs; see ./inline-if), so the taken branches' tensors become main-graph tensors. Tensors of branches not
+ * taken, and of Loop/Scan bodies, get no measurement.
  */
 import { DataType } from '../dtype';
 import { loadModel } from '../io';
 import type { Model } from '../model';
-import { onnx } from '../proto';
-import { encodeModelProto } from '../proto';
 import { createSession, ort, randomInputs } from '../../runtime/ort';
+import type { Graph } from '../graph';
+import { decodeModelProto, encodeModelProto, onnx } from '../proto';
+import { ConstTensor } from '../tensor';
 import { type ShapeInferenceOptions, inferShapes } from './index';
+import { inlineIfs, mainIfConditions } from './inline-if';
 import { isFullyKnown } from './sym';
 
 export interface OrtShapeOptions extends ShapeInferenceOptions {
@@ -23,8 +30,14 @@ export interface OrtShapeOptions extends ShapeInferenceOptions {
   seed?: number;
   /** Exclusive upper bound for random integer inputs (e.g. the vocabulary size); default 2. */
   intHigh?: number;
-  /** Which tensors to measure: node outputs not fully known statically (default), all node outputs, or names. */
+  /**
+   * Which tensors to measure: node outputs not fully known statically (default), all node outputs, or names.
+   * Node outputs of subgraphs are included when `subgraphs` is set. Requested tensors that no run computes (in a
+   * branch not taken, in a Loop/Scan body, graph inputs, initializers, unknown names) are absent from the result.
+   */
   tensors?: 'unknown' | 'all' | string[];
+  /** Also measure tensors of the If branches that run (default false: main-graph tensors only). */
+  subgraphs?: boolean;
   /** Write measured shapes into graph.types for tensors not fully known statically (default true). */
   fill?: boolean;
 }
@@ -44,11 +57,17 @@ const ORT_TYPES: Record<string, number> = {
   uint32: DataType.UINT32, int64: DataType.INT64, uint64: DataType.UINT64, bool: DataType.BOOL, string: DataType.STRING,
 };
 
+/** Nesting limit for inlining If branches (each level costs one onnxruntime run). */
+const MAX_IF_DEPTH = 32;
+
 export async function inferShapesWithOrt(model: Model, opts: OrtShapeOptions = {}): Promise<OrtShapeResult> {
   const g = model.graph;
-  inferShapes(model, { inputShapes: opts.inputShapes });
-  const nodeOutputs = g.nodes.flatMap((n) => n.outputs.filter((o) => o));
-  const staticKnown = (name: string) => isFullyKnown(g.types.get(name)?.shape);
+  inferShapes(model, { inputShapes: opts.inputShapes, inputValues: opts.inputValues });
+  const graphs = opts.subgraphs ? g.allGraphs() : [g];
+  const owner = new Map<string, Graph>();
+  for (const sg of graphs) for (const n of sg.nodes) for (const o of n.outputs) if (o && !owner.has(o)) owner.set(o, sg);
+  const nodeOutputs = [...owner.keys()];
+  const staticKnown = (name: string) => isFullyKnown(owner.get(name)?.types.get(name)?.shape ?? g.types.get(name)?.shape);
   let names: string[];
   if (Array.isArray(opts.tensors)) names = opts.tensors;
   else if (opts.tensors === 'all') names = nodeOutputs;
@@ -56,14 +75,20 @@ export async function inferShapesWithOrt(model: Model, opts: OrtShapeOptions = {
   const result: OrtShapeResult = { shapes: new Map(), dtypes: new Map(), filled: [] };
   if (names.length === 0) return result;
 
-  const copy = loadModel(encodeModelProto(model.toProto()), { baseDir: model.baseDir });
+  const feeds = opts.feeds ?? randomInputs(model, { dims: opts.dims, seed: opts.seed, intHigh: opts.intHigh });
+  const proto = decodeCopy(model);
+  if (opts.subgraphs) await inlineTakenBranches(model, proto, feeds);
+  const present = new Set<string>();
+  for (const n of proto.graph?.node ?? []) for (const o of n.output ?? []) if (o) present.add(o);
+  const wanted = names.filter((n) => present.has(n));
+  if (wanted.length === 0) return result;
+  const copy = loadModel(encodeModelProto(proto), { baseDir: model.baseDir });
   const existing = new Set(copy.graph.outputs.map((o) => o.name ?? ''));
-  for (const name of names) if (!existing.has(name)) copy.graph.proto.output.push(onnx.ValueInfoProto.create({ name }));
+  for (const name of wanted) if (!existing.has(name)) copy.graph.proto.output.push(onnx.ValueInfoProto.create({ name }));
   const session = await createSession(copy, { graphOptimizationLevel: 'disabled' });
   try {
-    const feeds = opts.feeds ?? randomInputs(model, { dims: opts.dims, seed: opts.seed, intHigh: opts.intHigh });
-    const out = await session.run(feeds, names);
-    for (const name of names) {
+    const out = await session.run(feeds, wanted);
+    for (const name of wanted) {
       const t = out[name];
       if (!t) continue;
       result.shapes.set(name, t.dims.slice());
@@ -75,12 +100,52 @@ export async function inferShapesWithOrt(model: Model, opts: OrtShapeOptions = {
 
   if (opts.fill !== false) {
     for (const [name, dims] of result.shapes) {
-      const cur = g.types.get(name);
+      const types = (owner.get(name) ?? g).types;
+      const cur = types.get(name);
       if (isFullyKnown(cur?.shape)) continue;
       const s = cur?.shape && cur.shape.length === dims.length ? cur.shape.map((d, i) => d ?? dims[i]) : dims.slice();
-      g.types.set(name, { dtype: cur?.dtype || result.dtypes.get(name) || 0, shape: s });
+      types.set(name, { dtype: cur?.dtype || result.dtypes.get(name) || 0, shape: s });
       result.filled.push(name);
     }
   }
   return result;
+}
+
+/** An independent copy of the model's proto (external data resolved relative to the model's folder later). */
+function decodeCopy(model: Model): onnx.ModelProto {
+  return decodeModelProto(encodeModelProto(model.toProto()));
+}
+
+/** Replaces main-graph If nodes by the branches onnxruntime takes on `feeds`, level by level. */
+async function inlineTakenBranches(model: Model, proto: onnx.ModelProto, feeds: Record<string, ort.Tensor>): Promise<void> {
+  for (let depth = 0; depth < MAX_IF_DEPTH; depth++) {
+    const conds = mainIfConditions(proto);
+    if (conds.length === 0) return;
+    const known = new Map<string, boolean>();
+    const toRun: string[] = [];
+    const inits = new Map((proto.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+    for (const c of conds) {
+      if (feeds[c]) known.set(c, firstTrue(feeds[c].data));
+      else if (inits.has(c)) known.set(c, new ConstTensor(inits.get(c)!, model.baseDir).toNumbers()[0] !== 0);
+      else toRun.push(c);
+    }
+    if (toRun.length) {
+      const m = loadModel(encodeModelProto(proto), { baseDir: model.baseDir });
+      const outs = new Set(m.graph.outputs.map((o) => o.name ?? ''));
+      for (const c of toRun) if (!outs.has(c)) m.graph.proto.output.push(onnx.ValueInfoProto.create({ name: c }));
+      const session = await createSession(m, { graphOptimizationLevel: 'disabled' });
+      try {
+        const out = await session.run(feeds, toRun);
+        for (const c of toRun) known.set(c, firstTrue(out[c].data));
+      } finally {
+        await session.release();
+      }
+    }
+    if (inlineIfs(proto, (c) => known.get(c)) === 0) return;
+  }
+}
+
+function firstTrue(data: ort.Tensor['data']): boolean {
+  const v = (data as ArrayLike<number | bigint | boolean>)[0];
+  return typeof v === 'bigint' ? v !== 0n : !!v;
 }
