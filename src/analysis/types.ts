@@ -40,6 +40,16 @@ export interface ShapeMember {
   position: number;
   /** The element decreases by perUnit for each removed unit (it may also be an offset that shifts). */
   perUnit: number;
+  /**
+   * Optional (added by group analysis): the element is not a stored constant but a value computed at run time
+   * from an unpruned dimension (e.g. nn.MultiheadAttention's `view(T*N, embed_dim)`), read by `node` at
+   * `input` (a one-element tensor, typically a Concat input building a Reshape shape). When any unit of the
+   * group is removed, apply must make that input slot read a new constant equal to `replaceWith` (−1: the
+   * Reshape infers it) instead of subtracting. `value` is the element's original value. Only emitted when
+   * analysis runs with `rewriteComputedShapes: true`.
+   */
+  replaceWith?: number;
+  value?: number;
 }
 
 /** An integer attribute (or one element of an ints attribute) that encodes a pruned size (Conv group, Split split). */
@@ -83,6 +93,10 @@ export interface DeclinedGroup {
   producers?: string[];
   /** Parameters that would have been prunable. */
   params?: number;
+  /** Optional (added by group analysis): every distinct reason found, `reason` being the first. */
+  reasons?: string[];
+  /** Optional: number of units the group would have had. */
+  size?: number;
 }
 
 export interface GroupAnalysis {
@@ -94,5 +108,7 @@ export interface GroupAnalysis {
     prunableParams: number;
     groups: number;
     declined: number;
+    /** Optional (added by group analysis): where the concrete shapes came from (see src/analysis/shape-source.ts). */
+    shapeSource?: 'static' | 'ort' | 'mixed';
   };
 }

@@ -1,0 +1,33 @@
+/**
+ * `analyze`: coupled-group analysis of the model (src/analysis). Puts the GroupAnalysis into
+ * `ctx.artifacts.groups` and a short summary into `ctx.report.groups`.
+ *
+ * Options: `dims` (values for symbolic input dims, e.g. { batch: 1, seq: 16 }), `shapes` ('auto' | 'static' |
+ * 'ort': where concrete shapes come from), `rewriteComputedShapes` (let groups whose Reshape target is
+ * computed from an unpruned dim be pruned by rewriting that element to −1; apply must support
+ * ShapeMember.replaceWith).
+ */
+import { analyzeGroups } from '../src/analysis/analyze';
+import type { Pass } from '../src/pipeline/pass';
+
+export function analyzePass(options: Record<string, unknown>): Pass {
+  return {
+    name: 'analyze',
+    description: 'find coupled groups of channels, heads and neurons (declined groups with reasons)',
+    reads: ['model'],
+    writes: ['artifacts.groups'],
+    async run(ctx) {
+      if (!ctx.model) throw new Error("pass 'analyze': no model in context");
+      const mode = options.shapes as 'auto' | 'static' | 'ort' | undefined;
+      const analysis = await analyzeGroups(ctx.model, {
+        dims: options.dims as Record<string, number> | undefined,
+        mode,
+        rewriteComputedShapes: options.rewriteComputedShapes === true,
+      });
+      ctx.artifacts.groups = analysis;
+      const s = analysis.summary;
+      ctx.report.groups = { found: s.groups, declined: s.declined, prunableParams: s.prunableParams, totalParams: s.totalParams };
+      ctx.log(`analyze: ${s.groups} groups, ${s.declined} declined, prunable ${s.prunableParams}/${s.totalParams} params`);
+    },
+  };
+}

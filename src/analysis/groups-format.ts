@@ -1,0 +1,30 @@
+/** Human-readable listing of a GroupAnalysis (`onnx-prune groups MODEL`). */
+import type { GroupAnalysis } from './types';
+
+function human(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+export function formatGroups(a: GroupAnalysis, file: string): string {
+  const lines: string[] = [`model ${file}`];
+  lines.push(`groups (${a.groups.length}):`);
+  for (const g of a.groups) {
+    const w = g.members.filter((m) => m.kind === 'weight').length;
+    const s = g.members.filter((m) => m.kind === 'shape').length;
+    const at = g.members.filter((m) => m.kind === 'attr').length;
+    const unit = g.unitSize > 1 ? `${g.unit} of ${g.unitSize}` : g.unit;
+    lines.push(`  ${g.id}`);
+    lines.push(`      ${g.size} × ${unit}, ${human(g.paramsPerUnit)} params/unit, members: ${w} weights${s ? `, ${s} shape` : ''}${at ? `, ${at} attr` : ''} — ${g.label}`);
+  }
+  lines.push(`declined (${a.declined.length}):`);
+  for (const d of a.declined) {
+    const where = d.node ?? d.tensor ?? '';
+    lines.push(`  ${d.producers?.[0] ?? '?'}${d.producers && d.producers.length > 1 ? ` (+${d.producers.length - 1})` : ''}: ${d.reason}${where ? ` at ${where}` : ''}`);
+  }
+  const s = a.summary;
+  const pct = s.totalParams ? ((100 * s.prunableParams) / s.totalParams).toFixed(1) : '0.0';
+  lines.push(`summary: prunable params ${s.prunableParams} / ${s.totalParams} (${pct}%), ${s.groups} groups, ${s.declined} declined`);
+  return lines.join('\n');
+}

@@ -1,0 +1,227 @@
+/**
+ * Phase 2: turns the coupled labels of phase 1 into groups. Classes are made regular, spaces linked by
+ * classes form groups, and each group gets its members (weights from attach facts, directly or traced back
+ * to stored constants; attributes; shape constants from the solver), its unit description and parameter
+ * counts — or is declined with the reasons collected for any of its classes.
+ */
+import type { Graph } from '../ir/graph';
+import type { AttrMember, DeclinedGroup, Group, GroupAnalysis, Member } from './types';
+import { Occurrences, components, regularize } from './classes';
+import { DECLINE } from './decline';
+import { describeUnits } from './heads';
+import { traceParam } from './param-trace';
+import type { Plumbing } from './shape-plumbing';
+import { type GroupView, ShapeSolver } from './shape-solver';
+import type { AttachFact, AttrFact, DeclineFact, ShapeUseFact, State } from './state';
+
+export interface BuildOptions {
+  /** Allow −1 rewrites of Reshape elements computed from unpruned dims (ShapeMember.replaceWith). */
+  rewriteComputedShapes?: boolean;
+}
+
+function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  let l = m.get(k);
+  if (!l) m.set(k, (l = []));
+  l.push(v);
+}
+
+class Failure {
+  constructor(readonly reason: string, readonly node?: string, readonly tensor?: string) {}
+}
+
+/** Elements of all weights of the graph (initializers, Constant nodes, sparse; subgraphs too). */
+export function totalParams(graph: Graph): number {
+  let n = 0;
+  for (const w of graph.weights(true)) n += w.tensor.size;
+  return n;
+}
+
+/** Elements removed from a tensor when the given positions go along each axis. */
+function removedElements(dims: number[], removed: Map<number, Set<number>>): number {
+  const total = dims.reduce((a, b) => a * b, 1);
+  let kept = 1;
+  dims.forEach((d, a) => { kept *= d - (removed.get(a)?.size ?? 0); });
+  return total - kept;
+}
+
+function weightParams(st: State, members: Member[], unit: number | 'all'): Map<string, Map<number, Set<number>>> {
+  const per = new Map<string, Map<number, Set<number>>>();
+  for (const m of members) {
+    if (m.kind !== 'weight') continue;
+    let axes = per.get(m.tensor);
+    if (!axes) per.set(m.tensor, (axes = new Map()));
+    let s = axes.get(m.axis);
+    if (!s) axes.set(m.axis, (s = new Set()));
+    const lists = unit === 'all' ? m.indices : [m.indices[unit]];
+    for (const l of lists) for (const i of l) s.add(i);
+  }
+  return per;
+}
+
+export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {}): GroupAnalysis {
+  regularize(st);
+  const occ = new Occurrences(st);
+  const uf = st.uf;
+
+  const declByRoot = new Map<number, DeclineFact[]>();
+  for (const d of st.declines) for (const l of d.labels) push(declByRoot, uf.find(l), d);
+  const tensorsByRoot = new Map<number, string[]>();
+  for (const t of st.fields.keys()) for (const r of occ.of(t).keys()) push(tensorsByRoot, r, t);
+  const attachesBy = new Map<string, AttachFact[]>();
+  for (const a of st.attaches) push(attachesBy, a.field, a);
+  const attrsBy = new Map<string, AttrFact[]>();
+  for (const a of st.attrs) push(attrsBy, a.field, a);
+  const usesBy = new Map<string, ShapeUseFact[]>();
+  for (const u of st.shapeUses) for (const t of new Set([u.data, ...u.outs])) push(usesBy, t, u);
+  const elementsByRoot = new Map<number, number[]>();
+  for (let e = 0; e < uf.count; e++) push(elementsByRoot, uf.find(e), e);
+
+  const solver = new ShapeSolver(st, st.graph, plumb, !!opts.rewriteComputedShapes);
+  const groups: Group[] = [];
+  const declined: DeclinedGroup[] = [];
+
+  // Units of one component with different footprints (e.g. the two halves of a Split feeding different
+  // consumers) become separate groups: within a group every unit has the same footprint.
+  const signature = (r: number) => (tensorsByRoot.get(r) ?? []).map((t) => {
+    const o = occ.of(t).get(r)!;
+    return `${t}:${o.axis}:${o.positions.length}`;
+  }).join('|');
+  interface Candidate { roots: number[]; spaces: number[]; id: string }
+  const candidates: Candidate[] = [];
+  for (const comp of components(st)) {
+    const firstTensor = st.spaces[comp.spaces[0]].tensor;
+    const allDeclined = comp.roots.every((r) => declByRoot.has(r));
+    const buckets = new Map<string, number[]>();
+    for (const r of comp.roots) push(buckets, allDeclined ? '' : signature(r), r);
+    let k = 0;
+    for (const roots of buckets.values()) {
+      const spaces = allDeclined || buckets.size === 1 ? comp.spaces
+        : [...new Set(roots.flatMap((r) => (elementsByRoot.get(r) ?? []).map((e) => st.spaceOf(e).id)))].sort((a, b) => a - b);
+      candidates.push({ roots, spaces, id: k++ ? `${firstTensor}#${k - 1}` : firstTensor });
+    }
+  }
+
+  for (const cand of candidates) {
+    const roots = cand.roots;
+    const size = roots.length;
+    const producers = cand.spaces.map((s) => st.spaces[s].node);
+    const first = st.spaces[cand.spaces[0]];
+    const tensors = [...new Set(roots.flatMap((r) => tensorsByRoot.get(r) ?? []))];
+    const producerParams = (): number => {
+      const seen = new Set<string>();
+      let p = 0;
+      for (const s of cand.spaces) {
+        for (const a of attachesBy.get(st.spaces[s].tensor) ?? []) {
+          const w = a.role === 'out' ? st.stored(a.partner.tensor) : undefined;
+          if (w && !seen.has(w.name)) { seen.add(w.name); p += w.tensor.size; }
+        }
+      }
+      return p;
+    };
+    const decline = (reasons: string[], node?: string, tensor?: string) => {
+      const d: DeclinedGroup = { reason: reasons[0], reasons };
+      if (node) d.node = node;
+      if (tensor) d.tensor = tensor;
+      Object.assign(d, { producers: producers.map((n) => n.outputs[0]), params: producerParams(), size });
+      declined.push(d);
+    };
+
+    const facts = roots.flatMap((r) => declByRoot.get(r) ?? []);
+    if (facts.length) {
+      const reasons = [...new Set(facts.map((f) => f.reason))];
+      decline(reasons, facts[0].node, facts[0].tensor);
+      continue;
+    }
+    if (size < 2) { decline([DECLINE.singleUnit], first.node.outputs[0], first.tensor); continue; }
+
+    try {
+      // Every tensor the group touches must hold every unit, on the same axis, with the same width.
+      for (const t of tensors) {
+        const os = roots.map((r) => occ.of(t).get(r));
+        if (os.some((o) => !o)) throw new Failure(DECLINE.nonUniform, undefined, t);
+        if (os.some((o) => o!.axis < 0)) throw new Failure(DECLINE.irregular, undefined, t);
+        if (os.some((o) => o!.axis !== os[0]!.axis || o!.positions.length !== os[0]!.positions.length)) throw new Failure(DECLINE.nonUniform, undefined, t);
+      }
+      const touched = new Set(tensors);
+      const view: GroupView = {
+        size,
+        cnt: (t, a) => {
+          if (!touched.has(t)) return 0;
+          const o = occ.of(t).get(roots[0]);
+          return o && o.axis === a ? o.positions.length : 0;
+        },
+        occurrence: (t, u) => occ.of(t).get(roots[u]),
+      };
+      const members: Member[] = [];
+      const keys = new Set<string>();
+      const add = (m: Member) => {
+        const key = JSON.stringify(m.kind === 'weight' ? [m.tensor, m.node, m.input, m.axis, m.role] : m);
+        if (!keys.has(key)) { keys.add(key); members.push(m); }
+      };
+      for (const t of tensors) {
+        const o0 = view.occurrence(t, 0)!;
+        for (const a of attachesBy.get(t) ?? []) {
+          if (a.axis !== o0.axis) continue;
+          const indices = roots.map((_, u) => view.occurrence(t, u)!.positions);
+          const w = st.stored(a.partner.tensor);
+          if (w) {
+            const d = w.tensor.dims[a.partner.axis];
+            if (d === undefined || indices.some((l) => l.some((i) => i >= d))) throw new Failure(DECLINE.irregular, a.partner.node, w.name);
+            add({ kind: 'weight', tensor: w.name, node: a.partner.node, input: a.partner.input, axis: a.partner.axis, role: a.role, indices });
+            continue;
+          }
+          const tr = traceParam(st, a.partner, (st.shape(t) ?? [])[a.axis] ?? 0);
+          if (!tr.ok) throw new Failure(tr.reason, a.partner.node, tr.tensor);
+          for (const u of tr.uses) {
+            add({ kind: 'weight', tensor: u.tensor, node: u.node, input: u.input, axis: u.axis, role: 'param', indices: indices.map((l) => l.map((i) => u.map[i])) });
+          }
+        }
+        for (const af of attrsBy.get(t) ?? []) {
+          if (af.axis !== o0.axis) continue;
+          const per = o0.positions.length / af.divisor;
+          if (!Number.isInteger(per)) throw new Failure(DECLINE.nonUniform, af.node, t);
+          const m: AttrMember = { kind: 'attr', node: af.node, attr: af.attr, perUnit: per };
+          if (af.position !== undefined) m.position = af.position;
+          add(m);
+        }
+      }
+      const uses = [...new Set(tensors.flatMap((t) => usesBy.get(t) ?? []))];
+      const solved = solver.solve(view, uses, tensors);
+      if (!solved.ok) throw new Failure(solved.reason, solved.node, solved.tensor);
+      for (const m of solved.members) add(m);
+      if (!members.some((m) => m.kind === 'weight' && m.role === 'in')) throw new Failure(DECLINE.noConsumer, first.node.outputs[0], first.tensor);
+
+      const order = { out: 0, param: 1, in: 2 } as const;
+      const rank = (m: Member) => (m.kind === 'weight' ? order[m.role] : m.kind === 'attr' ? 3 : 4);
+      members.sort((a, b) => rank(a) - rank(b));
+      const desc = describeUnits(st, cand.spaces, elementsByRoot.get(roots[0]) ?? [], size, members);
+      let paramsPerUnit = 0;
+      for (const [name, axes] of weightParams(st, members, 0)) paramsPerUnit += removedElements(st.stored(name)!.tensor.dims, axes);
+      const label = first.node.name || `${first.node.opType}(${first.tensor})`;
+      groups.push({
+        id: cand.id,
+        label: producers.length > 1 ? `${label} (+${producers.length - 1} coupled)` : label,
+        unit: desc.unit,
+        unitSize: desc.unitSize,
+        size,
+        members,
+        paramsPerUnit,
+        info: { ...desc.info, producers: producers.map((n) => n.outputs[0]) },
+      });
+    } catch (e) {
+      if (!(e instanceof Failure)) throw e;
+      decline([e.reason], e.node, e.tensor);
+    }
+  }
+
+  const total = totalParams(st.graph);
+  const all = weightParams(st, groups.flatMap((g) => g.members), 'all');
+  let prunable = 0;
+  for (const [name, axes] of all) prunable += removedElements(st.stored(name)!.tensor.dims, axes);
+  return {
+    groups,
+    declined,
+    summary: { totalParams: total, prunableParams: prunable, groups: groups.length, declined: declined.length },
+  };
+}
+

@@ -1,0 +1,38 @@
+/**
+ * What a unit is. Units formed by attention-style mixing (an activation·activation contraction over
+ * head_dim, e.g. q·kᵀ) are heads; head_dim is the size of the mixed axis. When the output projection reads
+ * more than one head per unit (grouped-query attention: k/v heads repeated for several query heads), the
+ * unit is a kv-group: one kv head with its `queriesPerKv` query heads. Otherwise units are channels
+ * (conv producers) or neurons (fully connected producers: MLP hidden units, SwiGLU gate/up pairs).
+ */
+import type { Member, UnitKind } from './types';
+import type { State } from './state';
+
+export interface UnitDescription {
+  unit: UnitKind;
+  unitSize: number;
+  info: Record<string, unknown>;
+}
+
+const FC = new Set(['MatMul', 'Gemm', 'Einsum']);
+
+/** Describes the units of a group from its spaces, the elements of its first unit and its members. */
+export function describeUnits(st: State, spaces: number[], unitElements: number[], size: number, members: Member[]): UnitDescription {
+  let headDim = 0;
+  const perSpace = new Map<number, number>();
+  for (const e of unitElements) {
+    const sp = st.spaceOf(e).id;
+    perSpace.set(sp, (perSpace.get(sp) ?? 0) + 1);
+    headDim = Math.max(headDim, st.mixed.get(e) ?? 0);
+  }
+  const channels = Math.max(...perSpace.values());
+  if (headDim > 0) {
+    const readPerUnit = Math.max(0, ...members.map((m) => (m.kind === 'weight' && m.role === 'in' ? m.indices[0].length : 0)));
+    const q = readPerUnit > headDim && readPerUnit % headDim === 0 ? readPerUnit / headDim : 1;
+    if (q > 1) return { unit: 'kv-group', unitSize: headDim, info: { kvHeads: size, queriesPerKv: q, headDim, queryHeads: size * q } };
+    return { unit: 'head', unitSize: headDim, info: { heads: size, headDim } };
+  }
+  const ops = spaces.map((s) => st.spaces[s].node.opType);
+  const unit: UnitKind = ops.every((o) => FC.has(o)) ? 'neuron' : 'channel';
+  return { unit, unitSize: channels, info: channels > 1 ? { channelsPerUnit: channels } : {} };
+}

@@ -1,0 +1,168 @@
+/**
+ * Rules for per-channel parameter ops and for ops that mix positions along axes: BatchNormalization,
+ * Instance/Layer/Group/RMS normalization, Softmax, reductions and pooling, CumSum, Trilu.
+ *
+ * The masked-model property (pruning a unit ≡ zeroing its consumers' weights) only survives ops that never
+ * let a pruned position influence a kept one. Statistics over the pruned axis break it, so they decline the
+ * labels they see, unless a surviving labeled axis makes each mixed slice belong to one unit (per-head norms).
+ */
+import type { Node } from '../ir/node';
+import { DECLINE } from './decline';
+import { type Field, strides } from './field';
+import { declineInputs, dropAxes, id, mixAlong, normAxis, passThrough, reduceLike } from './rule-kit';
+import type { State } from './state';
+
+/** Attaches 1-D per-channel parameters (inputs `inputs`, their axis 0) to axis `axis` of `field`. */
+function perChannel(st: State, n: Node, field: string, axis: number, inputs: number[]): void {
+  for (const i of inputs) {
+    const p = n.inputs[i];
+    if (!p) continue;
+    const s = st.shape(p);
+    if (s && s.length >= 1 && s[0] > 1) st.attach(field, axis, { tensor: p, node: id(n), input: i, axis: 0 }, 'param');
+  }
+}
+
+export function batchNormRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  if (f.axes.some((a) => a !== 1)) { st.declineField(f, DECLINE.irregular, n); return; }
+  st.setField(n.outputs[0], f);
+  perChannel(st, n, n.outputs[0], 1, [1, 2, 3, 4]);
+}
+
+export function instanceNormRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const spatial = Array.from({ length: f.rank - 2 }, (_, i) => i + 2);
+  const g = mixAlong(st, n, f, spatial, DECLINE.normalization);
+  st.setField(n.outputs[0], g);
+  perChannel(st, n, n.outputs[0], 1, [1, 2]);
+}
+
+/** LayerNormalization / RMSNormalization over axes [axis, rank). */
+export function layerNormRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const R = f.rank;
+  const ax = normAxis(n.attrInt('axis', -1), R);
+  const normAxes = Array.from({ length: R - ax }, (_, i) => ax + i);
+  const g = mixAlong(st, n, f, normAxes, DECLINE.normalization);
+  const out = n.outputs[0];
+  st.setField(out, g);
+  for (const i of [1, 2]) {
+    const p = n.inputs[i];
+    const s = p ? st.shape(p) : undefined;
+    if (!p || !s) continue;
+    for (const a of g.axes) {
+      const pa = a - (R - s.length);
+      if (pa >= 0 && s[pa] > 1) st.attach(out, a, { tensor: p, node: id(n), input: i, axis: pa }, 'param');
+    }
+  }
+}
+
+/** GroupNormalization: channels of one normalization group become one unit; num_groups counts units. */
+export function groupNormRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const sx = st.shape(n.inputs[0]);
+  const G = n.attrInt('num_groups', 0);
+  if (!sx || !G || sx[1] % G !== 0) { declineInputs(st, n, DECLINE.unknownShape); return; }
+  const C = sx[1];
+  const block = C / G;
+  const spatial = Array.from({ length: f.rank - 2 }, (_, i) => i + 2);
+  const g = mixAlong(st, n, f, spatial, DECLINE.normalization);
+  if (g.axes.includes(1)) {
+    const k = g.axes.indexOf(1);
+    const stride = strides(g.dims)[k];
+    const reps = new Map<number, number>();
+    for (let i = 0; i < g.labels.length; i++) {
+      const grp = Math.floor((Math.floor(i / stride) % g.dims[k]) / block);
+      const r = reps.get(grp);
+      if (r === undefined) reps.set(grp, g.labels[i]);
+      else st.union(r, g.labels[i], n);
+    }
+    st.attrs.push({ node: id(n), attr: 'num_groups', field: n.inputs[0], axis: 1, divisor: block });
+  }
+  st.setField(n.outputs[0], g);
+  const scale = st.shape(n.inputs[1]);
+  if (scale && scale[0] === C) perChannel(st, n, n.outputs[0], 1, [1, 2]);
+  else if (block > 1) st.declineField(g, DECLINE.normalization, n);
+}
+
+/** Softmax-like ops: opset >= 13 mixes one axis; older opsets coerce to 2-D (axes [axis, rank)). */
+export function softmaxRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const R = f.rank;
+  const legacy = st.opset < 13;
+  const ax = normAxis(n.attrInt('axis', legacy ? 1 : -1), R);
+  const axes = legacy ? Array.from({ length: R - ax }, (_, i) => ax + i) : [ax];
+  st.setField(n.outputs[0], mixAlong(st, n, f, axes, DECLINE.softmax));
+}
+
+/** Normalizations over one axis (LpNormalization, LRN over channels, MeanVarianceNormalization). */
+export function mixRule(axesOf: (n: Node, rank: number) => number[], reason: string) {
+  return (st: State, n: Node): void => {
+    const f = st.field(n.inputs[0]);
+    if (!f) return;
+    st.setField(n.outputs[0], mixAlong(st, n, f, axesOf(n, f.rank), reason));
+  };
+}
+
+/** ReduceX: axes from the attribute or (newer opsets) input 1; empty axes reduce all unless noop_with_empty_axes. */
+export function reduceRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const R = f.rank;
+  let axes = n.attrInts('axes');
+  if (!axes && n.inputs[1]) {
+    axes = st.plumb.numbers(n.inputs[1]);
+    if (!axes) { st.declineField(f, DECLINE.shapeRewrite, n, n.inputs[1]); return; }
+  }
+  if (!axes || axes.length === 0) {
+    if (n.attrInt('noop_with_empty_axes', 0)) { passThrough(st, n); return; }
+    axes = Array.from({ length: R }, (_, i) => i);
+  }
+  const norm = [...new Set(axes.map((a) => normAxis(a, R)))].sort((a, b) => a - b);
+  reduceLike(st, n, n.inputs[0], n.outputs[0], norm, n.attrInt('keepdims', 1) !== 0, DECLINE.reduction);
+}
+
+export function argReduceRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const ax = normAxis(n.attrInt('axis', 0), f.rank);
+  reduceLike(st, n, n.inputs[0], n.outputs[0], [ax], n.attrInt('keepdims', 1) !== 0, DECLINE.reduction);
+}
+
+/** Global pooling: reduces the spatial axes, keeps them as size 1. */
+export function globalPoolRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const spatial = Array.from({ length: f.rank - 2 }, (_, i) => i + 2);
+  reduceLike(st, n, n.inputs[0], n.outputs[0], spatial, true, DECLINE.reduction);
+}
+
+/** Windowed pooling: per channel over spatial windows; output spatial sizes differ. */
+export function poolRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const spatial = Array.from({ length: f.rank - 2 }, (_, i) => i + 2);
+  const g: Field = dropAxes(mixAlong(st, n, f, spatial, DECLINE.reduction), spatial, true);
+  for (const o of n.outputs) if (o) st.setField(o, g);
+}
+
+export function cumSumRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  const a = st.plumb.numbers(n.inputs[1]);
+  if (!a) { st.declineField(f, DECLINE.shapeRewrite, n, n.inputs[1]); return; }
+  st.setField(n.outputs[0], mixAlong(st, n, f, [normAxis(a[0], f.rank)], DECLINE.reduction));
+}
+
+/** Trilu keeps or zeroes by position in the last two axes: removing positions there changes the pattern. */
+export function triluRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  if (!f) return;
+  if (f.axes.some((a) => a >= f.rank - 2)) { st.declineField(f, DECLINE.positional, n); return; }
+  st.setField(n.outputs[0], f);
+}
