@@ -1,20 +1,78 @@
 /**
- * `prune`: removes units from the model. Until group analysis lands, only ratio 0 (a lossless no-op) is
- * accepted; any other ratio is refused rather than silently ignored.
+ * `prune`: removes the planned units from the model (src/prune/apply.ts) and reports what changed
+ * (params and FLOPs before/after, per layer). With ratio 0 and no plan file it is a lossless no-op that does
+ * not touch the model. When verification follows, the dense model is kept in ctx.artifacts.dense.
  */
-import { UserError } from '../src/ir/errors';
+import { analysisOf, modelOf, planOf } from '../src/prune/artifacts';
+import { compareCost, measureModel } from '../src/prune/accounting';
+import { applyPlan } from '../src/prune/apply';
+import type { GroupAnalysis } from '../src/analysis/types';
 import type { Pass } from '../src/pipeline/pass';
+import { cloneModel } from '../src/prune/clone';
+
+/** Declined reasons with their counts, most frequent first. */
+function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
+  const counts = new Map<string, number>();
+  for (const d of analysis.declined) counts.set(d.reason, (counts.get(d.reason) ?? 0) + 1);
+  return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)));
+}
 
 export function prunePass(options: Record<string, unknown>): Pass {
+  const ratio = Number(options.ratio ?? 0);
+  const active = ratio !== 0 || !!options.planFile;
   return {
     name: 'prune',
-    description: 'structured pruning (no-op at ratio 0)',
-    reads: ['model'],
-    writes: ['model'],
+    description: 'remove the planned units (no-op at ratio 0)',
+    reads: active ? ['model', 'artifacts.groups', 'artifacts.plan'] : ['model'],
+    writes: active ? ['model', 'artifacts.dense'] : ['model'],
     run(ctx) {
-      const ratio = Number(options.ratio ?? 0);
-      if (ratio !== 0) throw new UserError(`--ratio ${ratio}: pruning is not implemented yet; only --ratio 0 is accepted`);
-      ctx.report.prune = { ratio, groupsPruned: 0 };
+      if (!active) {
+        ctx.report.prune = { ratio, groupsPruned: 0 };
+        return;
+      }
+      const dense = modelOf(ctx, 'prune');
+      const analysis = analysisOf(ctx, 'prune');
+      const plan = planOf(ctx, 'prune');
+      const groups = {
+        total: analysis.groups.length,
+        pruned: 0,
+        declined: analysis.declined.length,
+        unitsRemoved: 0,
+        declinedReasons: reasonCounts(analysis),
+        note: undefined as string | undefined,
+      };
+      if (analysis.groups.length === 0) {
+        groups.note = analysis.declined.length
+          ? `nothing to prune: every group was declined (${Object.keys(groups.declinedReasons).slice(0, 3).join('; ')})`
+          : 'nothing to prune: the analysis found no prunable groups';
+      }
+      const before = measureModel(dense);
+      // Keep the dense model for verification; prune a copy.
+      const keepDense = options.verify !== false;
+      const pruned = keepDense ? cloneModel(dense) : dense;
+      const summary = applyPlan(pruned, analysis, plan.groups);
+      const after = summary.groupsPruned ? measureModel(pruned) : before;
+      const cost = compareCost(before, after);
+      groups.pruned = summary.groupsPruned;
+      groups.unitsRemoved = summary.unitsRemoved;
+      if (!groups.note && groups.pruned === 0) {
+        groups.note = options.planFile ? 'nothing to prune: the plan removes no units' : `nothing to prune: at ratio ${ratio} no group loses a unit (groups too small)`;
+      }
+      if (!groups.note) delete (groups as { note?: string }).note;
+      ctx.model = pruned;
+      if (keepDense) ctx.artifacts.dense = dense;
+      ctx.report.prune = {
+        ratio,
+        plan: options.planFile ?? undefined,
+        copies: summary.copies,
+        attributes: summary.attrs,
+        replaced: summary.replaced,
+      };
+      ctx.report.params = cost.params;
+      ctx.report.flops = cost.flops;
+      ctx.report.groups = { ...((ctx.report.groups as object | undefined) ?? {}), ...groups }; // keeps the analyze pass's summary
+      ctx.report.layers = cost.layers;
+      ctx.log(`prune: ${groups.pruned} groups, ${groups.unitsRemoved} units; params ${cost.params.before} → ${cost.params.after}`);
     },
   };
 }

@@ -1,0 +1,52 @@
+/**
+ * `verify`: runs the pruned model and the masked dense model in onnxruntime on seeded inputs and checks that
+ * they agree (src/runtime/verify.ts); reports fidelity to the dense model as well. On failure it finds the
+ * groups that break equivalence and throws a VerificationError, unless options.keepInvalid (then the report
+ * says passed: false and the pipeline goes on).
+ */
+import { analysisOf, modelOf, planOf } from '../src/prune/artifacts';
+import type { Model } from '../src/ir/model';
+import type { Pass } from '../src/pipeline/pass';
+import { DEFAULT_RTOL, VerificationError, findFailingGroups, verifyPruned, type VerifyOptions } from '../src/runtime/verify';
+
+export function verifyPass(options: Record<string, unknown>): Pass {
+  return {
+    name: 'verify',
+    description: 'check the pruned model against the masked dense model in onnxruntime',
+    reads: ['model', 'artifacts.dense', 'artifacts.groups', 'artifacts.plan'],
+    writes: ['artifacts.verify'],
+    async run(ctx) {
+      const pruned = modelOf(ctx, 'verify');
+      const dense = ctx.artifacts.dense as Model | undefined;
+      if (!dense) throw new Error("pass 'verify' needs the dense model (ctx.artifacts.dense), kept by the 'prune' pass");
+      const analysis = analysisOf(ctx, 'verify');
+      const plan = planOf(ctx, 'verify');
+      const opts: VerifyOptions = {
+        seed: Number(options.seed ?? 0),
+        rtol: Number(options.tolerance ?? DEFAULT_RTOL),
+        batch: options.verifyBatch !== undefined ? Number(options.verifyBatch) : undefined,
+        seq: options.verifySeq !== undefined ? Number(options.verifySeq) : undefined,
+        // A pass that edited the dense model on purpose (bias compensation) keeps the untouched one here.
+        original: ctx.artifacts.original as Model | undefined,
+      };
+      const r = await verifyPruned(dense, pruned, analysis, plan.groups, opts);
+      ctx.artifacts.verify = r;
+      const report: Record<string, unknown> = { ...r.verify };
+      ctx.report.verify = report;
+      if (r.fidelity) ctx.report.fidelity = r.fidelity;
+      if (r.verify.passed) {
+        ctx.log(`verify: passed (max rel diff ${r.verify.maxRelDiff.toExponential(2)}); fidelity cosine ${r.fidelity?.cosine.toFixed(4)}`);
+        return;
+      }
+      let failing = '';
+      if (options.diagnose !== false) {
+        const failures = await findFailingGroups(dense, analysis, plan.groups, opts);
+        report.failingGroups = failures;
+        if (failures.length) failing = `; failing groups: ${failures.map((f) => `${f.group} (${f.label})`).join(', ')}`;
+      }
+      const msg = `verification failed: ${r.verify.error}${failing}`;
+      if (!options.keepInvalid) throw new VerificationError(msg, r.verify);
+      ctx.log(`${msg} (kept: --keep-invalid)`);
+    },
+  };
+}

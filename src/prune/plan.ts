@@ -1,0 +1,154 @@
+/**
+ * Pruning plans: for each group, the unit indices to remove. A plan is JSON (schemas/plan.schema.json),
+ * carries a fingerprint of the model it was made for, and is validated with clear one-line errors before it is
+ * applied (bad JSON, schema violations, other model, unknown or declined group, index out of range, all units).
+ */
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { DeclinedGroup, Group, GroupAnalysis } from '../analysis/types';
+import { UserError } from '../ir/errors';
+import type { Model } from '../ir/model';
+import planSchema from '../../schemas/plan.schema.json';
+import { checkSchema, type JsonSchema } from './json-schema';
+
+/** Group id → sorted unit indices to remove. */
+export type PlanGroups = Record<string, number[]>;
+
+export interface ModelFingerprint {
+  /** sha256 (hex) of the graph structure: see `fingerprintModel`. */
+  fingerprint: string;
+  graph?: string;
+  nodes?: number;
+  params?: number;
+}
+
+export interface PrunePlan {
+  format: 'onnx-prune-plan';
+  version: 1;
+  model: ModelFingerprint;
+  groups: PlanGroups;
+  meta?: Record<string, unknown>;
+}
+
+/**
+ * A structural fingerprint: graph inputs/outputs, every node's op type, domain, inputs and outputs, and every
+ * weight's name, type and shape (all graphs). Weight values are left out on purpose.
+ */
+export function fingerprintModel(model: Model): ModelFingerprint {
+  const h = createHash('sha256');
+  const put = (s: string) => h.update(`${s}\n`);
+  let nodes = 0;
+  let params = 0;
+  for (const g of model.graph.allGraphs()) {
+    put(`graph ${g.name}`);
+    for (const i of g.proto.input) put(`in ${i.name}`);
+    for (const o of g.proto.output) put(`out ${o.name}`);
+    for (const n of g.nodes) {
+      nodes++;
+      put(`node ${n.domain}:${n.opType} ${n.inputs.join(',')} -> ${n.outputs.join(',')}`);
+    }
+    for (const w of g.weights()) {
+      params += w.tensor.size;
+      put(`w ${w.name} ${w.tensor.dtype} [${w.tensor.dims.join(',')}]`);
+    }
+  }
+  return { fingerprint: h.digest('hex'), graph: model.graph.name, nodes, params };
+}
+
+/** A plan for `model` removing `groups` (indices sorted; groups with nothing removed left out). */
+export function makePlan(model: Model, groups: PlanGroups, meta?: Record<string, unknown>): PrunePlan {
+  const out: PlanGroups = {};
+  for (const [id, idx] of Object.entries(groups)) if (idx.length) out[id] = [...idx].sort((a, b) => a - b);
+  const plan: PrunePlan = { format: 'onnx-prune-plan', version: 1, model: fingerprintModel(model), groups: out };
+  if (meta) plan.meta = meta;
+  return plan;
+}
+
+/** Where a declined group could be named by a plan (its id, if the analysis gives one, tensor, node, producers). */
+function declinedNames(d: DeclinedGroup): string[] {
+  const names = [(d as { id?: string }).id, d.tensor, d.node, ...(d.producers ?? [])];
+  return names.filter((x): x is string => typeof x === 'string' && x !== '');
+}
+
+/**
+ * Checks plan groups against the analysis: every id must be a prunable group, every index in range, no
+ * duplicates, and at least one unit must stay in each group. Throws UserError; returns sorted copies.
+ */
+export function checkPlanGroups(groups: PlanGroups, analysis: GroupAnalysis, source = 'plan'): PlanGroups {
+  const byId = new Map<string, Group>(analysis.groups.map((g) => [g.id, g]));
+  const out: PlanGroups = {};
+  for (const [id, idx] of Object.entries(groups)) {
+    const g = byId.get(id);
+    if (!g) {
+      const d = analysis.declined.find((x) => declinedNames(x).includes(id));
+      if (d) throw new UserError(`${source}: group '${id}' was declined by the analysis (${d.reason}) and cannot be pruned`);
+      throw new UserError(`${source}: '${id}' is not a group of this model (it has ${analysis.groups.length} groups; list them with \`onnx-prune groups MODEL\`)`);
+    }
+    if (!Array.isArray(idx)) throw new UserError(`${source}: group '${id}' must map to an array of unit indices`);
+    const seen = new Set<number>();
+    for (const u of idx) {
+      if (!Number.isInteger(u)) throw new UserError(`${source}: group '${id}': unit index ${JSON.stringify(u)} is not an integer`);
+      if (u < 0 || u >= g.size) throw new UserError(`${source}: group '${id}': unit index ${u} is out of range (the group has ${g.size} units: 0..${g.size - 1})`);
+      if (seen.has(u)) throw new UserError(`${source}: group '${id}': unit index ${u} is listed twice`);
+      seen.add(u);
+    }
+    if (seen.size >= g.size) throw new UserError(`${source}: group '${id}' would remove all ${g.size} of its units; at least one must stay`);
+    if (seen.size) out[id] = [...seen].sort((a, b) => a - b);
+  }
+  return out;
+}
+
+/** Validates a parsed plan (schema, model fingerprint, groups) and returns it normalized. */
+export function validatePlan(value: unknown, model: Model, analysis: GroupAnalysis, source = 'plan'): PrunePlan {
+  const problem = checkSchema(value, planSchema as JsonSchema, 'plan');
+  if (problem) throw new UserError(`${source} is not a valid plan: ${problem}`);
+  const plan = value as PrunePlan;
+  const fp = fingerprintModel(model);
+  if (plan.model.fingerprint !== fp.fingerprint) {
+    throw new UserError(`${source} was made for a different model (fingerprint ${plan.model.fingerprint.slice(0, 12)}…, this model has ${fp.fingerprint.slice(0, 12)}…)`);
+  }
+  const groups = checkPlanGroups(plan.groups, analysis, source);
+  return { ...plan, groups };
+}
+
+/** Reads and parses a plan file (UserError when missing or not JSON); validate it with `validatePlan`. */
+export function readPlanFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read plan '${file}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code ?? String(e)}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`plan '${file}' is not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** The plan as stable JSON text (fixed key order, one group per line). */
+export function planToJson(plan: PrunePlan): string {
+  const lines = Object.entries(plan.groups).map(([id, idx]) => `    ${JSON.stringify(id)}: ${JSON.stringify(idx)}`);
+  const head: Record<string, unknown> = { format: plan.format, version: plan.version, model: plan.model };
+  const body = JSON.stringify(head, null, 2).replace(/\n}$/, '');
+  const meta = plan.meta ? `,\n  "meta": ${JSON.stringify(plan.meta)}` : '';
+  return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${meta}\n}\n`;
+}
+
+/** Writes a plan atomically (temp file + rename). */
+export function writePlanFile(file: string, plan: PrunePlan): void {
+  const out = path.resolve(file);
+  const dir = path.dirname(out);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`cannot write plan '${file}': folder '${dir}' does not exist`);
+  const tmp = `${out}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  try {
+    fs.writeFileSync(tmp, planToJson(plan));
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    if (fs.existsSync(tmp)) fs.unlinkSync(tmp);
+    if ((e as NodeJS.ErrnoException).code) throw new UserError(`cannot write plan '${file}': ${(e as NodeJS.ErrnoException).code}`);
+    throw e;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Byte-level edits of constant tensors, for every fixed-size element type (float32, float16, bfloat16,
+ * double, int8..int64, bool): remove positions along axes, zero positions along axes, and subtract from
+ * single elements of integer shape-like tensors.
+ */
+import { DataType, bitsPerElement, dtypeName } from '../ir/dtype';
+
+export interface RawTensor {
+  dtype: number;
+  dims: number[];
+  /** Little-endian element bytes (owned by the caller; edits return new buffers). */
+  bytes: Uint8Array;
+}
+
+function elemBytes(dtype: number, what: string): number {
+  const bits = bitsPerElement(dtype);
+  if (bits === 0 || bits % 8 !== 0) throw new Error(`${what}: cannot edit ${dtypeName(dtype)} tensors element by element`);
+  return bits / 8;
+}
+
+function checkAxis(t: RawTensor, axis: number, what: string): void {
+  if (!Number.isInteger(axis) || axis < 0 || axis >= t.dims.length) {
+    throw new Error(`${what}: axis ${axis} is out of range for a tensor of shape [${t.dims.join(',')}]`);
+  }
+}
+
+function checkPositions(positions: Iterable<number>, size: number, what: string): void {
+  for (const p of positions) {
+    if (!Number.isInteger(p) || p < 0 || p >= size) throw new Error(`${what}: position ${p} is out of range [0, ${size})`);
+  }
+}
+
+type Words = Uint8Array | Uint16Array | Uint32Array;
+
+/** The bytes as the widest word type (4, 2 or 1 bytes) that divides `blockBytes` (copied when unaligned). */
+function words(bytes: Uint8Array, blockBytes: number): { view: Words; unit: number } {
+  const unit = blockBytes % 4 === 0 ? 4 : blockBytes % 2 === 0 ? 2 : 1;
+  if (unit === 1) return { view: bytes, unit };
+  const b = bytes.byteOffset % unit === 0 ? bytes : bytes.slice();
+  const view = unit === 4 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4) : new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2);
+  return { view, unit };
+}
+
+/** Removes `positions` along `axis`, keeping the other positions in order. */
+export function removeAlongAxis(t: RawTensor, axis: number, positions: Iterable<number>, what = 'tensor'): RawTensor {
+  checkAxis(t, axis, what);
+  const n = t.dims[axis];
+  const drop = new Set(positions);
+  checkPositions(drop, n, what);
+  if (drop.size === 0) return t;
+  const eb = elemBytes(t.dtype, what);
+  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1) * eb;
+  const keep: number[] = [];
+  for (let k = 0; k < n; k++) if (!drop.has(k)) keep.push(k);
+  const out = new Uint8Array(outer * keep.length * inner);
+  // Copy in words; small blocks (e.g. one element per position) element by element, big ones with set().
+  const { view: src, unit } = words(t.bytes, inner);
+  const dst = unit === 1 ? out : unit === 2 ? new Uint16Array(out.buffer) : new Uint32Array(out.buffer);
+  const w = inner / unit;
+  let o = 0;
+  for (let i = 0; i < outer; i++) {
+    const base = i * n * w;
+    for (const k of keep) {
+      const from = base + k * w;
+      if (w <= 16) for (let j = 0; j < w; j++) dst[o + j] = src[from + j];
+      else dst.set(src.subarray(from, from + w), o);
+      o += w;
+    }
+  }
+  const dims = t.dims.slice();
+  dims[axis] = keep.length;
+  return { dtype: t.dtype, dims, bytes: out };
+}
+
+/** Sets `positions` along `axis` to zero (all-zero bytes are 0 in every numeric type). */
+export function zeroAlongAxis(t: RawTensor, axis: number, positions: Iterable<number>, what = 'tensor'): RawTensor {
+  checkAxis(t, axis, what);
+  const n = t.dims[axis];
+  const zero = [...new Set(positions)];
+  checkPositions(zero, n, what);
+  if (zero.length === 0) return t;
+  const eb = elemBytes(t.dtype, what);
+  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1) * eb;
+  const out = t.bytes.slice();
+  const { view, unit } = words(out, inner);
+  const w = inner / unit;
+  for (let i = 0; i < outer; i++) {
+    const base = i * n * w;
+    for (const k of zero) {
+      if (w <= 16) for (let j = 0; j < w; j++) view[base + k * w + j] = 0;
+      else view.fill(0, base + k * w, base + (k + 1) * w);
+    }
+  }
+  return { dtype: t.dtype, dims: t.dims.slice(), bytes: out };
+}
+
+/** Subtracts `delta` from the integer element at flat `position` (Reshape sizes, Split sizes, Slice bounds...). */
+export function subtractAt(t: RawTensor, position: number, delta: number, what = 'tensor'): RawTensor {
+  const size = t.dims.reduce((a, b) => a * b, 1);
+  if (!Number.isInteger(position) || position < 0 || position >= size) {
+    throw new Error(`${what}: element ${position} is out of range for a tensor of ${size} elements`);
+  }
+  const out = t.bytes.slice();
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const check = (before: number | bigint, after: number | bigint) => {
+    if (Number(before) < 0) throw new Error(`${what}: element ${position} is ${before} (a special value), not a size that can shrink`);
+    if (Number(after) < 0) throw new Error(`${what}: element ${position} would become ${after} (was ${before}, minus ${delta})`);
+  };
+  switch (t.dtype) {
+    case DataType.INT64: {
+      const before = view.getBigInt64(position * 8, true);
+      const after = before - BigInt(delta);
+      check(before, after);
+      view.setBigInt64(position * 8, after, true);
+      break;
+    }
+    case DataType.UINT64: {
+      const before = view.getBigUint64(position * 8, true);
+      const after = before - BigInt(delta);
+      check(before, after);
+      view.setBigUint64(position * 8, after, true);
+      break;
+    }
+    case DataType.INT32: {
+      const before = view.getInt32(position * 4, true);
+      check(before, before - delta);
+      view.setInt32(position * 4, before - delta, true);
+      break;
+    }
+    case DataType.UINT32: {
+      const before = view.getUint32(position * 4, true);
+      check(before, before - delta);
+      view.setUint32(position * 4, before - delta, true);
+      break;
+    }
+    case DataType.INT16: {
+      const before = view.getInt16(position * 2, true);
+      check(before, before - delta);
+      view.setInt16(position * 2, before - delta, true);
+      break;
+    }
+    default:
+      throw new Error(`${what}: shape-like edits need an integer tensor, not ${dtypeName(t.dtype)}`);
+  }
+  return { dtype: t.dtype, dims: t.dims.slice(), bytes: out };
+}

@@ -1,0 +1,103 @@
+/**
+ * Comparing model outputs: max abs / relative difference, cosine similarity, argmax (top-1) agreement along
+ * the last axis, and KL divergence of softmax(last axis) for logits.
+ */
+import { float16ToFloat32 } from '../ir/dtype';
+import type { ort } from './ort';
+
+export interface OutputComparison {
+  name: string;
+  dims: number[];
+  /** max |reference| (the output's scale). */
+  scale: number;
+  maxAbsDiff: number;
+  /** maxAbsDiff / scale (difference relative to the output's scale). */
+  maxRelDiff: number;
+  cosine: number;
+  /** Fraction of rows (all axes but the last) whose argmax agrees; absent when the last axis has size 1. */
+  argmaxAgreement?: number;
+  /** Mean KL(softmax(reference) ‖ softmax(test)) over rows, for float outputs with a last axis > 1. */
+  kl?: number;
+  /** Set when the outputs cannot be compared (different dims or types). */
+  mismatch?: string;
+}
+
+/** Output data as float64 numbers (float16 decoded, ints and bools cast). */
+export function asFloat64(t: ort.Tensor): Float64Array {
+  const d = t.data as ArrayLike<number | bigint>;
+  const out = new Float64Array(d.length);
+  if (t.type === 'float16') for (let i = 0; i < d.length; i++) out[i] = float16ToFloat32(Number(d[i]));
+  else for (let i = 0; i < d.length; i++) out[i] = Number(d[i]);
+  return out;
+}
+
+function argmaxRows(x: Float64Array, last: number): Int32Array {
+  const rows = x.length / last;
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < last; j++) if (x[r * last + j] > x[r * last + best]) best = j;
+    out[r] = best;
+  }
+  return out;
+}
+
+function logSoftmaxRow(x: Float64Array, off: number, n: number, out: Float64Array): void {
+  let m = -Infinity;
+  for (let j = 0; j < n; j++) m = Math.max(m, x[off + j]);
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[off + j] - m);
+  const lse = m + Math.log(s);
+  for (let j = 0; j < n; j++) out[j] = x[off + j] - lse;
+}
+
+export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Tensor, opts: { kl?: boolean } = {}): OutputComparison {
+  const dims = reference.dims.slice();
+  const base: OutputComparison = { name, dims, scale: 0, maxAbsDiff: Infinity, maxRelDiff: Infinity, cosine: 0 };
+  if (reference.dims.join(',') !== test.dims.join(',')) return { ...base, mismatch: `dims [${reference.dims}] vs [${test.dims}]` };
+  if (reference.type !== test.type) return { ...base, mismatch: `type ${reference.type} vs ${test.type}` };
+  const a = asFloat64(reference);
+  const b = asFloat64(test);
+  let scale = 0, maxAbs = 0, dot = 0, na = 0, nb = 0;
+  let nonFinite = false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i], y = b[i];
+    if (!Number.isFinite(x) || !Number.isFinite(y)) {
+      if (!(x === y || (Number.isNaN(x) && Number.isNaN(y)))) nonFinite = true;
+      continue;
+    }
+    scale = Math.max(scale, Math.abs(x));
+    maxAbs = Math.max(maxAbs, Math.abs(x - y));
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  if (nonFinite) maxAbs = Infinity;
+  const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+  const out: OutputComparison = {
+    name, dims, scale, maxAbsDiff: maxAbs,
+    maxRelDiff: scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity,
+    cosine,
+  };
+  const last = dims.length ? dims[dims.length - 1] : 1;
+  if (last > 1 && a.length > 0) {
+    const ra = argmaxRows(a, last);
+    const rb = argmaxRows(b, last);
+    let agree = 0;
+    for (let r = 0; r < ra.length; r++) if (ra[r] === rb[r]) agree++;
+    out.argmaxAgreement = agree / ra.length;
+    const isFloat = reference.type === 'float32' || reference.type === 'float16' || reference.type === 'float64';
+    if (opts.kl && isFloat) {
+      const rows = a.length / last;
+      const la = new Float64Array(last), lb = new Float64Array(last);
+      let kl = 0;
+      for (let r = 0; r < rows; r++) {
+        logSoftmaxRow(a, r * last, last, la);
+        logSoftmaxRow(b, r * last, last, lb);
+        for (let j = 0; j < last; j++) kl += Math.exp(la[j]) * (la[j] - lb[j]);
+      }
+      out.kl = Math.max(0, kl / rows); // ≥ 0 in exact arithmetic; clamp float rounding
+    }
+  }
+  return out;
+}

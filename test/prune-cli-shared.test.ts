@@ -1,0 +1,63 @@
+/**
+ * The CLI with the real analysis on shared models: --json report (schema), --save-plan / --plan byte identity,
+ * same seed → same bytes, and the pruned file running in onnxruntime with the dense model's I/O.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { analyzeGroups } from '../src/analysis/analyze';
+import { loadModel } from '../src/ir/io';
+import { checkSchema } from '../src/prune/json-schema';
+import { runModel, verificationFeeds } from '../src/runtime/verify';
+import reportSchema from '../schemas/report.schema.json';
+import { SHARED_MODELS, mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
+
+let tmp: string;
+beforeAll(() => { tmp = mkTmp('onnx-prune-cli-shared-'); });
+afterAll(() => rmTmp(tmp));
+const p = (f: string) => path.join(tmp, f);
+
+describe.each(['mnist_lenet_bn', 'llama_s', 'gpt2_s'])('%s', (name) => {
+  const model = path.join(SHARED_MODELS, `${name}.onnx`);
+
+  test('--ratio 0.5 --json: valid report, verified, smaller; plan re-applied and same seed give identical bytes', async () => {
+    const r1 = await runCliInProcess([model, p(`${name}-a.onnx`), '--ratio', '0.5', '--json', '--save-plan', p(`${name}.plan.json`), '--verify-batch', '1']);
+    expect(r1.stderr).toBe('');
+    expect(r1.code).toBe(0);
+    const rep = JSON.parse(r1.stdout);
+    expect(checkSchema(rep, reportSchema)).toBeUndefined();
+    expect(rep.verify.passed).toBe(true);
+    expect(rep.params.after).toBeLessThan(rep.params.before);
+    expect(rep.flops.after).toBeLessThan(rep.flops.before);
+    expect(rep.groups.pruned).toBeGreaterThan(0);
+    expect(rep.layers.length).toBeGreaterThan(0);
+
+    const r2 = await runCliInProcess([model, p(`${name}-b.onnx`), '--ratio', '0.5', '--quiet']);
+    const r3 = await runCliInProcess([model, p(`${name}-c.onnx`), '--plan', p(`${name}.plan.json`), '--quiet']);
+    expect([r2.code, r3.code]).toEqual([0, 0]);
+    const a = fs.readFileSync(p(`${name}-a.onnx`));
+    expect(a.equals(fs.readFileSync(p(`${name}-b.onnx`)))).toBe(true);
+    expect(a.equals(fs.readFileSync(p(`${name}-c.onnx`)))).toBe(true);
+    expect(a.length).toBeLessThan(fs.statSync(model).size);
+
+    const dense = loadModel(model);
+    const out = loadModel(p(`${name}-a.onnx`));
+    const y = await runModel(out, verificationFeeds(out, { batch: 2, seq: 8 }));
+    const yd = await runModel(dense, verificationFeeds(dense, { batch: 2, seq: 8 }));
+    for (const o of dense.graph.outputs) expect(y[o.name!].dims).toEqual(yd[o.name!].dims);
+  });
+});
+
+test('a plan naming a group the analysis declined is refused with its reason', async () => {
+  const model = path.join(SHARED_MODELS, 'vit_s.onnx');
+  const analysis = await analyzeGroups(loadModel(model));
+  const declined = analysis.declined.find((d) => d.producers?.length)!;
+  const r0 = await runCliInProcess([model, p('vit-a.onnx'), '--ratio', '0.3', '--save-plan', p('vit.plan.json'), '--quiet']);
+  expect(r0.code).toBe(0);
+  const plan = JSON.parse(fs.readFileSync(p('vit.plan.json'), 'utf8'));
+  plan.groups[declined.producers![0]] = [0];
+  fs.writeFileSync(p('vit-bad.plan.json'), JSON.stringify(plan));
+  const r = await runCliInProcess([model, p('vit-bad.onnx'), '--plan', p('vit-bad.plan.json')]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(new RegExp(`was declined by the analysis \\(${declined.reason}\\)`));
+  expect(fs.existsSync(p('vit-bad.onnx'))).toBe(false);
+});
