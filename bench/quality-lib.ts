@@ -1,0 +1,135 @@
+/**
+ * Quality of pruned models on the shared data (used by bench/quality.ts and test/score-mnist.test.ts):
+ * MNIST accuracy and byte-level LM perplexity, dense vs pruned with a given importance, allocation and ratio.
+ * Calibration statistics are taken once on the dense model and reused by every variant.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import type { GroupAnalysis } from '../src/analysis/types';
+import { allocate, type AllocationMode, type Achieved } from '../src/allocate/allocate';
+import type { Model } from '../src/ir/model';
+import { applyPlan } from '../src/prune/apply';
+import { cloneModel } from '../src/prune/clone';
+import { calibFromArrays, loadCalibration, type CalibSet } from '../src/runtime/calib';
+import { captureStats, type ActivationStats } from '../src/runtime/capture';
+import { createSession, modelBytes, ort } from '../src/runtime/ort';
+import { activationRequests, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
+import { compensateBias } from '../src/score/compensate';
+import { DataType } from '../src/ir/dtype';
+
+/** ../shared/models beside the repo (from bench/ under ts-jest, or dist/bench/ when built); ONNX_PRUNE_SHARED overrides. */
+export const SHARED = process.env.ONNX_PRUNE_SHARED ??
+  [path.resolve(__dirname, '../../shared/models'), path.resolve(__dirname, '../../../shared/models')].find((p) => fs.existsSync(p)) ??
+  path.resolve(__dirname, '../../shared/models');
+
+export interface Labeled {
+  x: Float32Array;
+  y: Uint8Array;
+  n: number;
+}
+
+export function loadDigits(xFile: string, yFile: string): Labeled {
+  const xb = fs.readFileSync(xFile);
+  const x = new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.byteLength));
+  const y = new Uint8Array(fs.readFileSync(yFile));
+  return { x, y, n: y.length };
+}
+
+/** Top-1 accuracy of a [N,1,28,28] → [N,10] classifier. */
+export async function accuracy(model: Model, data: Labeled, batch = 512): Promise<number> {
+  const s = await createSession(modelBytes(model));
+  const inName = s.inputNames[0];
+  let correct = 0;
+  try {
+    for (let i = 0; i < data.n; i += batch) {
+      const b = Math.min(batch, data.n - i);
+      const x = new ort.Tensor('float32', data.x.subarray(i * 784, (i + b) * 784), [b, 1, 28, 28]);
+      const out = (await s.run({ [inName]: x }))[s.outputNames[0]].data as Float32Array;
+      for (let k = 0; k < b; k++) {
+        let best = 0;
+        for (let c = 1; c < 10; c++) if (out[k * 10 + c] > out[k * 10 + best]) best = c;
+        if (best === data.y[i + k]) correct++;
+      }
+    }
+  } finally {
+    await s.release();
+  }
+  return correct / data.n;
+}
+
+export const ROW = 129;
+
+export function loadTokens(file: string): BigInt64Array {
+  const b = fs.readFileSync(file);
+  return new BigInt64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** Inputs row[0:128] of rows [from, to) as a calibration set. */
+export function tokenCalib(model: Model, tokens: BigInt64Array, from: number, to: number): CalibSet {
+  const rows = to - from;
+  const data = new BigInt64Array(rows * 128);
+  for (let r = 0; r < rows; r++) data.set(tokens.subarray((from + r) * ROW, (from + r) * ROW + 128), r * 128);
+  return calibFromArrays(model, [{ dtype: DataType.INT64, dims: [rows, 128], data }], `tokens rows ${from}-${to - 1}`);
+}
+
+/** exp(mean next-token cross-entropy) over rows [from, to): input row[0:128], target row[1:129]. */
+export async function perplexity(model: Model, tokens: BigInt64Array, from: number, to: number, batch = 16): Promise<number> {
+  const s = await createSession(modelBytes(model));
+  let nll = 0;
+  let count = 0;
+  try {
+    for (let r = from; r < to; r += batch) {
+      const b = Math.min(batch, to - r);
+      const data = new BigInt64Array(b * 128);
+      for (let k = 0; k < b; k++) data.set(tokens.subarray((r + k) * ROW, (r + k) * ROW + 128), k * 128);
+      const out = (await s.run({ [s.inputNames[0]]: new ort.Tensor('int64', data, [b, 128]) }))[s.outputNames[0]];
+      const logits = out.data as Float32Array;
+      const V = out.dims[2];
+      for (let k = 0; k < b; k++) {
+        for (let t = 0; t < 128; t++) {
+          const off = (k * 128 + t) * V;
+          let mx = -Infinity;
+          for (let v = 0; v < V; v++) mx = Math.max(mx, logits[off + v]);
+          let z = 0;
+          for (let v = 0; v < V; v++) z += Math.exp(logits[off + v] - mx);
+          const target = Number(tokens[(r + k) * ROW + t + 1]);
+          nll += Math.log(z) + mx - logits[off + target];
+          count++;
+        }
+      }
+    }
+  } finally {
+    await s.release();
+  }
+  return Math.exp(nll / count);
+}
+
+export interface Variant {
+  method: ScoreMethod;
+  /** FLAP bias compensation (fluctuation only). */
+  compensate?: boolean;
+  mode?: AllocationMode;
+}
+
+export function variantName(v: Variant): string {
+  return `${v.method === 'fluctuation' ? 'flap' : v.method}${v.compensate ? '+bias' : ''}${v.mode === 'global' ? ' (global)' : ''}`;
+}
+
+export async function denseStats(model: Model, analysis: GroupAnalysis, calib: CalibSet): Promise<ActivationStats> {
+  return captureStats(model, calib, activationRequests(model.graph, analysis), { batch: 64, quiet: true });
+}
+
+/** A pruned copy of `dense` (dense and analysis are left untouched). */
+export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, v: Variant, ratio: number, seed = 0): { model: Model; achieved: Achieved } {
+  const model = cloneModel(dense);
+  const a = JSON.parse(JSON.stringify(analysis)) as GroupAnalysis;
+  const { scores, info } = scoreGroupsDetailed(model, a, { method: v.method, stats, seed });
+  const { removed, achieved } = allocate(a, scores, { ratio, mode: v.mode ?? 'uniform', model, normalized: info.normalized });
+  if (v.compensate) compensateBias(model, a, removed, stats);
+  applyPlan(model, a, removed);
+  return { model, achieved };
+}
+
+export function mnistCalib(model: Model): CalibSet {
+  return loadCalibration(model, { file: path.join(SHARED, 'mnist_calib_x.bin') });
+}

@@ -1,0 +1,185 @@
+/**
+ * What a removal costs/saves, fast enough to evaluate inside a search.
+ *
+ * Params (exact when the model is given): every weight member slices a tensor, as read by one node, along an
+ * axis; that reader keeps Π_axis (dim − removed positions on that axis) elements. Positions removed by several
+ * groups on one axis add up (groups own disjoint positions); a slice listed twice in one group counts once.
+ * A shared weight pruned differently by its readers becomes one copy per distinct pruning.
+ * Without the model: Σ paramsPerUnit × removed units.
+ *
+ * FLOPs (MACs): each node's MACs (countMacs with inferred shapes) scale with the kept fraction of its main
+ * weight: the highest-rank weight member on that node (e.g. a Conv's W[O, I/g, k, k]; a depthwise conv's
+ * W[C, 1, k, k] is sliced on axis 0 only). MACs(after) = MACs × Π_axis kept(tensor, axis). Nodes with no
+ * weight member (activations, pooling, attention score MatMuls between two activations) keep their MACs,
+ * so for transformers the FLOPs removed by head pruning are underestimated.
+ */
+import type { Group, GroupAnalysis } from '../analysis/types';
+import type { FlopsReport } from '../analysis/flops';
+import type { Model } from '../ir/model';
+
+/** Positions of one (tensor, reading node, axis) that groups may remove. */
+interface Slot {
+  tensor: string;
+  node: string;
+  axis: number;
+  dim: number;
+}
+
+/** Per group and unit: the positions the unit removes on each slot. */
+interface UnitSlots {
+  slots: number[];
+  counts: number[];
+}
+
+interface TensorInfo {
+  dims: number[];
+  /** Reading node → its slots on this tensor. */
+  readers: Map<string, number[]>;
+  /** Some real consumer of the tensor is not a member reader (it keeps the full tensor). */
+  unprunedReader: boolean;
+}
+
+export class CostModel {
+  private slots: Slot[] = [];
+  /** Slot → ids of the groups that slice it. */
+  private slotGroups: string[][] = [];
+  private slotIndex = new Map<string, number>();
+  private tensors = new Map<string, TensorInfo>();
+  private units = new Map<string, UnitSlots[]>();
+  private nodes: { macs: number; slots: number[] }[] = [];
+  readonly totalParams: number;
+  readonly totalMacs?: number;
+  readonly exact: boolean;
+
+  constructor(private analysis: GroupAnalysis, model?: Model, flops?: FlopsReport) {
+    this.exact = !!model;
+    this.totalParams = analysis.summary.totalParams;
+    if (!model) return;
+    const graph = model.graph;
+    for (const g of analysis.groups) {
+      const per: UnitSlots[] = Array.from({ length: g.size }, () => ({ slots: [], counts: [] }));
+      const seen = new Set<string>();
+      for (const m of g.members) {
+        if (m.kind !== 'weight') continue;
+        const t = graph.constant(m.tensor);
+        if (!t) continue;
+        const axis = m.axis < 0 ? m.axis + t.dims.length : m.axis;
+        const key = `${m.tensor}\u0000${m.node}\u0000${axis}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        let s = this.slotIndex.get(key);
+        if (s === undefined) {
+          s = this.slots.length;
+          this.slots.push({ tensor: m.tensor, node: m.node, axis, dim: t.dims[axis] });
+          this.slotGroups.push([]);
+          this.slotIndex.set(key, s);
+          let te = this.tensors.get(m.tensor);
+          if (!te) this.tensors.set(m.tensor, (te = { dims: t.dims, readers: new Map(), unprunedReader: false }));
+          const r = te.readers.get(m.node);
+          if (r) r.push(s);
+          else te.readers.set(m.node, [s]);
+        }
+        this.slotGroups[s].push(g.id);
+        for (let u = 0; u < g.size; u++) {
+          per[u].slots.push(s);
+          per[u].counts.push(m.indices[u]?.length ?? 0);
+        }
+      }
+      this.units.set(g.id, per);
+    }
+    for (const [name, te] of this.tensors) {
+      te.unprunedReader = graph.realConsumers(name).some((n) => !te.readers.has(n.outputs[0]));
+    }
+    if (flops?.macs === undefined) return;
+    this.totalMacs = flops.macs;
+    const byId = new Map<string, number>();
+    for (const p of flops.perNode) byId.set(p.node, (byId.get(p.node) ?? 0) + p.macs);
+    // The main weight of each node: its highest-rank member tensor (lowest input slot on ties).
+    const main = new Map<string, { tensor: string; rank: number; input: number }>();
+    for (const g of analysis.groups) {
+      for (const m of g.members) {
+        if (m.kind !== 'weight') continue;
+        const te = this.tensors.get(m.tensor);
+        if (!te) continue;
+        const cur = main.get(m.node);
+        if (!cur || te.dims.length > cur.rank || (te.dims.length === cur.rank && m.input < cur.input)) main.set(m.node, { tensor: m.tensor, rank: te.dims.length, input: m.input });
+      }
+    }
+    for (const n of graph.nodes) {
+      const id = n.outputs[0];
+      const macs = byId.get(id) ?? (n.name ? byId.get(n.name) : undefined);
+      const mw = main.get(id);
+      if (!macs || !mw) continue;
+      this.nodes.push({ macs, slots: this.tensors.get(mw.tensor)!.readers.get(id) ?? [] });
+    }
+  }
+
+  /** Positions removed per slot. */
+  private removedPerSlot(removed: Map<string, number[]> | Record<string, number[]>): Float64Array {
+    const acc = new Float64Array(this.slots.length);
+    const entries = removed instanceof Map ? removed.entries() : Object.entries(removed);
+    for (const [gid, list] of entries) {
+      const per = this.units.get(gid);
+      if (!per) continue;
+      for (const u of list) {
+        const us = per[u];
+        for (let i = 0; i < us.slots.length; i++) acc[us.slots[i]] += us.counts[i];
+      }
+    }
+    return acc;
+  }
+
+  private keptFraction(slots: number[], rp: Float64Array): number {
+    let f = 1;
+    for (const s of slots) f *= Math.max(0, this.slots[s].dim - rp[s]) / this.slots[s].dim;
+    return f;
+  }
+
+  /**
+   * Params removed. A weight read by several nodes that are pruned differently ends up as one private copy per
+   * distinct pruning (as apply does); a reader outside every group keeps the full tensor.
+   */
+  paramsRemoved(removed: Map<string, number[]> | Record<string, number[]>, groups: Group[]): number {
+    if (!this.exact) {
+      let s = 0;
+      const entries = removed instanceof Map ? [...removed.entries()] : Object.entries(removed);
+      const byId = new Map(groups.map((g) => [g.id, g]));
+      for (const [gid, list] of entries) s += (byId.get(gid)?.paramsPerUnit ?? 0) * list.length;
+      return s;
+    }
+    const rp = this.removedPerSlot(removed);
+    let total = 0;
+    for (const te of this.tensors.values()) {
+      const before = te.dims.reduce((a, b) => a * b, 1);
+      const variants = new Map<string, number>();
+      if (te.unprunedReader) variants.set('', before);
+      for (const slots of te.readers.values()) {
+        // Readers pruned by the same groups on the same axes share one copy; others get their own.
+        const kept = te.dims.slice();
+        const by: string[] = [];
+        for (const s of slots) {
+          if (rp[s] === 0) continue;
+          kept[this.slots[s].axis] = Math.max(0, kept[this.slots[s].axis] - rp[s]);
+          by.push(`${this.slots[s].axis}:${this.slotGroups[s].join('+')}`);
+        }
+        variants.set(by.sort().join('|'), kept.reduce((a, b) => a * b, 1));
+      }
+      let after = 0;
+      for (const v of variants.values()) after += v;
+      total += before - after;
+    }
+    return total;
+  }
+
+  macsRemoved(removed: Map<string, number[]> | Record<string, number[]>): number {
+    if (this.totalMacs === undefined) return 0;
+    const rp = this.removedPerSlot(removed);
+    let total = 0;
+    for (const n of this.nodes) total += n.macs * (1 - this.keptFraction(n.slots, rp));
+    return total;
+  }
+}
+
+export function groupsById(analysis: GroupAnalysis): Map<string, Group> {
+  return new Map(analysis.groups.map((g) => [g.id, g]));
+}

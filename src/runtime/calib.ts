@@ -1,0 +1,273 @@
+/**
+ * Calibration inputs for data-aware importance passes.
+ *
+ * Sources (`--calib FILE`):
+ *  - `.npy`: one array, for a single-input model; axis 0 indexes samples;
+ *  - `.npz`: one array per graph input, matched by name (`<input>.npy` in the archive), else by order;
+ *  - raw `.bin` (any other file): little-endian data of `--calib-dtype` (default: the input's type) and
+ *    `--calib-shape` (default: the model's input shape with the sample count inferred from the file size).
+ * Without a file, seeded random inputs are made and a warning says that data-aware scores then measure noise.
+ * Arrays are converted within a type family when needed (float64 → float32, int32 → int64, ...).
+ */
+import * as fs from 'fs';
+import { DataType, byteLength, dtypeName, float16ToFloat32, float32ToFloat16, isFloat, ortTypeName } from '../ir/dtype';
+import { UserError } from '../ir/errors';
+import { valueTypeOf } from '../ir/graph';
+import type { Model } from '../ir/model';
+import type { TypedArray } from '../ir/tensor';
+import { isNpy, parseNpy, typedView, type NdArray } from './npy';
+import { ort, rng } from './ort';
+import { readZip } from './zip';
+
+export interface CalibInput {
+  name: string;
+  dtype: DataType;
+  /** Full dims; dims[0] is the sample axis. */
+  dims: number[];
+  data: TypedArray;
+}
+
+export interface CalibSet {
+  inputs: CalibInput[];
+  samples: number;
+  /** The file, or 'random'. */
+  source: string;
+  random: boolean;
+  /** Batch size the model requires (its input's dim 0 is a fixed number), if any. */
+  fixedBatch?: number;
+}
+
+export interface CalibOptions {
+  file?: string;
+  /** Shape of a raw .bin file (sample axis first). */
+  shape?: number[];
+  /** Element type of a raw .bin file: float32, float16, float64, int64, int32, int16, int8, uint8, bool. */
+  dtype?: string;
+  seed?: number;
+  /** Number of random samples when no file is given (default 16). */
+  randomSamples?: number;
+  /** Values for symbolic non-batch dims of random inputs (default 16 each). */
+  dims?: Record<string, number>;
+  warn?: (message: string) => void;
+}
+
+const DTYPE_NAMES: Record<string, DataType> = {
+  float32: DataType.FLOAT, float: DataType.FLOAT, float16: DataType.FLOAT16, float64: DataType.DOUBLE, double: DataType.DOUBLE,
+  int64: DataType.INT64, int32: DataType.INT32, int16: DataType.INT16, int8: DataType.INT8, uint8: DataType.UINT8, bool: DataType.BOOL,
+};
+
+export const CALIB_DTYPES = Object.keys(DTYPE_NAMES);
+
+interface InputSpec {
+  name: string;
+  dtype: DataType;
+  shape: (number | string | undefined)[];
+}
+
+function inputSpecs(model: Model): InputSpec[] {
+  return model.graph.realInputs.map((vi) => {
+    const t = valueTypeOf(vi);
+    if (!t || !t.shape) throw new UserError(`graph input '${vi.name}' has no tensor shape; cannot calibrate`);
+    return { name: vi.name ?? '', dtype: t.dtype, shape: t.shape };
+  });
+}
+
+export function loadCalibration(model: Model, opts: CalibOptions = {}): CalibSet {
+  if (!opts.file) {
+    opts.warn?.('no --calib data given: data-aware importance uses seeded random inputs and so measures noise, not your data');
+    return randomCalibration(model, opts);
+  }
+  const file = opts.file;
+  let bytes: Uint8Array;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new UserError(`calibration file '${file}' is not a regular file`);
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`calibration file '${file}' does not exist`);
+    throw e instanceof UserError ? e : new UserError(`cannot read calibration file '${file}': ${(e as Error).message}`);
+  }
+  const specs = inputSpecs(model);
+  if (isNpy(bytes)) {
+    if (specs.length !== 1) throw new UserError(`the model has ${specs.length} inputs: give calibration data as .npz (one array per input), not .npy`);
+    return calibFromArrays(model, [parseNpy(bytes, `'${file}'`)], file);
+  }
+  if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
+    const entries = readZip(bytes, `'${file}'`).filter((e) => e.name.endsWith('.npy'));
+    if (entries.length === 0) throw new UserError(`'${file}' holds no .npy arrays`);
+    const named: Record<string, NdArray> = {};
+    for (const e of entries) named[e.name.slice(0, -4)] = parseNpy(e.data, `'${file}:${e.name}'`);
+    return calibFromArrays(model, named, file);
+  }
+  if (specs.length !== 1) throw new UserError(`the model has ${specs.length} inputs: give calibration data as .npz (one array per input), not a raw file`);
+  return calibFromArrays(model, [rawArray(bytes, specs[0], opts, file)], file);
+}
+
+function rawArray(bytes: Uint8Array, spec: InputSpec, opts: CalibOptions, file: string): NdArray {
+  let dtype = spec.dtype;
+  if (opts.dtype !== undefined) {
+    const d = DTYPE_NAMES[opts.dtype.toLowerCase()];
+    if (d === undefined) throw new UserError(`--calib-dtype '${opts.dtype}' is not one of ${CALIB_DTYPES.join(', ')}`);
+    dtype = d;
+  }
+  const item = byteLength(dtype, 1);
+  if (bytes.length % item !== 0) throw new UserError(`'${file}' has ${bytes.length} bytes, not a whole number of ${dtypeName(dtype)} elements`);
+  const count = bytes.length / item;
+  let dims: number[];
+  if (opts.shape) {
+    dims = opts.shape.slice();
+    const want = dims.reduce((a, b) => a * b, 1);
+    if (want !== count) throw new UserError(`'${file}' holds ${count} ${dtypeName(dtype)} elements, but --calib-shape ${dims.join(',')} needs ${want}`);
+  } else {
+    const rest = spec.shape.slice(1);
+    if (rest.some((d) => typeof d !== 'number')) {
+      throw new UserError(`input '${spec.name}' has symbolic dims [${spec.shape.join(',')}]: give --calib-shape for the raw file '${file}'`);
+    }
+    const row = (rest as number[]).reduce((a, b) => a * b, 1);
+    if (row === 0 || count % row !== 0) throw new UserError(`'${file}' holds ${count} elements, not a multiple of one sample [${rest.join(',')}] of input '${spec.name}'`);
+    dims = [count / row, ...(rest as number[])];
+  }
+  return { dtype, dims, data: typedView(bytes, dtype) };
+}
+
+/**
+ * Builds a calibration set from arrays: a list (matched to graph inputs by order) or a record (matched by
+ * name, else by order when the counts agree). Checks ranks and fixed dims, converts types within a family.
+ */
+export function calibFromArrays(model: Model, arrays: NdArray[] | Record<string, NdArray>, source: string): CalibSet {
+  const specs = inputSpecs(model);
+  let ordered: NdArray[];
+  if (Array.isArray(arrays)) {
+    ordered = arrays;
+  } else {
+    const names = Object.keys(arrays);
+    if (specs.every((s) => s.name in arrays)) ordered = specs.map((s) => arrays[s.name]);
+    else if (names.length === specs.length) ordered = names.map((n) => arrays[n]);
+    else {
+      const missing = specs.filter((s) => !(s.name in arrays)).map((s) => s.name);
+      throw new UserError(`calibration data '${source}' has arrays [${names.join(', ')}] but no array for input(s) ${missing.join(', ')}`);
+    }
+  }
+  if (ordered.length !== specs.length) throw new UserError(`calibration data '${source}' has ${ordered.length} arrays for ${specs.length} model inputs`);
+  let samples = -1;
+  let fixedBatch: number | undefined;
+  const inputs: CalibInput[] = specs.map((spec, i) => {
+    const a = ordered[i];
+    if (a.dims.length !== spec.shape.length) {
+      throw new UserError(`calibration array for input '${spec.name}' has shape [${a.dims.join(',')}]; the model expects rank ${spec.shape.length} [${spec.shape.join(',')}]`);
+    }
+    for (let k = 1; k < a.dims.length; k++) {
+      const want = spec.shape[k];
+      if (typeof want === 'number' && want !== a.dims[k]) {
+        throw new UserError(`calibration array for input '${spec.name}' has shape [${a.dims.join(',')}]; the model expects [${spec.shape.join(',')}]`);
+      }
+    }
+    if (typeof spec.shape[0] === 'number') fixedBatch = spec.shape[0];
+    if (samples >= 0 && a.dims[0] !== samples) throw new UserError(`calibration arrays disagree on the sample count (${samples} vs ${a.dims[0]})`);
+    samples = a.dims[0];
+    return { name: spec.name, dtype: spec.dtype, dims: a.dims.slice(), data: convert(a, spec) };
+  });
+  if (samples <= 0) throw new UserError(`calibration data '${source}' has no samples`);
+  return { inputs, samples, source, random: false, fixedBatch };
+}
+
+function convert(a: NdArray, spec: InputSpec): TypedArray {
+  if (a.dtype === spec.dtype) return a.data;
+  const from = dtypeName(a.dtype);
+  const to = dtypeName(spec.dtype);
+  const intTypes = [DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.UINT8, DataType.UINT16, DataType.UINT32];
+  const n = a.data.length;
+  if (isFloat(a.dtype) && isFloat(spec.dtype)) {
+    const f = new Float64Array(n);
+    for (let i = 0; i < n; i++) f[i] = a.dtype === DataType.FLOAT16 ? float16ToFloat32(a.data[i] as number) : (a.data[i] as number);
+    if (spec.dtype === DataType.FLOAT) return Float32Array.from(f);
+    if (spec.dtype === DataType.DOUBLE) return f;
+    if (spec.dtype === DataType.FLOAT16) return Uint16Array.from(f, (x) => float32ToFloat16(x));
+  } else if (intTypes.includes(a.dtype) && intTypes.includes(spec.dtype)) {
+    const nums = Array.from(a.data as ArrayLike<number | bigint>, (x) => Number(x));
+    switch (spec.dtype) {
+      case DataType.INT64: return BigInt64Array.from(nums, (x) => BigInt(x));
+      case DataType.INT32: return Int32Array.from(nums);
+      case DataType.INT16: return Int16Array.from(nums);
+      case DataType.INT8: return Int8Array.from(nums);
+      case DataType.UINT8: return Uint8Array.from(nums);
+      default: break;
+    }
+  }
+  throw new UserError(`calibration array for input '${spec.name}' is ${from}; the model expects ${to}`);
+}
+
+/** Upper bound for random token ids: the row count of an embedding table the input indexes (Gather), else 2. */
+function tokenRange(model: Model, input: string): number {
+  for (const c of model.graph.realConsumers(input)) {
+    if (c.opType === 'Gather' && c.inputs[1] === input) {
+      const table = model.graph.resolveConstant(c.inputs[0]);
+      if (table && table.dims.length >= 1) return table.dims[0];
+    }
+  }
+  return 2;
+}
+
+function randomCalibration(model: Model, opts: CalibOptions): CalibSet {
+  const specs = inputSpecs(model);
+  const next = rng(opts.seed ?? 0);
+  let samples = opts.randomSamples ?? 16;
+  let fixedBatch: number | undefined;
+  const inputs = specs.map((spec) => {
+    if (typeof spec.shape[0] === 'number') {
+      fixedBatch = spec.shape[0];
+      samples = Math.max(fixedBatch, samples - (samples % fixedBatch));
+    }
+    const dims = [samples, ...spec.shape.slice(1).map((d) => (typeof d === 'number' ? d : (d && opts.dims?.[d]) || 16))];
+    const n = dims.reduce((a, b) => a * b, 1);
+    let data: TypedArray;
+    if (isFloat(spec.dtype)) {
+      const f = new Float32Array(n);
+      for (let i = 0; i < n; i++) f[i] = (next() + next() + next() - 1.5) * 2;
+      data = spec.dtype === DataType.FLOAT ? f : spec.dtype === DataType.DOUBLE ? Float64Array.from(f) : Uint16Array.from(f, (x) => float32ToFloat16(x));
+    } else if (spec.dtype === DataType.INT64 || spec.dtype === DataType.INT32) {
+      const hi = tokenRange(model, spec.name);
+      const ints = Array.from({ length: n }, () => Math.floor(next() * hi));
+      data = spec.dtype === DataType.INT64 ? BigInt64Array.from(ints, (x) => BigInt(x)) : Int32Array.from(ints);
+    } else if (spec.dtype === DataType.BOOL || spec.dtype === DataType.UINT8) {
+      data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
+    } else {
+      throw new UserError(`cannot make random calibration data for input '${spec.name}' of type ${dtypeName(spec.dtype)}`);
+    }
+    return { name: spec.name, dtype: spec.dtype, dims, data };
+  });
+  return { inputs, samples, source: 'random', random: true, fixedBatch };
+}
+
+/** Rows [start, end) of every calibration input (sample axis 0), as a new set. */
+export function sliceCalibration(set: CalibSet, start: number, end: number): CalibSet {
+  const inputs = set.inputs.map((x) => {
+    const row = x.dims.slice(1).reduce((a, b) => a * b, 1);
+    return { ...x, dims: [end - start, ...x.dims.slice(1)], data: x.data.slice(start * row, end * row) as TypedArray };
+  });
+  return { ...set, inputs, samples: end - start };
+}
+
+/** Number of batches `calibBatches` yields. */
+export function batchCount(set: CalibSet, batch: number): number {
+  const b = set.fixedBatch ?? batch;
+  return set.fixedBatch ? Math.floor(set.samples / b) : Math.ceil(set.samples / b);
+}
+
+/** Feeds of `batch` samples each (the last batch may be smaller unless the model fixes its batch size). */
+export function* calibBatches(set: CalibSet, batch: number): Generator<Record<string, ort.Tensor>> {
+  if (!Number.isInteger(batch) || batch < 1) throw new UserError(`--calib-batch must be a positive integer, got ${batch}`);
+  const b = set.fixedBatch ?? batch;
+  const n = batchCount(set, batch);
+  for (let k = 0; k < n; k++) {
+    const start = k * b;
+    const end = Math.min(set.samples, start + b);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const x of set.inputs) {
+      const row = x.dims.slice(1).reduce((p, q) => p * q, 1);
+      const data = x.data.subarray(start * row, end * row);
+      feeds[x.name] = new ort.Tensor(ortTypeName(x.dtype) as 'float32', data as Float32Array, [end - start, ...x.dims.slice(1)]);
+    }
+    yield feeds;
+  }
+}

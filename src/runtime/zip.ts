@@ -1,0 +1,108 @@
+/**
+ * Minimal ZIP reading for `.npz` archives: the central directory (with ZIP64 sizes/offsets), stored and
+ * deflated entries (inflated with Node's built-in zlib), CRC-32 checked. Encrypted or multi-disk archives are
+ * refused with a clear error.
+ */
+import * as zlib from 'zlib';
+import { UserError } from '../ir/errors';
+
+export interface ZipEntry {
+  name: string;
+  data: Uint8Array;
+}
+
+const SIG_EOCD = 0x06054b50;
+const SIG_EOCD64 = 0x06064b50;
+const SIG_EOCD64_LOC = 0x07064b50;
+const SIG_CENTRAL = 0x02014b50;
+const SIG_LOCAL = 0x04034b50;
+
+let crcTable: Uint32Array | undefined;
+export function crc32(b: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let c = 0xffffffff;
+  for (let i = 0; i < b.length; i++) c = crcTable[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function u64(v: DataView, at: number): number {
+  const lo = v.getUint32(at, true);
+  const hi = v.getUint32(at + 4, true);
+  return hi * 2 ** 32 + lo;
+}
+
+/** Reads every file entry of a ZIP archive. */
+export function readZip(bytes: Uint8Array, label = 'archive'): ZipEntry[] {
+  const bad = (why: string) => new UserError(`${label} is not a readable .npz/zip archive (${why})`);
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let eocd = -1;
+  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
+    if (v.getUint32(i, true) === SIG_EOCD) { eocd = i; break; }
+  }
+  if (eocd < 0) throw bad('no end-of-central-directory record');
+  if (v.getUint16(eocd + 4, true) !== 0 || v.getUint16(eocd + 6, true) !== 0) throw bad('multi-disk archives are not supported');
+  let count = v.getUint16(eocd + 10, true);
+  let cdOffset = v.getUint32(eocd + 16, true);
+  if ((count === 0xffff || cdOffset === 0xffffffff) && eocd >= 20 && v.getUint32(eocd - 20, true) === SIG_EOCD64_LOC) {
+    const at = u64(v, eocd - 20 + 8);
+    if (at + 56 > bytes.length || v.getUint32(at, true) !== SIG_EOCD64) throw bad('bad ZIP64 end record');
+    count = u64(v, at + 32);
+    cdOffset = u64(v, at + 48);
+  }
+  const out: ZipEntry[] = [];
+  let p = cdOffset;
+  for (let e = 0; e < count; e++) {
+    if (p + 46 > bytes.length || v.getUint32(p, true) !== SIG_CENTRAL) throw bad('bad central directory entry');
+    const flags = v.getUint16(p + 8, true);
+    const method = v.getUint16(p + 10, true);
+    const crc = v.getUint32(p + 16, true);
+    let csize = v.getUint32(p + 20, true);
+    let usize = v.getUint32(p + 24, true);
+    const nameLen = v.getUint16(p + 28, true);
+    const extraLen = v.getUint16(p + 30, true);
+    const commentLen = v.getUint16(p + 32, true);
+    let local = v.getUint32(p + 42, true);
+    const name = Buffer.from(bytes.subarray(p + 46, p + 46 + nameLen)).toString('utf8');
+    // ZIP64 extra field: the 0xffffffff fields, in order usize, csize, offset.
+    let x = p + 46 + nameLen;
+    const xEnd = x + extraLen;
+    while (x + 4 <= xEnd) {
+      const id = v.getUint16(x, true);
+      const len = v.getUint16(x + 2, true);
+      if (id === 0x0001) {
+        let q = x + 4;
+        if (usize === 0xffffffff) { usize = u64(v, q); q += 8; }
+        if (csize === 0xffffffff) { csize = u64(v, q); q += 8; }
+        if (local === 0xffffffff) { local = u64(v, q); q += 8; }
+      }
+      x += 4 + len;
+    }
+    p = xEnd + commentLen;
+    if (name.endsWith('/')) continue;
+    if (flags & 1) throw bad(`entry '${name}' is encrypted`);
+    if (local + 30 > bytes.length || v.getUint32(local, true) !== SIG_LOCAL) throw bad(`bad local header for '${name}'`);
+    const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
+    if (start + csize > bytes.length) throw bad(`entry '${name}' is truncated`);
+    const comp = bytes.subarray(start, start + csize);
+    let data: Uint8Array;
+    if (method === 0) data = comp.slice();
+    else if (method === 8) {
+      try {
+        data = new Uint8Array(zlib.inflateRawSync(comp));
+      } catch (err) {
+        throw bad(`entry '${name}' does not inflate: ${(err as Error).message}`);
+      }
+    } else throw bad(`entry '${name}' uses compression method ${method} (only stored and deflate are supported)`);
+    if (data.length !== usize) throw bad(`entry '${name}' has ${data.length} bytes, expected ${usize}`);
+    if (crc32(data) !== crc) throw bad(`entry '${name}' fails its CRC check`);
+    out.push({ name, data });
+  }
+  return out;
+}

@@ -1,0 +1,38 @@
+/**
+ * Data-aware scores, computed on the consumers of a group (its 'in' members) from calibration statistics of
+ * the consumer's input activation X (see sites.ts):
+ *   wanda       Σ_{j ∈ unit} Σ_rows |W_{:,j}| · ‖X_j‖   (‖X_j‖ as RMS over every sample position)
+ *   fluctuation Σ_{j ∈ unit} Var(X_j) · ‖W_{:,j}‖²       (FLAP)
+ * Member vectors are combined by the member reduction. A group with no measurable consumer falls back to the
+ * L1 (wanda) or L2 (fluctuation) magnitude, and says so.
+ */
+import type { Group } from '../analysis/types';
+import { UserError } from '../ir/errors';
+import { channelRms, channelVariance, statKey } from '../runtime/capture';
+import type { ScoreContext } from './context';
+import { magnitudeScores } from './magnitude';
+import { inputSite } from './sites';
+import { axisProfile, reduceMembers, unitSums, weightMembers } from './tensor-math';
+
+export function activationScores(ctx: ScoreContext, group: Group, method: 'wanda' | 'fluctuation'): Float64Array {
+  if (!ctx.stats) throw new UserError(`importance '${method}' needs activation statistics (calibration)`);
+  const vectors: Float64Array[] = [];
+  for (const m of weightMembers(group)) {
+    if (m.role !== 'in') continue;
+    const w = ctx.weights.get(m.tensor);
+    if (!w) continue;
+    const site = inputSite(ctx.graph, m, w.dims.length);
+    const st = site && ctx.stats.get(statKey(site.tensor, site.axis));
+    const axis = m.axis < 0 ? m.axis + w.dims.length : m.axis;
+    if (!st || st.channels !== w.dims[axis]) continue;
+    const act = method === 'wanda' ? channelRms(st) : channelVariance(st);
+    const prof = axisProfile(w, axis, method === 'wanda' ? 'l1' : 'l2sq');
+    for (let j = 0; j < prof.length; j++) prof[j] *= act[j];
+    vectors.push(unitSums(prof, m.indices));
+  }
+  if (vectors.length === 0) {
+    ctx.fallback(group, `no consumer with captured input activations: scored by ${method === 'wanda' ? 'L1' : 'L2'} magnitude`);
+    return magnitudeScores(ctx, group, method === 'wanda' ? 1 : 2);
+  }
+  return reduceMembers(vectors, group.size, ctx.reduce);
+}

@@ -1,0 +1,210 @@
+/**
+ * FLAP bias compensation: when input channels J of a linear consumer y = W x + b are removed, their expected
+ * contribution Σ_{j∈J} W_{:,j} E[x_j] is folded into the bias, so the pruned layer's output keeps its mean.
+ *
+ * CONTRACT (prune pass, issue 4): call AFTER allocation and BEFORE the plan is applied or the masked reference
+ * is built, on the dense model:
+ *     compensateBias(model, analysis, removed, stats)
+ * `stats` must hold the input statistics of the consumers (the fluctuation pass stores them in
+ * ctx.artifacts.activationStats). It edits the model in place (bias values; a new zero-initialized bias
+ * where a Conv/Gemm had none; an Add node after a bias-less MatMul) and the analysis in place: a created bias
+ * becomes a member of the group that prunes the consumer's outputs, so apply() slices it with them.
+ * Shared or Constant-node biases are given a private initializer first (and members renamed to it).
+ * Convolution borders (padding) are not modelled: E[x_j] is the mean over all positions.
+ */
+import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
+import { byteLength } from '../ir/dtype';
+import type { Graph } from '../ir/graph';
+import type { Model } from '../ir/model';
+import type { Node } from '../ir/node';
+import { makeTensorProto } from '../ir/tensor';
+import { channelMean, statKey, type ActivationStats } from '../runtime/capture';
+import { inputSite } from './sites';
+import { memberNode, WeightCache, weightMembers } from './tensor-math';
+
+export interface CompensationReport {
+  /** Consumers whose bias was adjusted. */
+  consumers: number;
+  biasesAdded: number;
+  skipped: { node: string; reason: string }[];
+}
+
+interface Plan {
+  node: Node;
+  nodeId: string;
+  weightInput: number;
+  /** Output-channel axis of the weight. */
+  outAxis: number;
+  outChannels: number;
+  /** Element type of the weight (a created bias gets the same). */
+  dtype: number;
+  rank: number;
+  delta: Float64Array;
+}
+
+/** Δ[o] = Σ_{j∈J} mean_j · Σ_{other axes} W[o, j, …] for a weight with output axis `outAxis` and input axis `inAxis`. */
+function contribution(data: Float32Array, dims: number[], outAxis: number, inAxis: number, removed: Set<number>, mean: Float64Array): Float64Array {
+  const delta = new Float64Array(dims[outAxis]);
+  const stride = dims.map((_, k) => dims.slice(k + 1).reduce((a, b) => a * b, 1));
+  for (let i = 0; i < data.length; i++) {
+    const j = Math.floor(i / stride[inAxis]) % dims[inAxis];
+    if (!removed.has(j)) continue;
+    const o = Math.floor(i / stride[outAxis]) % dims[outAxis];
+    delta[o] += data[i] * mean[j];
+  }
+  return delta;
+}
+
+function outAxisOf(n: Node, input: number, rank: number): number | undefined {
+  switch (n.opType) {
+    case 'Conv': return input === 1 ? 0 : undefined;
+    case 'Gemm': return input === 1 ? (n.attrInt('transB', 0) ? 0 : 1) : undefined;
+    case 'MatMul': return input === 1 && rank === 2 ? 1 : undefined;
+    default: return undefined;
+  }
+}
+
+function addMemberForNewBias(analysis: GroupAnalysis, p: Plan, tensor: string, node: string, input: number, role: 'out' | 'param'): void {
+  for (const g of analysis.groups) {
+    const src = weightMembers(g).find((m) => m.node === p.nodeId && m.input === p.weightInput && m.role === 'out' && (m.axis < 0 ? m.axis + p.rank : m.axis) === p.outAxis);
+    if (!src) continue;
+    const member: WeightMember = { kind: 'weight', tensor, node, input, axis: 0, role, indices: src.indices.map((x) => x.slice()) };
+    g.members.push(member);
+    g.paramsPerUnit += src.indices[0]?.length ?? 0;
+  }
+}
+
+/** A new initializer of element type `dtype` (float16/double converted from float32). */
+function newInitializer(graph: Graph, name: string, dtype: number, dims: number[], values: Float32Array): void {
+  const t = graph.setInitializer(makeTensorProto(name, dtype, dims, new Uint8Array(byteLength(dtype, values.length))));
+  t.setData(values);
+}
+
+/** A private, writable initializer for the bias at `n.inputs[slot]` (renaming members that pointed at the old one). */
+function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: string, slot: number): string {
+  const src = graph.resolveIdentity(n.inputs[slot]);
+  const t = graph.constant(src)!;
+  if (graph.initializers.get(src) === t && !graph.isSharedWeight(src)) return src;
+  const name = graph.uniqueName(`${src}_compensated`);
+  newInitializer(graph, name, t.dtype, t.dims, t.toFloat32());
+  n.inputs[slot] = name;
+  graph.invalidate();
+  for (const g of analysis.groups) for (const m of weightMembers(g)) if (m.node === nodeId && m.input === slot) m.tensor = name;
+  return name;
+}
+
+function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: CompensationReport): void {
+  const n = p.node;
+  let scale = 1;
+  if (n.opType === 'Gemm') {
+    const beta = n.attrFloat('beta', 1);
+    if (beta === 0) {
+      report.skipped.push({ node: p.nodeId, reason: 'Gemm with beta 0' });
+      return;
+    }
+    scale = n.attrFloat('alpha', 1) / beta;
+  }
+  if (n.opType === 'Conv' || n.opType === 'Gemm') {
+    const slot = 2;
+    if (!n.inputs[slot]) {
+      const name = graph.uniqueName(`${p.nodeId}_bias`);
+      newInitializer(graph, name, p.dtype, [p.outChannels], Float32Array.from(p.delta, (d) => d * scale));
+      while (n.inputs.length < slot) n.inputs.push('');
+      n.inputs[slot] = name;
+      graph.invalidate();
+      addMemberForNewBias(analysis, p, name, p.nodeId, slot, 'out');
+      report.biasesAdded++;
+      report.consumers++;
+      return;
+    }
+    const t0 = graph.resolveConstant(n.inputs[slot]);
+    if (!t0) {
+      report.skipped.push({ node: p.nodeId, reason: 'bias is not a constant' });
+      return;
+    }
+    const size = t0.size;
+    if (size !== p.outChannels && size !== 1) {
+      report.skipped.push({ node: p.nodeId, reason: `bias of shape [${t0.dims.join(',')}] is not per output channel` });
+      return;
+    }
+    const name = privateBias(graph, analysis, n, p.nodeId, slot);
+    const t = graph.initializers.get(name)!;
+    const old = t.toFloat32();
+    const next = Float32Array.from(p.delta, (d, o) => old[size === 1 ? 0 : o] + d * scale);
+    if (size === 1 && p.outChannels !== 1) {
+      // A broadcast scalar bias becomes a per-channel one; it now belongs to the output group too.
+      t.setData(next, [p.outChannels]);
+      graph.types.set(name, { dtype: t.dtype, shape: [p.outChannels] });
+      addMemberForNewBias(analysis, p, name, p.nodeId, slot, 'out');
+    } else {
+      t.setData(next);
+    }
+    report.consumers++;
+    return;
+  }
+  // MatMul: fold into a following Add of a per-channel constant, else insert one.
+  const out = n.outputs[0];
+  const users = graph.consumers(out);
+  if (users.length === 1 && users[0].opType === 'Add' && !graph.isGraphOutput(out)) {
+    const add = users[0];
+    const slot = add.inputs[0] === out ? 1 : 0;
+    const c = graph.resolveConstant(add.inputs[slot]);
+    if (c && c.size === p.outChannels && c.dims[c.dims.length - 1] === p.outChannels) {
+      const name = privateBias(graph, analysis, add, add.outputs[0], slot);
+      const t = graph.initializers.get(name)!;
+      const old = t.toFloat32();
+      t.setData(Float32Array.from(old, (v, o) => v + p.delta[o]));
+      report.consumers++;
+      return;
+    }
+  }
+  // The MatMul now writes a new tensor and the Add takes over its output name, so consumers and graph outputs
+  // stay as they are; members that named the MatMul by its old first output follow it.
+  const mmOut = graph.uniqueName(`${out}_matmul`);
+  const biasName = graph.uniqueName(`${out}_bias`);
+  newInitializer(graph, biasName, p.dtype, [p.outChannels], Float32Array.from(p.delta));
+  n.outputs[0] = mmOut;
+  graph.addNode({ opType: 'Add', name: graph.uniqueName(`${n.name || out}_compensation`), input: [mmOut, biasName], output: [out] });
+  graph.sortNodes();
+  graph.invalidate();
+  for (const g of analysis.groups) for (const m of g.members) if (m.node === p.nodeId) m.node = mmOut;
+  p.nodeId = mmOut;
+  addMemberForNewBias(analysis, p, biasName, out, 1, 'param');
+  report.biasesAdded++;
+  report.consumers++;
+}
+
+export function compensateBias(model: Model, analysis: GroupAnalysis, removed: Record<string, number[]>, stats: ActivationStats): CompensationReport {
+  const graph = model.graph;
+  const weights = new WeightCache(model);
+  const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
+  const plans = new Map<string, Plan>();
+  const byId = new Map<string, Group>(analysis.groups.map((g) => [g.id, g]));
+  for (const [gid, units] of Object.entries(removed)) {
+    const g = byId.get(gid);
+    if (!g || units.length === 0) continue;
+    for (const m of weightMembers(g)) {
+      if (m.role !== 'in') continue;
+      const w = weights.get(m.tensor);
+      const n = memberNode(graph, m.node);
+      if (!w || !n) continue;
+      const site = inputSite(graph, m, w.dims.length);
+      const st = site && stats.get(statKey(site.tensor, site.axis));
+      const inAxis = m.axis < 0 ? m.axis + w.dims.length : m.axis;
+      const outAxis = outAxisOf(n, m.input, w.dims.length);
+      if (!st || outAxis === undefined || st.channels !== w.dims[inAxis]) {
+        report.skipped.push({ node: m.node, reason: !st ? 'no input statistics' : `${n.opType} input ${m.input} is not compensated` });
+        continue;
+      }
+      const J = new Set<number>();
+      for (const u of units) for (const j of m.indices[u]) J.add(j);
+      const delta = contribution(w.data, w.dims, outAxis, inAxis, J, channelMean(st));
+      const key = `${m.node}#${m.input}`;
+      const prev = plans.get(key);
+      if (prev) for (let o = 0; o < delta.length; o++) prev.delta[o] += delta[o];
+      else plans.set(key, { node: n, nodeId: m.node, weightInput: m.input, outAxis, outChannels: w.dims[outAxis], dtype: graph.constant(m.tensor)!.dtype, rank: w.dims.length, delta });
+    }
+  }
+  for (const p of plans.values()) applyToBias(graph, analysis, p, report);
+  return report;
+}

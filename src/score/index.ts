@@ -1,0 +1,59 @@
+/**
+ * scoreGroups: importance of every unit of every group (see types.ts for the contract).
+ */
+import type { GroupAnalysis } from '../analysis/types';
+import { UserError } from '../ir/errors';
+import type { Model } from '../ir/model';
+import { activationScores } from './activation';
+import type { ScoreContext } from './context';
+import { lampScores } from './lamp';
+import { bnScaleScores, magnitudeScores } from './magnitude';
+import { obsScores } from './obs';
+import { randomScores } from './random';
+import { WeightCache } from './tensor-math';
+import { SCORE_METHODS, type GroupScores, type ScoreInfo, type ScoreOptions, type ScoreResult } from './types';
+
+export * from './types';
+export { activationRequests, inputSite } from './sites';
+
+export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts: ScoreOptions): ScoreResult {
+  if (!SCORE_METHODS.includes(opts.method)) throw new UserError(`unknown importance '${opts.method}' (known: ${SCORE_METHODS.join(', ')})`);
+  const info: ScoreInfo = { method: opts.method, normalized: opts.method === 'lamp', fallbacks: [] };
+  const ctx: ScoreContext = {
+    graph: model.graph,
+    weights: new WeightCache(model),
+    reduce: opts.reduce ?? 'mean',
+    seed: opts.seed ?? 0,
+    stats: opts.stats,
+    fallback: (g, reason) => {
+      info.fallbacks.push({ group: g.id, reason });
+    },
+  };
+  const scores: GroupScores = {};
+  for (const g of analysis.groups) {
+    let s: Float64Array;
+    switch (opts.method) {
+      case 'l1': s = magnitudeScores(ctx, g, 1); break;
+      case 'l2': s = magnitudeScores(ctx, g, 2); break;
+      case 'bn': s = bnScaleScores(ctx, g); break;
+      case 'lamp': s = lampScores(ctx, g); break;
+      case 'random': s = randomScores(ctx, g); break;
+      case 'wanda': case 'fluctuation': s = activationScores(ctx, g, opts.method); break;
+      case 'obs': s = obsScores(ctx, g); break;
+    }
+    if (s.length !== g.size) throw new Error(`scoring '${g.id}': ${s.length} scores for ${g.size} units`);
+    for (let u = 0; u < s.length; u++) if (!Number.isFinite(s[u])) s[u] = 0;
+    scores[g.id] = s;
+  }
+  if (info.fallbacks.length && opts.log) {
+    const byReason = new Map<string, number>();
+    for (const f of info.fallbacks) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
+    for (const [r, n] of byReason) opts.log(`importance ${opts.method}: ${n} group(s): ${r}`);
+  }
+  return { scores, info };
+}
+
+/** One score per unit (higher = more important), by group id. */
+export function scoreGroups(model: Model, analysis: GroupAnalysis, opts: ScoreOptions): GroupScores {
+  return scoreGroupsDetailed(model, analysis, opts).scores;
+}

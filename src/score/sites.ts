@@ -1,0 +1,70 @@
+/**
+ * Where a consumer weight meets its input activation. For an 'in' member (a weight that consumes the group's
+ * channels), the activation site is the node's data input and the axis of that tensor that runs along the
+ * member's axis:
+ *   Conv (group 1)           W[O, I, k…] axis 1   ↔ X[N, I, …]      axis 1
+ *   ConvTranspose (group 1)  W[I, O, k…] axis 0   ↔ X[N, I, …]      axis 1
+ *   Gemm                     B[K, N] / Bᵀ[N, K]   ↔ A[M, K] (Aᵀ[K, M] when transA)
+ *   MatMul, weight right     W[…, K, N] axis −2   ↔ X[…, K]         axis −1
+ *   MatMul, weight left      W[M, K] axis 1       ↔ X[…, K, N]      axis −2
+ * Grouped convolutions and other ops have no site (data-aware scores fall back to the weights there).
+ */
+import type { GroupAnalysis, WeightMember } from '../analysis/types';
+import type { Graph } from '../ir/graph';
+import type { CaptureRequest } from '../runtime/capture';
+import { memberNode } from './tensor-math';
+
+export interface ActivationSite {
+  tensor: string;
+  axis: number;
+}
+
+export function inputSite(graph: Graph, m: WeightMember, weightRank: number): ActivationSite | undefined {
+  if (m.role !== 'in') return undefined;
+  const n = memberNode(graph, m.node);
+  if (!n) return undefined;
+  const ax = m.axis < 0 ? m.axis + weightRank : m.axis;
+  switch (n.opType) {
+    case 'Conv':
+      if (m.input !== 1 || ax !== 1 || n.attrInt('group', 1) !== 1) return undefined;
+      return { tensor: n.inputs[0], axis: 1 };
+    case 'ConvTranspose':
+      if (m.input !== 1 || ax !== 0 || n.attrInt('group', 1) !== 1) return undefined;
+      return { tensor: n.inputs[0], axis: 1 };
+    case 'Gemm': {
+      const tA = n.attrInt('transA', 0), tB = n.attrInt('transB', 0);
+      if (m.input === 1) {
+        if (ax !== (tB ? 1 : 0)) return undefined;
+        return { tensor: n.inputs[0], axis: tA ? 0 : 1 };
+      }
+      if (m.input === 0) {
+        if (ax !== (tA ? 0 : 1)) return undefined;
+        return { tensor: n.inputs[1], axis: tB ? 1 : 0 };
+      }
+      return undefined;
+    }
+    case 'MatMul':
+      if (m.input === 1 && ax === weightRank - 2) return { tensor: n.inputs[0], axis: -1 };
+      if (m.input === 0 && weightRank === 2 && ax === 1) return { tensor: n.inputs[1], axis: -2 };
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Capture requests for every 'in' member's input activation (deduplicated). */
+export function activationRequests(graph: Graph, analysis: GroupAnalysis, opts: { gram?: boolean } = {}): CaptureRequest[] {
+  const seen = new Map<string, CaptureRequest>();
+  for (const g of analysis.groups) {
+    for (const m of g.members) {
+      if (m.kind !== 'weight' || m.role !== 'in') continue;
+      const w = graph.constant(m.tensor);
+      if (!w) continue;
+      const site = inputSite(graph, m, w.dims.length);
+      if (!site) continue;
+      const key = `${site.tensor}@${site.axis}`;
+      if (!seen.has(key)) seen.set(key, { tensor: site.tensor, axis: site.axis, gram: opts.gram });
+    }
+  }
+  return [...seen.values()];
+}

@@ -1,0 +1,108 @@
+/**
+ * Weight access and per-axis reductions used by every importance method.
+ *
+ * A weight member (src/analysis/types.ts) slices one tensor along one axis; unit u owns the axis positions
+ * `indices[u]`. Most scores reduce the tensor over every other axis into one value per axis position (a
+ * "profile"), then sum that profile over each unit's positions.
+ */
+import type { Group, Member, WeightMember } from '../analysis/types';
+import type { Graph } from '../ir/graph';
+import type { Model } from '../ir/model';
+import type { Node } from '../ir/node';
+
+export interface DenseWeight {
+  name: string;
+  data: Float32Array;
+  dims: number[];
+}
+
+/** Decodes weights once per scoring run. */
+export class WeightCache {
+  private cache = new Map<string, DenseWeight | null>();
+  constructor(public readonly model: Model) {}
+
+  get(name: string): DenseWeight | undefined {
+    if (!this.cache.has(name)) {
+      const t = this.model.graph.constant(name);
+      this.cache.set(name, t ? { name, data: t.toFloat32(), dims: t.dims } : null);
+    }
+    return this.cache.get(name) ?? undefined;
+  }
+}
+
+/** The node a member refers to (members name nodes by their first output). */
+export function memberNode(graph: Graph, id: string): Node | undefined {
+  const p = graph.producer(id);
+  if (p) return p;
+  return graph.nodes.find((n) => n.name === id);
+}
+
+export type ProfileKind = 'l1' | 'l2sq' | 'sum';
+
+/** One value per position along `axis`: Σ|w|, Σw² or Σw over every other axis. */
+export function axisProfile(w: DenseWeight, axis: number, kind: ProfileKind): Float64Array {
+  const dims = w.dims;
+  const n = dims[axis];
+  let inner = 1;
+  for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
+  const out = new Float64Array(n);
+  const d = w.data;
+  const total = d.length;
+  for (let i = 0; i < total; i++) {
+    const pos = Math.floor(i / inner) % n;
+    const v = d[i];
+    out[pos] += kind === 'l1' ? Math.abs(v) : kind === 'l2sq' ? v * v : v;
+  }
+  return out;
+}
+
+/** Sums a per-position profile over each unit's positions. */
+export function unitSums(profile: ArrayLike<number>, indices: number[][]): Float64Array {
+  const out = new Float64Array(indices.length);
+  for (let u = 0; u < indices.length; u++) {
+    let s = 0;
+    for (const j of indices[u]) s += profile[j];
+    out[u] = s;
+  }
+  return out;
+}
+
+export function weightMembers(group: Group): WeightMember[] {
+  return group.members.filter((m: Member): m is WeightMember => m.kind === 'weight');
+}
+
+const NORM_OPS = new Set(['BatchNormalization', 'InstanceNormalization', 'LayerNormalization', 'GroupNormalization',
+  'SimplifiedLayerNormalization', 'RMSNormalization']);
+
+/**
+ * The members that hold learned per-unit weights, which magnitude-style scores read:
+ * - 'out'/'in' members of rank ≥ 2 (Conv/Gemm/MatMul kernels; 1-D biases are left out);
+ * - 'param' members that scale the channel: the scale input (slot 1) of a normalization op, a Mul constant
+ *   (RMSNorm weight, layer scale), a PRelu slope. Additive constants and BN running statistics are left out.
+ * When nothing qualifies, every weight member is used.
+ */
+export function learnedMembers(graph: Graph, group: Group, weights: WeightCache): WeightMember[] {
+  const all = weightMembers(group);
+  const chosen = all.filter((m) => {
+    const w = weights.get(m.tensor);
+    if (!w) return false;
+    if (m.role !== 'param') return w.dims.length >= 2;
+    const n = memberNode(graph, m.node);
+    if (!n) return false;
+    if (NORM_OPS.has(n.opType)) return m.input === 1;
+    return n.opType === 'Mul' || n.opType === 'PRelu';
+  });
+  return chosen.length ? chosen : all.filter((m) => weights.get(m.tensor));
+}
+
+/** Combines per-member unit vectors into one vector per unit. */
+export function reduceMembers(vectors: Float64Array[], size: number, how: 'mean' | 'sum' | 'max'): Float64Array {
+  const out = new Float64Array(size);
+  if (vectors.length === 0) return out;
+  if (how === 'max') out.fill(-Infinity);
+  for (const v of vectors) {
+    for (let u = 0; u < size; u++) out[u] = how === 'max' ? Math.max(out[u], v[u]) : out[u] + v[u];
+  }
+  if (how === 'mean') for (let u = 0; u < size; u++) out[u] /= vectors.length;
+  return out;
+}
