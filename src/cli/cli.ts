@@ -1,14 +1,22 @@
-/** The `onnx-prune` command line (yargs 17). Exit codes: 0 ok, 1 user error, 2 internal error. */
+/**
+ * The `onnx-prune` command line (yargs 17). Exit codes: 0 ok, 1 user error, 2 internal error, 3 the pruned model
+ * failed verification against the masked dense model (nothing written unless --keep-invalid).
+ */
 import yargs from 'yargs';
 import { isUserError } from '../ir/errors';
+import { isVerificationError } from '../runtime/verify';
 import { pruneCommand } from './prune-command';
 import { inspectCommand } from './inspect-command';
+import { groupsCommand } from './groups-command';
 import { VERSION } from './version';
 
 export async function runCli(argv: string[]): Promise<number> {
   let code = 0;
   const fail = (e: unknown) => {
-    if (isUserError(e)) {
+    if (isVerificationError(e)) {
+      process.stderr.write(`onnx-prune: error: ${e.message.split('\n')[0]}\n`);
+      code = 3;
+    } else if (isUserError(e)) {
       process.stderr.write(`onnx-prune: error: ${e.message}\n`);
       code = 1;
     } else {
@@ -24,6 +32,7 @@ export async function runCli(argv: string[]): Promise<number> {
       .usage('$0 IN OUT [options]    prune a model\n$0 inspect MODEL [--json]    describe a model')
       .command(pruneCommand)
       .command(inspectCommand)
+      .command(groupsCommand)
       .version(VERSION)
       .alias('h', 'help')
       .strictOptions()
