@@ -5,7 +5,7 @@
  * Options: `dims` (values for symbolic input dims, e.g. { batch: 1, seq: 16 }), `shapes` ('auto' | 'static' |
  * 'ort': where concrete shapes come from), `rewriteComputedShapes` (let groups whose Reshape target is
  * computed from an unpruned dim be pruned by rewriting that element to −1; apply must support
- * ShapeMember.replaceWith).
+ * ShapeMember.replaceWith, which it does); on unless set to false.
  */
 import { analyzeGroups } from '../src/analysis/analyze';
 import type { Pass } from '../src/pipeline/pass';
@@ -22,7 +22,7 @@ export function analyzePass(options: Record<string, unknown>): Pass {
       const analysis = await analyzeGroups(ctx.model, {
         dims: options.dims as Record<string, number> | undefined,
         mode,
-        rewriteComputedShapes: options.rewriteComputedShapes === true,
+        rewriteComputedShapes: options.rewriteComputedShapes !== false,
       });
       ctx.artifacts.groups = analysis;
       const s = analysis.summary;

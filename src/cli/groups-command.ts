@@ -34,13 +34,13 @@ export const groupsCommand: CommandModule<object, GroupsArgs> = {
       .option('json', { type: 'boolean', describe: 'print one JSON object on stdout (schemas/groups.schema.json)' })
       .option('dim', { type: 'string', array: true, describe: 'value of a symbolic input dim, NAME=N (repeatable)' })
       .option('shapes', { type: 'string', choices: ['auto', 'static', 'ort'], default: 'auto', describe: 'where concrete shapes come from' })
-      .option('rewrite-shapes', { type: 'boolean', describe: 'allow -1 rewrites of Reshape elements computed from unpruned dims' }) as never,
+      .option('rewrite-shapes', { type: 'boolean', default: true, describe: 'allow -1 rewrites of Reshape elements computed from unpruned dims (pruning applies them; --no-rewrite-shapes declines such groups)' }) as never,
   handler: async (args) => {
     const model = loadModel(args.model);
     const analysis = await analyzeGroups(model, {
       dims: parseDims(args.dim),
       mode: args.shapes as 'auto' | 'static' | 'ort',
-      rewriteComputedShapes: !!args['rewrite-shapes'],
+      rewriteComputedShapes: args['rewrite-shapes'] !== false,
     });
     process.stdout.write(args.json ? `${JSON.stringify(toGroupsJson(analysis))}\n` : `${formatGroups(analysis, args.model)}\n`);
   },

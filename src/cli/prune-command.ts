@@ -72,7 +72,7 @@ export function summaryLine(report: Record<string, unknown>): string | undefined
   const groups = report.groups as { pruned: number; total: number; declined: number; unitsRemoved: number; note?: string } | undefined;
   const verify = report.verify as { passed: boolean; maxRelDiff: number } | undefined;
   const fid = report.fidelity as { cosine: number; top1?: number } | undefined;
-  const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(1)}%` : '?');
+  const pct = (a: number, b: number) => (b > 0 ? `${(100 * (a - b) / b).toFixed(1)}%` : '?');
   const parts = [
     `pruned ${groups?.pruned ?? 0}/${groups?.total ?? 0} groups (${groups?.unitsRemoved ?? 0} units; ${groups?.declined ?? 0} declined)`,
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
