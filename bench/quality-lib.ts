@@ -106,7 +106,7 @@ export async function perplexity(model: Model, tokens: BigInt64Array, from: numb
 
 export interface Variant {
   method: ScoreMethod;
-  /** FLAP bias compensation (fluctuation only). */
+  /** FLAP bias compensation (needs a data-aware method: fluctuation or wanda). */
   compensate?: boolean;
   mode?: AllocationMode;
 }
@@ -128,6 +128,21 @@ export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: Activ
   if (v.compensate) compensateBias(model, a, removed, stats);
   applyPlan(model, a, removed);
   return { model, achieved };
+}
+
+export interface SeedStats {
+  mean: number;
+  sd: number;
+  values: number[];
+}
+
+/** Mean and sample standard deviation of `measure(seed)` over seeds 0 … n−1 (for the random baseline). */
+export async function overSeeds(n: number, measure: (seed: number) => Promise<number>): Promise<SeedStats> {
+  const values: number[] = [];
+  for (let seed = 0; seed < n; seed++) values.push(await measure(seed));
+  const mean = values.reduce((a, b) => a + b, 0) / n;
+  const sd = n > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1)) : 0;
+  return { mean, sd, values };
 }
 
 export function mnistCalib(model: Model): CalibSet {

@@ -1,25 +1,38 @@
 /**
  * Pruning quality table (not a timed test): `npm run build && node dist/bench/quality.js [--quick]`.
  *  - mnist_lenet_bn, mnist_resmlp: accuracy on the 2004 held-out digits, dense vs pruned at 30 % / 50 % params,
- *    for random (mean of 3 seeds), L2, Wanda and FLAP + bias compensation, uniform and global allocation;
- *    calibrated on mnist_calib_x.bin.
+ *    for random (mean ± sd over 20 seeds; 3 with --quick), L2, Wanda, Wanda + bias compensation and FLAP + bias
+ *    compensation, uniform and global allocation; calibrated on mnist_calib_x.bin.
  *  - llama_py: perplexity on rows 0–127 of llama_py_eval_tokens.bin (calibrated on rows 128–255), dense vs
- *    pruned at 20 % / 40 % params, uniform vs global, for L2, Wanda and FLAP + bias.
+ *    pruned at 20 % / 40 % params, uniform vs global, for random (mean of 3 seeds), L2, Wanda, Wanda + bias and
+ *    FLAP + bias.
  * Groups come from the real analysis (analyzeGroups).
  */
 import * as path from 'path';
 import { analyzeGroups } from '../src/analysis/analyze';
 import { loadModel } from '../src/ir/io';
-import { accuracy, denseStats, loadDigits, loadTokens, mnistCalib, perplexity, pruneVariant, SHARED, tokenCalib, variantName, type Variant } from './quality-lib';
+import { accuracy, denseStats, loadDigits, loadTokens, mnistCalib, overSeeds, perplexity, pruneVariant, SHARED, tokenCalib, variantName, type Variant } from './quality-lib';
+
+const quick = process.argv.includes('--quick');
+const MNIST_SEEDS = quick ? 3 : 20;
+const LLAMA_SEEDS = 3;
 
 function row(cells: (string | number)[], widths: number[]): string {
   return cells.map((c, i) => String(c).padEnd(widths[i])).join(' ');
 }
 
+const methods = (mode: 'uniform' | 'global'): Variant[] => [
+  { method: 'l2', mode },
+  { method: 'wanda', mode },
+  { method: 'wanda', compensate: true, mode },
+  { method: 'fluctuation', compensate: true, mode },
+];
+
 async function mnist(): Promise<void> {
   const digits = loadDigits(path.join(SHARED, 'mnist_test_x.bin'), path.join(SHARED, 'mnist_test_y.bin'));
-  const widths = [16, 8, 7, 7, 8, 7, 7, 10];
-  console.log(row(['model', 'alloc', 'ratio', 'dense', 'random', 'l2', 'wanda', 'flap+bias'], widths));
+  const widths = [16, 8, 6, 6, 13, 6, 6, 11, 10];
+  console.log(`held-out accuracy (2004 digits); random = mean ± sd over ${MNIST_SEEDS} seeds`);
+  console.log(row(['model', 'alloc', 'ratio', 'dense', 'random', 'l2', 'wanda', 'wanda+bias', 'flap+bias'], widths));
   for (const name of ['mnist_lenet_bn', 'mnist_resmlp']) {
     const dense = loadModel(path.join(SHARED, `${name}.onnx`));
     const analysis = await analyzeGroups(dense);
@@ -27,12 +40,9 @@ async function mnist(): Promise<void> {
     const denseAcc = await accuracy(dense, digits);
     for (const mode of ['uniform', 'global'] as const) {
       for (const ratio of [0.3, 0.5]) {
-        let rnd = 0;
-        for (const seed of [0, 1, 2]) rnd += (await accuracy(pruneVariant(dense, analysis, stats, { method: 'random', mode }, ratio, seed).model, digits)) / 3;
-        const cells: (string | number)[] = [name, mode, `${ratio * 100}%`, denseAcc.toFixed(3), rnd.toFixed(3)];
-        for (const v of [{ method: 'l2', mode }, { method: 'wanda', mode }, { method: 'fluctuation', compensate: true, mode }] as Variant[]) {
-          cells.push((await accuracy(pruneVariant(dense, analysis, stats, v, ratio).model, digits)).toFixed(3));
-        }
+        const rnd = await overSeeds(MNIST_SEEDS, (seed) => accuracy(pruneVariant(dense, analysis, stats, { method: 'random', mode }, ratio, seed).model, digits));
+        const cells: (string | number)[] = [name, mode, `${ratio * 100}%`, denseAcc.toFixed(3), `${rnd.mean.toFixed(3)}±${rnd.sd.toFixed(3)}`];
+        for (const v of methods(mode)) cells.push((await accuracy(pruneVariant(dense, analysis, stats, v, ratio).model, digits)).toFixed(3));
         console.log(row(cells, widths));
       }
     }
@@ -46,18 +56,25 @@ async function llama(): Promise<void> {
   const stats = await denseStats(dense, analysis, tokenCalib(dense, tokens, 128, 256));
   const denseP = await perplexity(dense, tokens, 0, 128);
   console.log(`\nllama_py perplexity (rows 0-127), dense ${denseP.toFixed(3)}; groups: ${analysis.groups.map((g) => `${g.unit}×${g.size}`).join(', ')}`);
-  const widths = [8, 7, 7, 7, 10];
-  console.log(row(['alloc', 'ratio', 'l2', 'wanda', 'flap+bias'], widths));
+  console.log(`random = mean of ${LLAMA_SEEDS} seeds`);
+  const widths = [8, 6, 8, 7, 7, 11, 10];
+  console.log(row(['alloc', 'ratio', 'random', 'l2', 'wanda', 'wanda+bias', 'flap+bias'], widths));
   for (const mode of ['uniform', 'global'] as const) {
     for (const ratio of [0.2, 0.4]) {
       const cells: (string | number)[] = [mode, `${ratio * 100}%`];
-      for (const v of [{ method: 'l2', mode }, { method: 'wanda', mode }, { method: 'fluctuation', compensate: true, mode }] as Variant[]) {
+      const variants: (Variant | 'random')[] = ['random', ...methods(mode)];
+      for (const v of variants) {
         try {
-          const r = pruneVariant(dense, analysis, stats, v, ratio);
-          cells.push((await perplexity(r.model, tokens, 0, 128)).toFixed(3));
+          if (v === 'random') {
+            const r = await overSeeds(LLAMA_SEEDS, (seed) => perplexity(pruneVariant(dense, analysis, stats, { method: 'random', mode }, ratio, seed).model, tokens, 0, 128));
+            cells.push(r.mean.toFixed(3));
+          } else {
+            cells.push((await perplexity(pruneVariant(dense, analysis, stats, v, ratio).model, tokens, 0, 128)).toFixed(3));
+          }
         } catch (e) {
+          const label = v === 'random' ? 'random' : variantName(v);
           cells.push(`error: ${(e as Error).message.slice(0, 60)}`);
-          console.error(`${variantName(v)} ${mode} ${ratio}: ${(e as Error).message}`);
+          console.error(`${label} ${mode} ${ratio}: ${(e as Error).message}`);
         }
       }
       console.log(row(cells, widths));

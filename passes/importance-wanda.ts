@@ -1,4 +1,4 @@
-/** `importance-wanda`: |W|·‖X‖ from calibration activations (Wanda). Writes ctx.artifacts.scores (see src/score/types.ts). */
+/** `importance-wanda`: structured Wanda, Σ|W_:,j|·‖X_j‖ at each consumer's input. Writes ctx.artifacts.scores (see src/score/types.ts). */
 import { importancePass } from '../src/score/importance-pass';
 
-export const importanceWandaPass = importancePass('wanda', '|W|·‖X‖ from calibration activations (Wanda)');
+export const importanceWandaPass = importancePass('wanda', 'Σ|W_:,j|·‖X_j‖ over the consumers, X at their inputs (structured Wanda)');

@@ -1,11 +1,13 @@
 /** Importance methods on a hand-built Conv → BN → Relu → Conv model with a hand-written group. */
 import type { Group, GroupAnalysis, WeightMember } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
-import type { ActivationStats } from '../src/runtime/capture';
-import { scoreGroups, scoreGroupsDetailed } from '../src/score';
+import { calibFromArrays } from '../src/runtime/calib';
+import { captureStats, withExtraOutputs, type ActivationStats } from '../src/runtime/capture';
+import { createSession, modelBytes as bytesOf, ort } from '../src/runtime/ort';
+import { activationRequests, scoreGroups, scoreGroupsDetailed } from '../src/score';
 import { lampTransform } from '../src/score/lamp';
 import { inverseDiagonal } from '../src/score/obs';
-import { DataType, floatTensor, graph, modelBytes, node, valueInfo } from './helpers/builder';
+import { attr, DataType, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 
 // conv1: W1[4,3,1,1]; BN over 4 channels; conv2: W2[2,4,1,1].
 const W1 = [
@@ -133,6 +135,69 @@ describe('data-aware scores', () => {
     expect(() => scoreGroups(build(), analysis(groupOf()), { method: 'wanda' })).toThrow(/needs activation statistics/);
     const r = scoreGroupsDetailed(build(), analysis(groupOf()), { method: 'wanda', stats: new Map() });
     expect(r.info.fallbacks[0].reason).toMatch(/scored by L1 magnitude/);
+  });
+});
+
+describe('Wanda on captured activations: X is read at the consumer input', () => {
+  // conv1 (3 channels) → BN → Relu → MaxPool 2×2 → Flatten (3 × 4 positions) → Gemm W2[5, 12] (transB).
+  // A unit is one conv1 channel; the Gemm reads it through 4 flattened columns c·4 + p.
+  const W1c = uniform(seededRng(31), 3 * 2, 1);
+  const W2g = uniform(seededRng(32), 5 * 12, 1);
+  const model = loadModel(modelBytes(graph({
+    nodes: [
+      node('Conv', ['x', 'W1', 'B1'], ['c1']),
+      node('BatchNormalization', ['c1', 'gamma', 'beta', 'mean', 'var'], ['bn']),
+      node('Relu', ['bn'], ['r']),
+      node('MaxPool', ['r'], ['p'], [attr.ints('kernel_shape', [2, 2]), attr.ints('strides', [2, 2])]),
+      node('Flatten', ['p'], ['f']),
+      node('Gemm', ['f', 'W2'], ['y'], [attr.int('transB', 1)]),
+    ],
+    inputs: [valueInfo('x', DataType.FLOAT, ['batch', 2, 4, 4])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['batch', 5])],
+    initializers: [
+      floatTensor('W1', [3, 2, 1, 1], W1c), floatTensor('B1', [3], [0.2, -0.1, 0.4]),
+      floatTensor('gamma', [3], [1.5, -0.5, 2]), floatTensor('beta', [3], [0.3, 0.1, -0.2]),
+      floatTensor('mean', [3], [0.1, 0, -0.1]), floatTensor('var', [3], [1, 2, 0.5]),
+      floatTensor('W2', [5, 12], W2g),
+    ],
+  })));
+  const per = (u: number) => [0, 1, 2, 3].map((p) => u * 4 + p);
+  const wmem = (tensor: string, nodeId: string, input: number, axis: number, role: WeightMember['role'], indices: number[][]): WeightMember =>
+    ({ kind: 'weight', tensor, node: nodeId, input, axis, role, indices });
+  const one = [[0], [1], [2]];
+  const grp: Group = {
+    id: 'c', label: 'conv1', unit: 'channel', unitSize: 1, size: 3, paramsPerUnit: 0,
+    members: [wmem('W1', 'c1', 1, 0, 'out', one), wmem('B1', 'c1', 2, 0, 'out', one), wmem('gamma', 'bn', 1, 0, 'param', one),
+      wmem('W2', 'y', 1, 1, 'in', [per(0), per(1), per(2)])],
+  };
+
+  test('the site is the Gemm input (after BN, Relu, MaxPool and Flatten), one channel per flattened column', () => {
+    expect(activationRequests(model.graph, analysis(grp))).toEqual([{ tensor: 'f', axis: 1, gram: undefined }]);
+  });
+
+  test('score_u = Σ over the unit\'s columns j of Σ_rows |W2[:, j]| · RMS(f_j), from onnxruntime', async () => {
+    const n = 6;
+    const x = uniform(seededRng(33), n * 2 * 16, 1);
+    const calib = calibFromArrays(model, [{ dtype: DataType.FLOAT, dims: [n, 2, 4, 4], data: x }], 'test');
+    const stats = await captureStats(model, calib, activationRequests(model.graph, analysis(grp)), { quiet: true, batch: 4 });
+    const s = scoreGroups(model, analysis(grp), { method: 'wanda', stats }).c;
+    // Reference: fetch f directly and compute the score by hand.
+    const session = await createSession(bytesOf(withExtraOutputs(model, ['f', 'bn'])));
+    const outs = await session.run({ x: new ort.Tensor('float32', x, [n, 2, 4, 4]) }, ['f', 'bn']);
+    await session.release();
+    const f = outs.f.data as Float32Array;
+    for (let u = 0; u < 3; u++) {
+      let want = 0;
+      for (const j of per(u)) {
+        let sq = 0, l1 = 0;
+        for (let k = 0; k < n; k++) sq += f[k * 12 + j] ** 2;
+        for (let o = 0; o < 5; o++) l1 += Math.abs(W2g[o * 12 + j]);
+        want += l1 * Math.sqrt(sq / n);
+      }
+      expect(s[u]).toBeCloseTo(want, 5);
+    }
+    // The data exercise the Relu (BN outputs of both signs), so statistics taken before it would differ.
+    expect(Math.min(...(outs.bn.data as Float32Array))).toBeLessThan(0);
   });
 });
 

@@ -1,15 +1,28 @@
 /**
  * Quality on the shared MNIST models (trained; calibrated on the 512 training digits, evaluated on the 2004
- * held-out digits): accuracy dense vs pruned at 30 % and 50 % params for random (mean of 3 seeds), L2, Wanda
- * and FLAP + bias compensation, uniform and global. Printed as a table; FLAP + bias must beat random clearly.
+ * held-out digits): accuracy dense vs pruned at 30 % and 50 % params for random (mean of RANDOM_SEEDS seeds), L2,
+ * Wanda, Wanda + bias compensation and FLAP + bias compensation, uniform and global allocation. Printed as a table.
+ *
+ * What is asserted, and why (figures: bench/quality.ts, random over 20 seeds):
+ *  - at 50 %, both compensated data-aware methods beat random by ≥ 2 points on both models and allocations;
+ *  - plain Wanda (Σ_i |W_ij|·‖X_j‖, no compensation) beats random on mnist_resmlp everywhere (by ~1.5 points) and
+ *    on mnist_lenet_bn with global allocation (by ≥ 2 points at 50 %);
+ *  - plain Wanda does NOT beat random on mnist_lenet_bn with uniform allocation (0.872 / 0.745 vs random
+ *    0.923 / 0.820 at 30 / 50 %), nor does any per-unit variant tried (‖W_:,j‖₂·‖X_j‖₂, FLAP's centred score,
+ *    per-output normalization). The loss is set-level: removing half of conv2's channels shifts the mean of
+ *    conv3's pre-activations by Σ_{j∈J} W_:,j·E[x_j], and the low-score channels' consumer weights lean positive,
+ *    so their shifts add up (0.56 σ for Wanda's set, 0.30–0.48 σ for random sets), and even keeping the channels
+ *    whose single removal costs least (an ablation oracle) gives 0.26 vs random 0.66 there. Bias compensation
+ *    removes exactly that shift (0.949). So the test asserts that compensation recovers it instead.
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { accuracy, denseStats, loadDigits, mnistCalib, pruneVariant, SHARED, variantName, type Variant } from '../bench/quality-lib';
+import { accuracy, denseStats, loadDigits, mnistCalib, overSeeds, pruneVariant, SHARED, variantName, type Variant } from '../bench/quality-lib';
 import { loadModel } from '../src/ir/io';
 import { lenetGroups, resmlpGroups } from './mnist-groups';
 
 const have = fs.existsSync(path.join(SHARED, 'mnist_test_x.bin'));
+const RANDOM_SEEDS = 10;
 
 describe('MNIST quality', () => {
   if (!have) throw new Error(`shared models missing at ${SHARED}`);
@@ -25,25 +38,40 @@ describe('MNIST quality', () => {
     const analysis = groups();
     expect(await accuracy(dense, digits)).toBeCloseTo(denseAcc, 3);
     const stats = await denseStats(dense, analysis, mnistCalib(dense));
+    const failures: string[] = [];
     for (const mode of ['uniform', 'global'] as const) {
       for (const ratio of [0.3, 0.5]) {
-        const acc: Record<string, number> = {};
-        let rnd = 0;
-        for (const seed of [0, 1, 2]) {
+        const rnd = await overSeeds(RANDOM_SEEDS, async (seed) => {
           const r = pruneVariant(dense, analysis, stats, { method: 'random', mode }, ratio, seed);
           expect(Math.abs(r.achieved.achieved - ratio)).toBeLessThan(0.01);
-          rnd += (await accuracy(r.model, digits)) / 3;
-        }
-        acc.random = rnd;
-        const variants: Variant[] = [{ method: 'l2', mode }, { method: 'wanda', mode }, { method: 'fluctuation', compensate: true, mode }];
+          return accuracy(r.model, digits);
+        });
+        const acc: Record<string, number> = {};
+        const variants: Variant[] = [
+          { method: 'l2', mode }, { method: 'wanda', mode }, { method: 'wanda', compensate: true, mode }, { method: 'fluctuation', compensate: true, mode },
+        ];
         for (const v of variants) {
           const r = pruneVariant(dense, analysis, stats, v, ratio);
           expect(Math.abs(r.achieved.achieved - ratio)).toBeLessThan(0.01);
           acc[variantName({ ...v, mode: undefined })] = await accuracy(r.model, digits);
         }
-        lines.push(`${name} ${mode} ${ratio * 100}% params: dense ${denseAcc} | ${Object.entries(acc).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' | ')}`);
-        if (ratio === 0.5) expect(acc['flap+bias']).toBeGreaterThan(acc.random + 0.02);
+        const random = rnd.mean;
+        lines.push(`${name} ${mode} ${ratio * 100}% params: dense ${denseAcc} | random ${random.toFixed(3)}±${rnd.sd.toFixed(3)} | ` +
+          Object.entries(acc).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' | '));
+        const where = `${name} ${mode} ${ratio * 100}%`;
+        const above = (label: string, value: number, bound: number, boundLabel: string) => {
+          if (!(value > bound)) failures.push(`${where}: ${label} ${value.toFixed(3)} is not above ${boundLabel} ${bound.toFixed(3)}`);
+        };
+        if (ratio === 0.5) {
+          above('flap+bias', acc['flap+bias'], random + 0.02, 'random + 0.02');
+          above('wanda+bias', acc['wanda+bias'], random + 0.02, 'random + 0.02');
+        }
+        if (name === 'mnist_resmlp') above('wanda', acc.wanda, random, 'random');
+        if (name === 'mnist_lenet_bn' && mode === 'global' && ratio === 0.5) above('wanda', acc.wanda, random + 0.02, 'random + 0.02');
+        // Uniform on LeNet: plain Wanda is below random (see above); compensation must recover the mean shift.
+        if (name === 'mnist_lenet_bn' && mode === 'uniform') above('wanda+bias', acc['wanda+bias'], acc.wanda + 0.05, 'wanda + 0.05');
       }
     }
+    expect(failures).toEqual([]);
   });
 });
