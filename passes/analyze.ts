@@ -5,7 +5,9 @@
  * Options: `dims` (values for symbolic input dims, e.g. { batch: 1, seq: 16 }), `shapes` ('auto' | 'static' |
  * 'ort': where concrete shapes come from), `rewriteComputedShapes` (let groups whose Reshape target is
  * computed from an unpruned dim be pruned by rewriting that element to −1; apply must support
- * ShapeMember.replaceWith, which it does); on unless set to false.
+ * ShapeMember.replaceWith, which it does); on unless set to false. `verifyBatch` / `verifySeq` (the verification
+ * input sizes) are also tried as probe sizes when onnxruntime must measure shapes and the model does not run on
+ * tiny inputs (src/analysis/shape-source.ts).
  */
 import { analyzeGroups } from '../src/analysis/analyze';
 import type { Pass } from '../src/pipeline/pass';
@@ -22,6 +24,8 @@ export function analyzePass(options: Record<string, unknown>): Pass {
       const analysis = await analyzeGroups(ctx.model, {
         dims: options.dims as Record<string, number> | undefined,
         mode,
+        batch: options.verifyBatch !== undefined ? Number(options.verifyBatch) : undefined,
+        seq: options.verifySeq !== undefined ? Number(options.verifySeq) : undefined,
         rewriteComputedShapes: options.rewriteComputedShapes !== false,
       });
       ctx.artifacts.groups = analysis;

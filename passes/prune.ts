@@ -9,6 +9,8 @@ import { applyPlan } from '../src/prune/apply';
 import type { GroupAnalysis } from '../src/analysis/types';
 import type { Pass } from '../src/pipeline/pass';
 import { cloneModel } from '../src/prune/clone';
+import { nothingPrunedNote } from '../src/prune/explain';
+import { warn } from '../src/score/importance-pass';
 
 /** Declined reasons with their counts, most frequent first. */
 function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
@@ -41,11 +43,6 @@ export function prunePass(options: Record<string, unknown>): Pass {
         declinedReasons: reasonCounts(analysis),
         note: undefined as string | undefined,
       };
-      if (analysis.groups.length === 0) {
-        groups.note = analysis.declined.length
-          ? `nothing to prune: every group was declined (${Object.keys(groups.declinedReasons).slice(0, 3).join('; ')})`
-          : 'nothing to prune: the analysis found no prunable groups';
-      }
       const before = measureModel(dense);
       // Keep the dense model for verification; prune a copy.
       const keepDense = options.verify !== false;
@@ -55,8 +52,9 @@ export function prunePass(options: Record<string, unknown>): Pass {
       const cost = compareCost(before, after);
       groups.pruned = summary.groupsPruned;
       groups.unitsRemoved = summary.unitsRemoved;
-      if (!groups.note && groups.pruned === 0) {
-        groups.note = options.planFile ? 'nothing to prune: the plan removes no units' : `nothing to prune: at ratio ${ratio} no group loses a unit (groups too small)`;
+      if (groups.pruned === 0) {
+        groups.note = nothingPrunedNote(dense, analysis, { ratio, planFile: options.planFile as string | undefined });
+        warn(ctx, `${groups.note}; the output is the input model unchanged`);
       }
       if (!groups.note) delete (groups as { note?: string }).note;
       ctx.model = pruned;

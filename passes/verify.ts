@@ -2,7 +2,8 @@
  * `verify`: runs the pruned model and the masked dense model in onnxruntime on seeded inputs and checks that
  * they agree (src/runtime/verify.ts); reports fidelity to the dense model as well. On failure it finds the
  * groups that break equivalence and throws a VerificationError, unless options.keepInvalid (then the report
- * says passed: false and the pipeline goes on).
+ * says passed: false and the pipeline goes on). When the plan removes nothing, the output is the input model
+ * unchanged and verification is skipped (`verify.skipped` says so).
  */
 import { analysisOf, modelOf, planOf } from '../src/prune/artifacts';
 import type { Model } from '../src/ir/model';
@@ -29,6 +30,16 @@ export function verifyPass(options: Record<string, unknown>): Pass {
         // A pass that edited the dense model on purpose (bias compensation) keeps the untouched one here.
         original: ctx.artifacts.original as Model | undefined,
       };
+      if (!Object.values(plan.groups).some((units) => units.length > 0)) {
+        // Nothing was removed: the output is the input model, unchanged; there is nothing to compare.
+        // The numbers hold by construction (the pruned model is the dense one); `outputs` is empty: none was run.
+        ctx.report.verify = {
+          passed: true, skipped: 'nothing was pruned: the output is the input model unchanged',
+          rtol: opts.rtol, maxAbsDiff: 0, maxRelDiff: 0, cosine: 1, outputs: [],
+        };
+        ctx.log('verify: skipped (nothing was pruned)');
+        return;
+      }
       const r = await verifyPruned(dense, pruned, analysis, plan.groups, opts);
       ctx.artifacts.verify = r;
       const report: Record<string, unknown> = { ...r.verify };
@@ -40,7 +51,7 @@ export function verifyPass(options: Record<string, unknown>): Pass {
       }
       let failing = '';
       if (options.diagnose !== false) {
-        const failures = await findFailingGroups(dense, analysis, plan.groups, opts);
+        const failures = await findFailingGroups(dense, analysis, plan.groups, { ...opts, feeds: r.feeds });
         report.failingGroups = failures;
         if (failures.length) failing = `; failing groups: ${failures.map((f) => `${f.group} (${f.label})`).join(', ')}`;
       }

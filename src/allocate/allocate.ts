@@ -11,7 +11,9 @@
  * group's count is then rounded so that the kept count is a multiple of roundTo (nearest multiple; groups with
  * fewer than roundTo units stay whole). The removed quantity grows with s, and s is found by bisection so that
  * the removed fraction of the target (params or MACs of the whole model) is as close as possible to the ratio.
- * A target above what the unprotected groups can give is a UserError.
+ * A target above what the unprotected groups can give is a UserError — unless the analysis left no group of two
+ * units or more at all (every group declined, none found, or single-unit groups): then nothing is prunable
+ * whatever the options, nothing is removed, and the prune pass reports why (src/prune/explain.ts).
  */
 import type { Group, GroupAnalysis } from '../analysis/types';
 import { countMacs } from '../analysis/flops';
@@ -141,9 +143,14 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
   const want = opts.ratio;
   const maxAchievable = candidates.length ? measure(removalAt(1)) : 0;
   let best = new Map<string, number[]>();
-  if (want > 0) {
+  // No group with two units or more: nothing is prunable at all (not a budget problem; the prune pass says why).
+  const anyPrunable = analysis.groups.some((g) => g.size >= 2);
+  if (want > 0 && anyPrunable) {
     if (maxAchievable + 1e-12 < want) {
-      const prot = protectedMap.size ? `, ${protectedMap.size} group(s) protected` : '';
+      const byDefault = [...protectedMap.values()].some((r) => r.startsWith('first conv') || r.startsWith('classifier'));
+      const prot = protectedMap.size
+        ? `, ${protectedMap.size} group(s) protected${byDefault ? ' (--no-protect-defaults allows pruning the first conv and the classifier)' : ''}`
+        : '';
       throw new UserError(`cannot remove ${(want * 100).toFixed(1)} % of ${target}: at most ${(maxAchievable * 100).toFixed(1)} % is removable ` +
         `(${candidates.length} prunable group(s), max-ratio ${maxRatio}${roundTo > 1 ? `, round-to ${roundTo}` : ''}${prot})`);
     }

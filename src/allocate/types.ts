@@ -5,7 +5,7 @@
  *   allocate(analysis, scores, opts) → { removed: Record<groupId, number[]>, achieved }
  *   - removed[g] lists unit indices (ascending) to remove from group g; groups losing nothing are left out;
  *   - never all units of a group (at least max(1, roundTo) stay), never a protected or excluded group;
- *   - an impossible budget throws UserError.
+ *   - an impossible budget throws UserError, except when the analysis has no group of ≥ 2 units (nothing removed).
  * The pass `allocate` writes ctx.artifacts.removed (and ctx.report.allocation = achieved).
  */
 import type { FlopsReport } from '../analysis/flops';

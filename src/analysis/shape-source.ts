@@ -7,8 +7,19 @@
  * onnxruntime: the model is run once on seeded random inputs with every intermediate tensor added as an
  * output, and the measured shapes fill the gaps (`source: 'ort'` / `'mixed'` in the result).
  *
- * Dynamic dims get distinct small values (batch-like first dim 3, the others 5, 7, ...) so that a dynamic
- * dim is unlikely to coincide with a channel count when Reshape factorizations are matched.
+ * Probe sizes. Dynamic dims first get distinct small values (the first one 3, the others 5, 7, ...) so that a
+ * dynamic dim is unlikely to coincide with a channel count when Reshape factorizations are matched. Many real
+ * models do not run on such tiny inputs (a reflect Pad needs more samples than its padding, an STFT needs a
+ * whole window, a U-Net needs sides divisible by 32). When onnxruntime cannot run the model on them, the probe
+ * is retried — with the same session — on larger sizes, and static inference is redone for the sizes that
+ * run, so that every shape in the table belongs to the same input sizes:
+ *   1. the distinct small sizes (3, 5, 7, ...);
+ *   2. the sizes the user gave for verification (`batch` / `seq`, from --verify-batch / --verify-seq), if any;
+ *   3. the distinct sizes with every dim but the first × 32, then × 128 (still distinct; multiples of 32);
+ *   4. uniform sizes like verification's (named first dims = batch 2, every other symbolic dim — unnamed ones
+ *      included, so that unnamed batch dims of different inputs agree — = 64, 256, 1024).
+ * Candidates whose inputs would exceed PROBE_MAX_ELEMENTS elements are skipped. When none runs, a UserError
+ * says which sizes were tried and which option sets them.
  */
 import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
@@ -17,6 +28,7 @@ import type { Model } from '../ir/model';
 import { encodeModelProto, onnx } from '../ir/proto';
 import { inferShapes } from '../ir/shapes';
 import { createSession, modelBytes, ort, rng } from '../runtime/ort';
+import { ortErrorSummary } from '../runtime/ort-errors';
 
 export interface ShapeSourceOptions {
   /** Values for named symbolic input dims (e.g. { batch: 2, seq: 16 }). */
@@ -25,6 +37,10 @@ export interface ShapeSourceOptions {
   mode?: 'auto' | 'static' | 'ort';
   /** Upper bound for random integer inputs (token ids). Default 2. */
   intHigh?: number;
+  /** Batch size the user chose for verification (--verify-batch): tried when the small probe does not run. */
+  batch?: number;
+  /** Other symbolic dims the user chose for verification (--verify-seq): tried when the small probe does not run. */
+  seq?: number;
 }
 
 export interface ShapeTable {
@@ -35,9 +51,13 @@ export interface ShapeTable {
 }
 
 const FALLBACK_DIMS = [3, 5, 7, 11, 13];
+/** Probe candidates with more input elements than this (all inputs together) are not tried. */
+export const PROBE_MAX_ELEMENTS = 1 << 22;
+const SCALES = [32, 128];
+const UNIFORM_SIZES = [64, 256, 1024];
 
-/** Concrete input shapes: named dims from opts, else 3 for the first symbolic dim, then 5, 7, ... */
-export function concreteInputShapes(model: Model, opts: ShapeSourceOptions = {}): Record<string, number[]> {
+/** Concrete input shapes: named dims from opts, else 3 for the first symbolic dim, then 5, 7, ... (× `scale`). */
+export function concreteInputShapes(model: Model, opts: ShapeSourceOptions = {}, scale = 1): Record<string, number[]> {
   const named = new Map<string, number>(Object.entries(opts.dims ?? {}));
   let next = 0;
   const out: Record<string, number[]> = {};
@@ -47,11 +67,59 @@ export function concreteInputShapes(model: Model, opts: ShapeSourceOptions = {})
     out[vi.name ?? ''] = t.shape.map((d) => {
       if (typeof d === 'number') return d;
       const key = d ?? `?${next}`;
-      if (!named.has(key)) named.set(key, FALLBACK_DIMS[Math.min(next++, FALLBACK_DIMS.length - 1)]);
+      if (!named.has(key)) {
+        const k = Math.min(next++, FALLBACK_DIMS.length - 1);
+        named.set(key, FALLBACK_DIMS[k] * (k === 0 ? 1 : scale));
+      }
       return named.get(key)!;
     });
   }
   return out;
+}
+
+/**
+ * Input shapes with every symbolic dim set the way verification sets it: a named dim first seen on axis 0 →
+ * `batch`, other named dims → `seq`, unnamed dims → `seq` (so that unnamed batch dims of several inputs agree).
+ * Named dims in `dims` keep their value.
+ */
+export function uniformInputShapes(model: Model, batch: number, seq: number, dims: Record<string, number> = {}): Record<string, number[]> {
+  const named = new Map<string, number>(Object.entries(dims));
+  const out: Record<string, number[]> = {};
+  for (const vi of model.graph.realInputs) {
+    const t = valueTypeOf(vi);
+    if (!t?.shape) throw new UserError(`input '${vi.name}' has no shape`);
+    out[vi.name ?? ''] = t.shape.map((d, axis) => {
+      if (typeof d === 'number') return d;
+      if (typeof d !== 'string' || d === '') return seq;
+      if (!named.has(d)) named.set(d, axis === 0 ? batch : seq);
+      return named.get(d)!;
+    });
+  }
+  return out;
+}
+
+/** `name[a,b], name2[c]` for messages. */
+export function formatInputShapes(shapes: Record<string, number[]>): string {
+  return Object.entries(shapes).map(([k, v]) => `${k}[${v.join(',')}]`).join(' ');
+}
+
+function elements(shapes: Record<string, number[]>): number {
+  return Object.values(shapes).reduce((acc, s) => acc + s.reduce((a, b) => a * b, 1), 0);
+}
+
+/** The probe sizes to try, in order, without duplicates or oversized ones (the first is always kept). */
+export function probeCandidates(model: Model, opts: ShapeSourceOptions = {}): Record<string, number[]>[] {
+  const list = [concreteInputShapes(model, opts)];
+  if (opts.batch !== undefined || opts.seq !== undefined) list.push(uniformInputShapes(model, opts.batch ?? 2, opts.seq ?? 8, opts.dims));
+  for (const k of SCALES) list.push(concreteInputShapes(model, opts, k));
+  for (const v of UNIFORM_SIZES) list.push(uniformInputShapes(model, opts.batch ?? 2, v, opts.dims));
+  const seen = new Set<string>();
+  return list.filter((c, i) => {
+    const key = JSON.stringify(c);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return i === 0 || elements(c) <= PROBE_MAX_ELEMENTS;
+  });
 }
 
 function knownShapes(model: Model): Map<string, number[]> {
@@ -73,51 +141,61 @@ function wantedNames(model: Model): string[] {
   return [...names];
 }
 
-export async function concreteShapes(model: Model, opts: ShapeSourceOptions = {}): Promise<ShapeTable> {
-  const inputShapes = concreteInputShapes(model, opts);
-  const mode = opts.mode ?? 'auto';
-  let shapes = new Map<string, number[]>();
-  if (mode !== 'ort') {
-    // Static inference rewrites graph.types with the concrete shapes: keep a snapshot and restore it.
-    const graphs = model.graph.allGraphs();
-    const saved = graphs.map((g) => new Map(g.types));
-    try {
-      inferShapes(model, { inputShapes });
-      shapes = knownShapes(model);
-    } catch {
-      // whatever static inference could not do is measured below
-    } finally {
-      graphs.forEach((g, i) => {
-        g.types.clear();
-        for (const [k, v] of saved[i]) g.types.set(k, v);
-      });
-    }
+/** Static inference for `inputShapes`, leaving the model's own graph.types as they were. */
+function staticShapes(model: Model, inputShapes: Record<string, number[]>): Map<string, number[]> {
+  // Static inference rewrites graph.types with the concrete shapes: keep a snapshot and restore it.
+  const graphs = model.graph.allGraphs();
+  const saved = graphs.map((g) => new Map(g.types));
+  try {
+    inferShapes(model, { inputShapes });
+    return knownShapes(model);
+  } catch {
+    return new Map(); // whatever static inference could not do is measured
+  } finally {
+    graphs.forEach((g, i) => {
+      g.types.clear();
+      for (const [k, v] of saved[i]) g.types.set(k, v);
+    });
   }
-  for (const [name, t] of model.graph.initializers) shapes.set(name, t.dims);
-  for (const [name, s] of Object.entries(inputShapes)) shapes.set(name, s);
-  const missing = wantedNames(model).filter((n) => !shapes.has(n) && !model.graph.constant(n));
-  if (mode === 'static' || (mode === 'auto' && missing.length === 0)) return { shapes, source: 'static', inputShapes };
-  const measured = await measureShapesWithOrt(model, inputShapes, opts.intHigh ?? 2);
-  for (const [name, s] of measured) if (!shapes.has(name)) shapes.set(name, s);
-  return { shapes, source: mode === 'ort' ? 'ort' : 'mixed', inputShapes };
 }
 
-/** Runs the model once with every main-graph tensor as an output and returns the measured shapes. */
-export async function measureShapesWithOrt(model: Model, inputShapes: Record<string, number[]>, intHigh = 2): Promise<Map<string, number[]>> {
-  const proto = onnx.ModelProto.decode(modelBytes(model));
-  const g = proto.graph!;
-  const outputs = new Set(g.output.map((o) => o.name ?? ''));
-  const names: string[] = [];
-  for (const n of g.node) {
-    for (const o of n.output) {
-      if (!o || outputs.has(o)) continue;
-      outputs.add(o);
-      names.push(o);
-      g.output.push(onnx.ValueInfoProto.create({ name: o }));
+export async function concreteShapes(model: Model, opts: ShapeSourceOptions = {}): Promise<ShapeTable> {
+  const mode = opts.mode ?? 'auto';
+  const candidates = probeCandidates(model, opts);
+  let probe: OrtProbe | undefined;
+  const failures: string[] = [];
+  try {
+    for (const inputShapes of candidates) {
+      let shapes = new Map<string, number[]>();
+      if (mode !== 'ort') shapes = staticShapes(model, inputShapes);
+      for (const [name, t] of model.graph.initializers) shapes.set(name, t.dims);
+      for (const [name, s] of Object.entries(inputShapes)) shapes.set(name, s);
+      const missing = wantedNames(model).filter((n) => !shapes.has(n) && !model.graph.constant(n));
+      if (mode === 'static' || (mode === 'auto' && missing.length === 0)) return { shapes, source: 'static', inputShapes };
+      probe ??= await OrtProbe.open(model);
+      let measured: Map<string, number[]>;
+      try {
+        measured = await probe.run(inputShapes, opts.intHigh ?? 2);
+      } catch (e) {
+        failures.push(`${formatInputShapes(inputShapes)}: ${ortErrorSummary(e)}`);
+        continue;
+      }
+      for (const [name, s] of measured) if (!shapes.has(name)) shapes.set(name, s);
+      return { shapes, source: mode === 'ort' ? 'ort' : 'mixed', inputShapes };
     }
+  } finally {
+    await probe?.release();
   }
-  for (const o of g.output) if (o.name && !names.includes(o.name)) names.push(o.name);
-  const session = await createSession(encodeModelProto(proto));
+  const last = failures[failures.length - 1] ?? '';
+  throw new UserError(
+    `onnxruntime cannot run the model to measure shapes on any of ${failures.length} probe input sizes (largest tried: ${last}); ` +
+    'give sizes the model accepts with --verify-seq N / --verify-batch N (prune) or --dim NAME=N (groups)',
+  );
+}
+
+
+/** Seeded random feeds of the given shapes (floats in [-1, 1), ints in [0, intHigh)). */
+function probeFeeds(model: Model, inputShapes: Record<string, number[]>, intHigh: number): Record<string, ort.Tensor> {
   const next = rng(1);
   const feeds: Record<string, ort.Tensor> = {};
   for (const vi of model.graph.realInputs) {
@@ -136,15 +214,52 @@ export async function measureShapesWithOrt(model: Model, inputShapes: Record<str
     }
     feeds[vi.name ?? ''] = new ort.Tensor(ortTypeName(t.dtype) as 'float32', data as Float32Array, dims);
   }
-  let result: Record<string, ort.Tensor>;
-  try {
-    result = await session.run(feeds);
-  } catch (e) {
-    throw new UserError(`onnxruntime cannot run the model to measure shapes: ${(e as Error).message.split('\n')[0]}`);
-  } finally {
-    await session.release();
+  return feeds;
+}
+
+/** One ORT session of the model with every main-graph tensor as an output, run on as many probe sizes as needed. */
+class OrtProbe {
+  private constructor(private readonly model: Model, private readonly session: ort.InferenceSession) {}
+
+  static async open(model: Model): Promise<OrtProbe> {
+    const proto = onnx.ModelProto.decode(modelBytes(model));
+    const g = proto.graph!;
+    const outputs = new Set(g.output.map((o) => o.name ?? ''));
+    for (const n of g.node) {
+      for (const o of n.output) {
+        if (!o || outputs.has(o)) continue;
+        outputs.add(o);
+        g.output.push(onnx.ValueInfoProto.create({ name: o }));
+      }
+    }
+    // ORT's own error log is silenced (fatal only): a failed probe is retried or reported in one line.
+    return new OrtProbe(model, await createSession(encodeModelProto(proto), { logSeverityLevel: 4 }));
   }
-  const out = new Map<string, number[]>();
-  for (const [name, t] of Object.entries(result)) out.set(name, t.dims.map(Number));
-  return out;
+
+  /** Measured shapes of every main-graph tensor for these input shapes; throws ORT's error when the run fails. */
+  async run(inputShapes: Record<string, number[]>, intHigh: number): Promise<Map<string, number[]>> {
+    const result = await this.session.run(probeFeeds(this.model, inputShapes, intHigh), { logSeverityLevel: 4 });
+    const out = new Map<string, number[]>();
+    for (const [name, t] of Object.entries(result)) {
+      out.set(name, t.dims.map(Number));
+      t.dispose?.();
+    }
+    return out;
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/** Runs the model once with every main-graph tensor as an output and returns the measured shapes. */
+export async function measureShapesWithOrt(model: Model, inputShapes: Record<string, number[]>, intHigh = 2): Promise<Map<string, number[]>> {
+  const probe = await OrtProbe.open(model);
+  try {
+    return await probe.run(inputShapes, intHigh);
+  } catch (e) {
+    throw new UserError(`onnxruntime cannot run the model to measure shapes on ${formatInputShapes(inputShapes)}: ${ortErrorSummary(e)}`);
+  } finally {
+    await probe.release();
+  }
 }

@@ -70,7 +70,7 @@ export function summaryLine(report: Record<string, unknown>): string | undefined
   if (!params) return undefined;
   const flops = report.flops as { before: number | null; after: number | null } | undefined;
   const groups = report.groups as { pruned: number; total: number; declined: number; unitsRemoved: number; note?: string } | undefined;
-  const verify = report.verify as { passed: boolean; maxRelDiff: number } | undefined;
+  const verify = report.verify as { passed: boolean; maxRelDiff: number; skipped?: string } | undefined;
   const fid = report.fidelity as { cosine: number; top1?: number } | undefined;
   const pct = (a: number, b: number) => (b > 0 ? `${(100 * (a - b) / b).toFixed(1)}%` : '?');
   const parts = [
@@ -78,7 +78,7 @@ export function summaryLine(report: Record<string, unknown>): string | undefined
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
   if (flops && flops.before !== null && flops.after !== null) parts.push(`FLOPs ${fmt(flops.before)} → ${fmt(flops.after)} (${pct(flops.after, flops.before)})`);
-  if (verify) parts.push(verify.passed ? `verified (max rel diff ${verify.maxRelDiff.toExponential(1)})` : 'VERIFICATION FAILED');
+  if (verify) parts.push(verify.skipped ? 'not verified (nothing pruned)' : verify.passed ? `verified (max rel diff ${verify.maxRelDiff.toExponential(1)})` : 'VERIFICATION FAILED');
   if (fid) parts.push(`vs dense: cosine ${fid.cosine.toFixed(4)}${fid.top1 !== undefined ? `, top-1 ${(100 * fid.top1).toFixed(1)}%` : ''}`);
   return `${parts.join('; ')}${groups?.note ? `\n${groups.note}` : ''}`;
 }
@@ -98,9 +98,9 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       .option('save-plan', { type: 'string', describe: 'write the plan (units removed per group) to this JSON file' })
       .option('verify', { type: 'boolean', describe: 'check the pruned model against the masked dense model in onnxruntime (--no-verify skips)' })
       .option('keep-invalid', { type: 'boolean', describe: 'write the output even when verification fails (still exits non-zero)' })
-      .option('tolerance', { type: 'number', default: DEFAULT_RTOL, describe: 'verification tolerance: max |pruned − masked| / max |masked| per output' })
+      .option('tolerance', { type: 'number', default: DEFAULT_RTOL, describe: 'verification tolerance: max |pruned − masked| / max |masked| per output (outputs of Sigmoid/Softmax/...: relative to their input\'s scale, input checked too)' })
       .option('verify-batch', { type: 'number', describe: 'batch size of the verification inputs (default 2)' })
-      .option('verify-seq', { type: 'number', describe: 'value of the other symbolic input dims, e.g. sequence length (default 8)' })
+      .option('verify-seq', { type: 'number', describe: 'value of the other symbolic input dims, e.g. sequence length (default 8, then 64, 256, ... while the model rejects them); also tried for shape measurement' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON on stdout' })
       .option('verbose', { type: 'boolean', describe: 'print progress messages (pass timings) on stderr' })
       .option('quiet', { type: 'boolean', alias: 'q', describe: 'no progress messages (overrides --verbose)' }) as never,

@@ -14,6 +14,7 @@ import type { Model } from '../ir/model';
 import { onnx } from '../ir/proto';
 import { batchCount, calibBatches, type CalibSet } from './calib';
 import { createSession, modelBytes, ort } from './ort';
+import { ortErrorSummary } from './ort-errors';
 import { progressBar } from './progress';
 
 export interface CaptureRequest {
@@ -143,14 +144,22 @@ export async function captureStats(model: Model, calib: CalibSet, requests: Capt
   const batch = opts.batch ?? 16;
   const uniqueTensors = [...new Set(requests.map((r) => r.tensor))];
   const copy = withExtraOutputs(model, uniqueTensors);
-  const session = await createSession(copy);
+  // ORT's error log is silenced (fatal only): a run that fails is reported as one UserError line below.
+  const session = await createSession(copy, { logSeverityLevel: 4 });
   const fetch = uniqueTensors.filter((t) => !copy.graph.isGraphInput(t));
   const total = batchCount(calib, batch);
   const bar = progressBar('calibrating', total, { quiet: opts.quiet });
   try {
     let k = 0;
     for (const feeds of calibBatches(calib, batch)) {
-      const outs = fetch.length ? await session.run(feeds, fetch) : {};
+      let outs: Record<string, ort.Tensor> = {};
+      try {
+        if (fetch.length) outs = await session.run(feeds, fetch, { logSeverityLevel: 4 });
+      } catch (e) {
+        // Input sizes come from the user's data (or the random defaults): a model that rejects them is a user error.
+        const shapes = Object.entries(feeds).map(([name, t]) => `${name}[${t.dims.join(',')}]`).join(' ');
+        throw new UserError(`calibration: onnxruntime cannot run the model on the ${calib.random ? 'random ' : ''}calibration inputs ${shapes} (${ortErrorSummary(e)}); give --calib data of sizes the model accepts`);
+      }
       for (const r of requests) {
         const t = outs[r.tensor] ?? feeds[r.tensor];
         if (!t) throw new Error(`capture: no value for '${r.tensor}'`);

@@ -11,8 +11,15 @@ export interface OutputComparison {
   /** max |reference| (the output's scale). */
   scale: number;
   maxAbsDiff: number;
-  /** maxAbsDiff / scale (difference relative to the output's scale). */
+  /** maxAbsDiff / scale (difference relative to the output's scale), or / toleranceScale when that is set. */
   maxRelDiff: number;
+  /**
+   * The scale verification measures this output's difference against, when larger than `scale`: for the output
+   * of a saturating activation, the activation's Lipschitz constant × its input's scale (src/runtime/tolerance.ts).
+   */
+  toleranceScale?: number;
+  /** For an activation input compared in place of a saturating output: `Op → output`. */
+  activationOf?: string;
   cosine: number;
   /** Fraction of rows (all axes but the last) whose argmax agrees; absent when the last axis has size 1. */
   argmaxAgreement?: number;

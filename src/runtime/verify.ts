@@ -4,38 +4,32 @@
  * Equivalence: the pruned model must compute the *masked dense* model (same graph as the dense one, with the
  * removed units zeroed in every weight that consumes them) on seeded inputs. It passes when, for every output,
  * max|pruned − masked| ≤ rtol · max|masked| (rtol defaults to 1e-4: the pruned model sums fewer terms, in a
- * different order, so float32 rounding differs slightly) and integer/bool outputs are equal.
+ * different order, so float32 rounding differs slightly) and integer/bool outputs are equal. An output produced
+ * by a saturating activation (Sigmoid, Softmax, ...) is judged against the scale of the activation's input, and
+ * that input is checked too (src/runtime/tolerance.ts).
+ * Inputs: seeded random ones (src/runtime/verify-inputs.ts; larger sizes are tried when the model does not run
+ * on the default ones and the user did not choose them), or given feeds (calibration data).
  * Fidelity: separately, how close the pruned model stays to the original dense model (cosine, top-1 agreement,
  * KL of softmax(last axis)); fidelity is reported, never a pass/fail criterion.
  */
 import type { Group, GroupAnalysis } from '../analysis/types';
-import { DataType } from '../ir/dtype';
-import { UserError } from '../ir/errors';
-
-import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { encodeModelProto } from '../ir/proto';
 import { applyPlan } from '../prune/apply';
 import { cloneModel } from '../prune/clone';
 import { maskPlan } from '../prune/mask';
 import type { PlanGroups } from '../prune/plan';
 import { compareOutputs, type OutputComparison } from './compare';
-import { createSession, modelBytes, ort, randomInputs } from './ort';
+import type { ort } from './ort';
+import { activationTaps, widenToActivationInput } from './tolerance';
+import { type Feeds, type FeedOptions, runModel, runOnAcceptedInputs } from './verify-inputs';
 
-export type Feeds = Record<string, ort.Tensor>;
+export { type Feeds, runModel, verificationFeeds } from './verify-inputs';
 
 export const DEFAULT_RTOL = 1e-4;
 
-export interface VerifyOptions {
-  seed?: number;
-  /** Value of the first symbolic dim of each input (batch); default 2. */
-  batch?: number;
-  /** Value of the other symbolic dims (sequence length...); default 8. */
-  seq?: number;
+export interface VerifyOptions extends FeedOptions {
   /** Relative tolerance w.r.t. each output's scale; default 1e-4. */
   rtol?: number;
-  /** Inputs to use instead of seeded random ones (e.g. calibration data). */
-  feeds?: Feeds;
   /**
    * The model fidelity is measured against, when it is not `dense` (e.g. the model before bias compensation
    * edited the dense one); default `dense`.
@@ -48,12 +42,16 @@ export interface VerifyReport {
   /** Why it failed, in one line. */
   error?: string;
   rtol: number;
-  inputs: { seed: number; shapes: Record<string, number[]> };
+  /** The inputs used; `note` when the default sizes did not run and larger ones were used. */
+  inputs: { seed: number; shapes: Record<string, number[]>; note?: string };
   maxAbsDiff: number;
+  /** Largest difference relative to its tolerance scale, over outputs and activation inputs (≤ rtol ⇔ pass). */
   maxRelDiff: number;
   cosine: number;
   argmaxAgreement?: number;
   outputs: OutputComparison[];
+  /** Inputs of the saturating activations that produce outputs, compared as well (see tolerance.ts). */
+  activationInputs?: OutputComparison[];
 }
 
 export interface FidelityReport {
@@ -68,60 +66,11 @@ export interface FidelityReport {
 export interface VerifyResult {
   verify: VerifyReport;
   fidelity?: FidelityReport;
+  /** The inputs verification ran on (to diagnose failing groups on the same ones). */
+  feeds?: Feeds;
 }
 
 export { cloneModel };
-
-/** Bytes ORT can load, without changing `model` (external data is inlined in a copy). */
-function ortBytes(model: Model): Uint8Array {
-  const external = model.graph.allGraphs().some((g) => [...g.initializers.values()].some((t) => t.external));
-  return external ? modelBytes(cloneModel(model)) : encodeModelProto(model.toProto());
-}
-
-/**
- * Upper bound for integer inputs: the row count of an embedding table the input indexes (Gather with a constant
- * data input), else 2.
- */
-function intHighFor(model: Model, input: string): number {
-  const g = model.graph;
-  let high: number | undefined;
-  for (const c of g.consumers(input)) {
-    if (c.opType !== 'Gather' || c.inputs[1] !== input) continue;
-    const table = g.resolveConstant(c.inputs[0]);
-    if (!table) continue;
-    const rank = table.dims.length;
-    const axis = ((c.attrInt('axis', 0) % rank) + rank) % rank;
-    high = Math.min(high ?? Infinity, table.dims[axis]);
-  }
-  return high ?? 2;
-}
-
-/** Seeded inputs: the first symbolic dim of each input = batch, other symbolic dims = seq. */
-export function verificationFeeds(model: Model, opts: VerifyOptions = {}): Feeds {
-  const batch = opts.batch ?? 2;
-  const seq = opts.seq ?? 8;
-  const dims: Record<string, number> = {};
-  let intHigh = Infinity;
-  for (const vi of model.graph.realInputs) {
-    const t = valueTypeOf(vi);
-    (t?.shape ?? []).forEach((d, axis) => {
-      if (typeof d === 'string' && dims[d] === undefined) dims[d] = axis === 0 ? batch : seq;
-    });
-    if (t && (t.dtype === DataType.INT64 || t.dtype === DataType.INT32)) intHigh = Math.min(intHigh, intHighFor(model, vi.name ?? ''));
-  }
-  return randomInputs(model, { seed: opts.seed ?? 0, dims, defaultDim: seq, intHigh: Number.isFinite(intHigh) ? intHigh : 2 });
-}
-
-/** Runs a model once on `feeds` and releases the session; throws UserError when ORT cannot load it. */
-export async function runModel(model: Model | Uint8Array, feeds: Feeds): Promise<Record<string, ort.Tensor>> {
-  // ORT's own error log is silenced (level 4 = fatal only): failures come back as errors we report in one line.
-  const session = await createSession(model instanceof Uint8Array ? model : ortBytes(model), { logSeverityLevel: 4 });
-  try {
-    return await session.run(feeds, { logSeverityLevel: 4 });
-  } finally {
-    await session.release();
-  }
-}
 
 function isIntType(t: ort.Tensor): boolean {
   return !['float32', 'float16', 'float64'].includes(t.type);
@@ -139,6 +88,16 @@ function summarize(outputs: OutputComparison[]) {
   };
 }
 
+/** The difference of `c` as a problem string, or undefined when within tolerance. */
+function problemOf(c: OutputComparison, ref: ort.Tensor, rtol: number): string | undefined {
+  const what = c.activationOf ? `'${c.name}' (input of ${c.activationOf})` : `output '${c.name}'`;
+  if (c.mismatch) return `${what}: ${c.mismatch}`;
+  if (isIntType(ref) ? c.maxAbsDiff === 0 : c.maxRelDiff <= rtol) return undefined;
+  const scale = c.toleranceScale ?? c.scale;
+  const of = c.toleranceScale !== undefined ? `its tolerance scale ${scale.toPrecision(3)} (max|output| ${c.scale.toPrecision(3)})` : `its scale ${scale.toPrecision(3)}`;
+  return `${what} differs from the masked model: max abs diff ${c.maxAbsDiff.toPrecision(3)} = ${c.maxRelDiff.toPrecision(3)} of ${of} (tolerance ${rtol})`;
+}
+
 /**
  * Compares `pruned` with the masked version of `dense` (and with `dense` itself, for fidelity).
  * `dense` is not modified (the masked model is built on a copy).
@@ -146,27 +105,25 @@ function summarize(outputs: OutputComparison[]) {
 export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupAnalysis, planGroups: PlanGroups, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const rtol = opts.rtol ?? DEFAULT_RTOL;
   const seed = opts.seed ?? 0;
-  const feeds = opts.feeds ?? verificationFeeds(dense, opts);
-  const shapes = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims.slice()]));
   const masked = cloneModel(dense);
   maskPlan(masked, analysis, planGroups);
-  let maskedOut: Record<string, ort.Tensor>;
-  try {
-    maskedOut = await runModel(masked, feeds);
-  } catch (e) {
-    const shapeText = Object.entries(shapes).map(([k, v]) => `${k}[${v.join(',')}]`).join(', ');
-    throw new UserError(`verification: the dense model does not run on the verification inputs ${shapeText} (${(e as Error).message.split('\n')[0]}); adjust --verify-batch / --verify-seq or use --no-verify`);
-  }
+  const taps = activationTaps(dense);
+  const extra = taps.map((t) => t.input);
+  const accepted = await runOnAcceptedInputs(masked, opts, extra);
+  const { feeds, outputs: maskedOut } = accepted;
+  const shapes = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims.slice()]));
   const report: VerifyReport = { passed: false, rtol, inputs: { seed, shapes }, maxAbsDiff: Infinity, maxRelDiff: Infinity, cosine: 0, outputs: [] };
+  if (accepted.note) report.inputs.note = accepted.note;
   let prunedOut: Record<string, ort.Tensor>;
   try {
-    prunedOut = await runModel(pruned, feeds);
+    prunedOut = await runModel(pruned, feeds, extra);
   } catch (e) {
     report.error = `the pruned model does not run in onnxruntime: ${(e as Error).message.split('\n')[0]}`;
-    return { verify: report };
+    return { verify: report, feeds };
   }
   const names = pruned.graph.outputs.map((o) => o.name ?? '');
   const problems: string[] = [];
+  const inputsCompared: OutputComparison[] = [];
   for (const name of names) {
     const ref = maskedOut[name];
     const got = prunedOut[name];
@@ -174,15 +131,23 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
       problems.push(`output '${name}' is missing`);
       continue;
     }
-    const c = compareOutputs(name, ref, got);
-    report.outputs.push(c);
-    if (c.mismatch) problems.push(`output '${name}': ${c.mismatch}`);
-    else if (isIntType(ref) ? c.maxAbsDiff !== 0 : !(c.maxRelDiff <= rtol)) {
-      problems.push(`output '${name}' differs from the masked model: max abs diff ${c.maxAbsDiff.toPrecision(3)} = ${c.maxRelDiff.toPrecision(3)} of its scale ${c.scale.toPrecision(3)} (tolerance ${rtol})`);
+    let c = compareOutputs(name, ref, got);
+    const tap = taps.find((t) => t.output === name);
+    if (tap && !c.mismatch && !isIntType(ref) && maskedOut[tap.input] && prunedOut[tap.input]) {
+      const x = { ...compareOutputs(tap.input, maskedOut[tap.input], prunedOut[tap.input]), activationOf: `${tap.op} → ${name}` };
+      inputsCompared.push(x);
+      const p = problemOf(x, maskedOut[tap.input], rtol);
+      if (p) problems.push(p);
+      if (!x.mismatch) c = widenToActivationInput(c, tap, x);
     }
+    report.outputs.push(c);
+    const p = problemOf(c, ref, rtol);
+    if (p) problems.push(p);
   }
   const s = summarize(report.outputs);
-  Object.assign(report, { maxAbsDiff: s.maxAbsDiff, maxRelDiff: s.maxRelDiff, cosine: s.cosine });
+  const sx = summarize(inputsCompared);
+  Object.assign(report, { maxAbsDiff: s.maxAbsDiff, maxRelDiff: Math.max(s.maxRelDiff, sx.maxRelDiff), cosine: s.cosine });
+  if (inputsCompared.length) report.activationInputs = inputsCompared;
   if (s.argmax !== undefined) report.argmaxAgreement = s.argmax;
   report.passed = problems.length === 0;
   if (problems.length) report.error = problems.join('; ');
@@ -194,7 +159,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   const fidelity: FidelityReport = { cosine: f.cosine, outputs: fid };
   if (f.argmax !== undefined) fidelity.top1 = f.argmax;
   if (f.kl !== undefined) fidelity.kl = f.kl;
-  return { verify: report, fidelity };
+  return { verify: report, fidelity, feeds };
 }
 
 export interface GroupFailure {
@@ -223,7 +188,8 @@ export function describeMembers(g: Group, model?: Model): string[] {
  * verified against its own masked model. Slow (two ORT sessions per group); used to explain a failure.
  */
 export async function findFailingGroups(dense: Model, analysis: GroupAnalysis, planGroups: PlanGroups, opts: VerifyOptions = {}): Promise<GroupFailure[]> {
-  const feeds = opts.feeds ?? verificationFeeds(dense, opts);
+  // The same inputs for every group: the ones the dense model accepts (see verify-inputs.ts).
+  const feeds = opts.feeds ?? (await runOnAcceptedInputs(dense, opts)).feeds;
   const failures: GroupFailure[] = [];
   for (const g of analysis.groups) {
     const units = planGroups[g.id];

@@ -1,0 +1,63 @@
+/**
+ * Verification tolerance for outputs of saturating activations.
+ *
+ * The pruned model sums fewer terms than the masked one, in another order, so its float32 results differ by
+ * rounding: relative to the scale of the tensor where the sums happen. An output y = f(x) of an elementwise
+ * activation can be far smaller than x's scale — a Sigmoid of logits around −15 gives y ≈ 3e-7 — and there a
+ * tolerance relative to max|y| is meaningless both ways: it fails on harmless rounding of x, and when f
+ * saturates (y ≡ 0) it cannot see a wrong x at all.
+ *
+ * So for every graph output produced by such an activation (ACTIVATION_GAIN), verification also fetches the
+ * activation's input x from both models and:
+ *   - checks x itself at the usual strict tolerance: max|Δx| ≤ rtol · max|x_masked|;
+ *   - checks y against the scale rounding of x can reach: max|Δy| ≤ rtol · max(max|y_masked|, L · max|x_masked|),
+ *     where L is f's Lipschitz constant in the max norm (Sigmoid 1/4, Tanh 1, Softmax 1/2, LogSoftmax 2,
+ *     HardSigmoid |alpha|, Relu and Clip 1): a change of x within rtol of its scale moves y by at most that.
+ * Other outputs keep max|Δy| ≤ rtol · max|y_masked|.
+ */
+import type { Model } from '../ir/model';
+import type { Node } from '../ir/node';
+import type { OutputComparison } from './compare';
+
+export const ACTIVATION_GAIN: Record<string, (n: Node) => number> = {
+  Sigmoid: () => 0.25,
+  Tanh: () => 1,
+  Softmax: () => 0.5,
+  LogSoftmax: () => 2,
+  HardSigmoid: (n) => Math.abs(n.attrFloat('alpha', 0.2)),
+  Relu: () => 1,
+  Clip: () => 1,
+};
+
+export interface ActivationTap {
+  /** The graph output. */
+  output: string;
+  /** The activation's input, fetched as an extra output. */
+  input: string;
+  op: string;
+  /** Lipschitz constant of the activation (max norm). */
+  gain: number;
+}
+
+/** Graph outputs produced by an activation of ACTIVATION_GAIN whose input is computed by a node. */
+export function activationTaps(model: Model): ActivationTap[] {
+  const g = model.graph;
+  const outputs = new Set(g.outputs.map((o) => o.name ?? ''));
+  const taps: ActivationTap[] = [];
+  for (const name of outputs) {
+    const p = g.producer(name);
+    if (!p || p.domain !== '' || !ACTIVATION_GAIN[p.opType]) continue;
+    const x = p.inputs[0];
+    if (!x || !g.producer(x) || outputs.has(x)) continue;
+    taps.push({ output: name, input: x, op: p.opType, gain: ACTIVATION_GAIN[p.opType](p) });
+  }
+  return taps;
+}
+
+/** Re-expresses `c.maxRelDiff` relative to max(c.scale, gain · scale of the activation's input). */
+export function widenToActivationInput(c: OutputComparison, tap: ActivationTap, input: OutputComparison): OutputComparison {
+  const toleranceScale = Math.max(c.scale, tap.gain * input.scale);
+  if (!(toleranceScale > c.scale)) return c;
+  const maxRelDiff = toleranceScale > 0 ? c.maxAbsDiff / toleranceScale : c.maxAbsDiff === 0 ? 0 : Infinity;
+  return { ...c, toleranceScale, maxRelDiff };
+}

@@ -1,0 +1,169 @@
+/**
+ * Inputs for verification, and running models on them.
+ *
+ * Seeded random inputs: the first symbolic dim of each input (when named and on axis 0) = batch (default 2),
+ * every other symbolic dim = seq (default 8); token-id inputs stay below the embedding table's row count.
+ *
+ * When the user did not choose `seq`, the model may not run on the default: real models reject tiny inputs (a
+ * reflect Pad needs more samples than its padding, an STFT a whole window, a U-Net sides divisible by 32).
+ * Then the sizes of VERIFY_SEQ_LADDER are tried in turn, on one onnxruntime session, and the first the model
+ * runs on is used (the report says so). Candidates over VERIFY_MAX_ELEMENTS input elements are skipped. Sizes
+ * the user chose are used as given: a model that does not run on them is a UserError naming the options.
+ */
+import { uniformInputShapes, formatInputShapes } from '../analysis/shape-source';
+import { DataType } from '../ir/dtype';
+import { UserError } from '../ir/errors';
+import { valueTypeOf } from '../ir/graph';
+import type { Model } from '../ir/model';
+import { encodeModelProto, onnx } from '../ir/proto';
+import { cloneModel } from '../prune/clone';
+import { createSession, ort, randomInputs } from './ort';
+import { ortErrorSummary } from './ort-errors';
+
+export type Feeds = Record<string, ort.Tensor>;
+
+/** Values of the non-batch symbolic dims tried, in order, when the user did not set them. */
+export const VERIFY_SEQ_LADDER = [8, 64, 256, 1024, 4096];
+/** Ladder candidates with more input elements than this (all inputs together) are skipped. */
+export const VERIFY_MAX_ELEMENTS = 1 << 22;
+
+export interface FeedOptions {
+  seed?: number;
+  /** Value of the first symbolic dim of each input (batch); default 2. */
+  batch?: number;
+  /** Value of the other symbolic dims (sequence length...); default 8, larger ones tried when unset. */
+  seq?: number;
+  /** Inputs to use instead of seeded random ones (e.g. calibration data). */
+  feeds?: Feeds;
+}
+
+/**
+ * Upper bound for integer inputs: the row count of an embedding table the input indexes (Gather with a constant
+ * data input), else 2.
+ */
+function intHighFor(model: Model, input: string): number {
+  const g = model.graph;
+  let high: number | undefined;
+  for (const c of g.consumers(input)) {
+    if (c.opType !== 'Gather' || c.inputs[1] !== input) continue;
+    const table = g.resolveConstant(c.inputs[0]);
+    if (!table) continue;
+    const rank = table.dims.length;
+    const axis = ((c.attrInt('axis', 0) % rank) + rank) % rank;
+    high = Math.min(high ?? Infinity, table.dims[axis]);
+  }
+  return high ?? 2;
+}
+
+/** Seeded inputs: the first symbolic dim of each input = batch, other symbolic dims = seq. */
+export function verificationFeeds(model: Model, opts: FeedOptions = {}): Feeds {
+  const batch = opts.batch ?? 2;
+  const seq = opts.seq ?? 8;
+  const dims: Record<string, number> = {};
+  let intHigh = Infinity;
+  for (const vi of model.graph.realInputs) {
+    const t = valueTypeOf(vi);
+    (t?.shape ?? []).forEach((d, axis) => {
+      if (typeof d === 'string' && dims[d] === undefined) dims[d] = axis === 0 ? batch : seq;
+    });
+    if (t && (t.dtype === DataType.INT64 || t.dtype === DataType.INT32)) intHigh = Math.min(intHigh, intHighFor(model, vi.name ?? ''));
+  }
+  return randomInputs(model, { seed: opts.seed ?? 0, dims, defaultDim: seq, intHigh: Number.isFinite(intHigh) ? intHigh : 2 });
+}
+
+/**
+ * Bytes ORT can load, without changing `model` (external data is inlined in a copy); `extraOutputs` are added as
+ * graph outputs (intermediate tensors to fetch) in the bytes only.
+ */
+export function ortBytes(model: Model, extraOutputs: string[] = []): Uint8Array {
+  const external = model.graph.allGraphs().some((g) => [...g.initializers.values()].some((t) => t.external));
+  const src = external ? cloneModel(model) : model;
+  if (external) for (const g of src.graph.allGraphs()) for (const t of g.initializers.values()) if (t.external) t.internalize();
+  const proto = src.toProto();
+  const outputs = proto.graph!.output;
+  const n = outputs.length;
+  const present = new Set(outputs.map((o) => o.name ?? ''));
+  for (const name of extraOutputs) if (!present.has(name)) outputs.push(onnx.ValueInfoProto.create({ name }));
+  try {
+    return encodeModelProto(proto);
+  } finally {
+    outputs.length = n;
+  }
+}
+
+// ORT's own error log is silenced (level 4 = fatal only): failures come back as errors we report in one line.
+const QUIET = { logSeverityLevel: 4 as const };
+
+/** Runs a model once on `feeds` and releases the session; throws UserError when ORT cannot load it. */
+export async function runModel(model: Model | Uint8Array, feeds: Feeds, extraOutputs: string[] = []): Promise<Record<string, ort.Tensor>> {
+  const session = await createSession(model instanceof Uint8Array ? model : ortBytes(model, extraOutputs), QUIET);
+  try {
+    return await session.run(feeds, QUIET);
+  } finally {
+    await session.release();
+  }
+}
+
+
+function shapesOf(feeds: Feeds): Record<string, number[]> {
+  return Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims.map(Number)]));
+}
+
+export interface AcceptedRun {
+  feeds: Feeds;
+  outputs: Record<string, ort.Tensor>;
+  /** Set when the default sizes did not run and larger ones were used. */
+  note?: string;
+}
+
+/** The candidate input sizes: the user's, or the default seq then the ladder (deduplicated, capped). */
+function candidates(model: Model, opts: FeedOptions): { seq: number; make: () => Feeds }[] {
+  if (opts.feeds) return [{ seq: NaN, make: () => opts.feeds! }];
+  if (opts.seq !== undefined) return [{ seq: opts.seq, make: () => verificationFeeds(model, opts) }];
+  const batch = opts.batch ?? 2;
+  const seen = new Set<string>();
+  const out: { seq: number; make: () => Feeds }[] = [];
+  for (const seq of VERIFY_SEQ_LADDER) {
+    const shapes = uniformInputShapes(model, batch, seq);
+    const key = JSON.stringify(shapes);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    const elements = Object.values(shapes).reduce((acc, s) => acc + s.reduce((a, b) => a * b, 1), 0);
+    if (out.length > 0 && elements > VERIFY_MAX_ELEMENTS) continue;
+    out.push({ seq, make: () => verificationFeeds(model, { ...opts, seq }) });
+  }
+  return out;
+}
+
+/**
+ * Runs `model` (plus `extraOutputs`) on the first candidate inputs it accepts, on one session. Throws a
+ * UserError when it runs on none (a model that does not load at all is a UserError from createSession).
+ */
+export async function runOnAcceptedInputs(model: Model, opts: FeedOptions = {}, extraOutputs: string[] = []): Promise<AcceptedRun> {
+  const list = candidates(model, opts);
+  const session = await createSession(ortBytes(model, extraOutputs), QUIET);
+  const failures: string[] = [];
+  try {
+    for (const c of list) {
+      const feeds = c.make();
+      try {
+        const outputs = await session.run(feeds, QUIET);
+        const note = failures.length
+          ? `the model does not run with the default input sizes (${failures[0]}); verified with symbolic dims = ${c.seq} (set --verify-seq to choose)`
+          : undefined;
+        return { feeds, outputs, note };
+      } catch (e) {
+        failures.push(`${formatInputShapes(shapesOf(feeds))}: ${ortErrorSummary(e)}`);
+      }
+    }
+  } finally {
+    await session.release();
+  }
+  const tried = failures.length === 1 ? failures[0] : `${failures.length} sizes, largest ${failures[failures.length - 1]}`;
+  const hint = opts.feeds
+    ? 'check the calibration inputs'
+    : opts.seq !== undefined || opts.batch !== undefined
+      ? 'set --verify-seq / --verify-batch to sizes the model accepts, or use --no-verify'
+      : 'set --verify-seq N (and --verify-batch N) to sizes the model accepts, or use --no-verify';
+  throw new UserError(`verification: the model does not run on the verification inputs (${tried}); ${hint}`);
+}
