@@ -13,7 +13,7 @@ import { UserError } from '../src/ir/errors';
 import { loadModel, saveModel } from '../src/ir/io';
 import { Model } from '../src/ir/model';
 import { createSession, ort } from '../src/runtime/ort';
-import { DataType, graph, modelProto, node, seededRng, tensor, uniform, valueInfo } from '../test/helpers/builder';
+import { DataType, graph, modelProto, node, seededRng, tensor, uniform, valueInfo } from '../src/ir/builder';
 
 const BIG = 16384;
 const SMALL = 4096;

@@ -14,7 +14,7 @@ import { loadModel, saveModel } from '../src/ir/io';
 import { encodeModelProto } from '../src/ir/proto';
 import {
   DataType, attr, floatTensor, graph, modelProto, node, onnx, seededRng, uniform, valueInfo,
-} from '../test/helpers/builder';
+} from '../src/ir/builder';
 
 const PRODUCER = { producerName: 'onnx-prune make-models', producerVersion: '1', opset: 17, irVersion: 8 };
 

@@ -434,3 +434,17 @@ describe('weights stored as Constant nodes behind Identity', () => {
     await expectMaskOk(m, grp);
   });
 });
+
+describe('slice bounds (ONNX clamping, shared by shape inference and analysis)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { sliceIndices } = require('../src/analysis/shape-plumbing') as typeof import('../src/analysis/shape-plumbing');
+  test('negative step: start below -dim clamps to 0, end to -1', () => {
+    expect(sliceIndices(4, -10, -10, -1)).toEqual([0]);
+    expect(sliceIndices(4, 10, -10, -1)).toEqual([3, 2, 1, 0]);
+    expect(sliceIndices(4, -2, -100, -1)).toEqual([2, 1, 0]);
+  });
+  test('positive step: bounds clamp to [0, dim]', () => {
+    expect(sliceIndices(4, -10, 10, 2)).toEqual([0, 2]);
+    expect(sliceIndices(4, 1, -1, 1)).toEqual([1, 2]);
+  });
+});

@@ -13,6 +13,7 @@
  * weight member (activations, pooling, attention score MatMuls between two activations) keep their MACs,
  * so for transformers the FLOPs removed by head pruning are underestimated.
  */
+import { numel } from '../ir/dims';
 import type { Group, GroupAnalysis } from '../analysis/types';
 import type { FlopsReport } from '../analysis/flops';
 import type { Model } from '../ir/model';
@@ -150,7 +151,7 @@ export class CostModel {
     const rp = this.removedPerSlot(removed);
     let total = 0;
     for (const te of this.tensors.values()) {
-      const before = te.dims.reduce((a, b) => a * b, 1);
+      const before = numel(te.dims);
       const variants = new Map<string, number>();
       if (te.unprunedReader) variants.set('', before);
       for (const slots of te.readers.values()) {
@@ -162,7 +163,7 @@ export class CostModel {
           kept[this.slots[s].axis] = Math.max(0, kept[this.slots[s].axis] - rp[s]);
           by.push(`${this.slots[s].axis}:${this.slotGroups[s].join('+')}`);
         }
-        variants.set(by.sort().join('|'), kept.reduce((a, b) => a * b, 1));
+        variants.set(by.sort().join('|'), numel(kept));
       }
       let after = 0;
       for (const v of variants.values()) after += v;

@@ -6,6 +6,8 @@
  * labeled axes). A label is an element id (>= 0) or NONE (a position that comes from no prunable producer).
  */
 
+import { numel, strides } from '../ir/dims';
+
 export const NONE = -1;
 
 export interface Field {
@@ -18,24 +20,11 @@ export interface Field {
   labels: Int32Array;
 }
 
-export function fieldSize(dims: number[]): number {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
-}
-
-export function strides(dims: number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= dims[i];
-  }
-  return s;
-}
+/** Number of positions of a field with these dims. */
+export { numel as fieldSize, strides };
 
 export function makeField(rank: number, axes: number[], dims: number[], labels: Int32Array): Field {
-  if (labels.length !== fieldSize(dims)) throw new Error(`field: ${labels.length} labels for dims [${dims}]`);
+  if (labels.length !== numel(dims)) throw new Error(`field: ${labels.length} labels for dims [${dims}]`);
   return { rank, axes, dims, labels };
 }
 
@@ -51,7 +40,7 @@ export function hasLabels(f: Field | undefined): f is Field {
  * `dims` for them: positions along the new axes repeat the labels.
  */
 export function materialize(f: Field, axes: number[], dims: number[]): Int32Array {
-  const out = new Int32Array(fieldSize(dims));
+  const out = new Int32Array(numel(dims));
   const src = strides(f.dims);
   // For each target axis, the stride into f.labels (0 when f does not label it).
   const st = axes.map((a) => {
@@ -105,7 +94,7 @@ function dropAxis(f: Field, k: number): Field {
   const dims = f.dims.filter((_, i) => i !== k);
   const st = strides(f.dims)[k];
   const d = f.dims[k];
-  const out = new Int32Array(fieldSize(dims));
+  const out = new Int32Array(numel(dims));
   let j = 0;
   for (let i = 0; i < f.labels.length; i++) {
     if (Math.floor(i / st) % d === 0) out[j++] = f.labels[i];
@@ -153,8 +142,8 @@ export function pickAlong(f: Field, axis: number, positions: number[]): Field {
   dims[k] = positions.length;
   const src = strides(f.dims);
   const dst = strides(dims);
-  const out = new Int32Array(fieldSize(dims));
-  const outer = fieldSize(f.dims.slice(0, k));
+  const out = new Int32Array(numel(dims));
+  const outer = numel(f.dims.slice(0, k));
   const inner = src[k];
   for (let o = 0; o < outer; o++) {
     for (let j = 0; j < positions.length; j++) {

@@ -19,6 +19,7 @@
  * `perNode` by their first output like main-graph nodes.
  * Nodes are identified by their first output name (stable across pruning).
  */
+import { numel } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
@@ -46,8 +47,6 @@ export interface CountMacsOptions {
 
 type Lookup = (name: string) => number[] | undefined;
 
-const prod = (a: number[]) => a.reduce((x, y) => x * y, 1);
-
 /** MACs of one node, `undefined` when its shapes are unknown, `null` when the op is not counted. */
 function nodeMacs(n: Node, shape: Lookup): number | undefined | null {
   const inp = (i: number) => (n.inputs[i] ? shape(n.inputs[i]) : undefined);
@@ -56,12 +55,12 @@ function nodeMacs(n: Node, shape: Lookup): number | undefined | null {
     case 'Conv': case 'ConvInteger': case 'QLinearConv': {
       const w = inp(n.opType === 'QLinearConv' ? 3 : 1);
       const y = out(0);
-      return w && y ? prod(y) * prod(w.slice(1)) : undefined;
+      return w && y ? numel(y) * numel(w.slice(1)) : undefined;
     }
     case 'ConvTranspose': {
       const x = inp(0);
       const w = inp(1);
-      return x && w ? prod(x) * prod(w.slice(1)) : undefined;
+      return x && w ? numel(x) * numel(w.slice(1)) : undefined;
     }
     case 'Gemm': {
       const a = inp(0);
@@ -75,7 +74,7 @@ function nodeMacs(n: Node, shape: Lookup): number | undefined | null {
       const a = inp(0);
       const y = out(0);
       if (!a || !y || a.length === 0) return undefined;
-      return prod(y) * a[a.length - 1];
+      return numel(y) * a[a.length - 1];
     }
     case 'Einsum': {
       const parsed = parseEinsum(n.attrString('equation', ''));

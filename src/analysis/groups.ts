@@ -4,6 +4,7 @@
  * to stored constants; attributes; shape constants from the solver), its unit description and parameter
  * counts — or is declined with the reasons collected for any of its classes.
  */
+import { numel } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { AttrMember, DeclinedGroup, Group, GroupAnalysis, Member } from './types';
 import { Occurrences, components, regularize } from './classes';
@@ -38,7 +39,7 @@ export function totalParams(graph: Graph): number {
 
 /** Elements removed from a tensor when the given positions go along each axis. */
 function removedElements(dims: number[], removed: Map<number, Set<number>>): number {
-  const total = dims.reduce((a, b) => a * b, 1);
+  const total = numel(dims);
   let kept = 1;
   dims.forEach((d, a) => { kept *= d - (removed.get(a)?.size ?? 0); });
   return total - kept;

@@ -8,10 +8,12 @@
  * Plumbing tensors are recognized by construction, never by name: a tensor is plumbing when its producer is a
  * supported op, every input is plumbing or a small stored constant, and it has at most MAX_ELEMS elements.
  */
+import { numel } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { Node } from '../ir/node';
 import { DataType } from '../ir/dtype';
 import { ConstTensor } from '../ir/tensor';
+import { sliceBounds } from '../ir/shapes/ops-tensor';
 
 export const MAX_ELEMS = 64;
 
@@ -158,8 +160,6 @@ function broadcastDims(all: number[][]): number[] | undefined {
   return out;
 }
 
-const prod = (d: number[]) => d.reduce((a, b) => a * b, 1);
-
 /**
  * Computes plumbing values for a graph given concrete tensor shapes. `shapes` gives the (concrete) shape of
  * every data tensor that a Shape node reads.
@@ -223,7 +223,7 @@ export class Plumbing {
   }
 
   private set(n: Node, v: PlumbValue, out = 0) {
-    if (prod(v.dims) > MAX_ELEMS || v.elems.length !== prod(v.dims)) return;
+    if (numel(v.dims) > MAX_ELEMS || v.elems.length !== numel(v.dims)) return;
     this.values.set(n.outputs[out], v);
   }
 
@@ -277,7 +277,7 @@ export class Plumbing {
       case 'Unsqueeze': case 'Squeeze': case 'Reshape': case 'Flatten': {
         if (!ins[0]) return;
         const s = this.shapes.get(n.outputs[0]);
-        if (!s || prod(s) !== ins[0].elems.length) return;
+        if (!s || numel(s) !== ins[0].elems.length) return;
         this.set(n, { dims: s, elems: ins[0].elems, int: ins[0].int });
         return;
       }
@@ -318,7 +318,7 @@ export class Plumbing {
       case 'ConstantOfShape': {
         if (!ins[0]) return;
         const dims = ins[0].elems.map((e) => evaluate(e, {}));
-        if (prod(dims) > MAX_ELEMS) return;
+        if (numel(dims) > MAX_ELEMS) return;
         const t = n.attrTensor('value');
         let value = 0;
         let int = false;
@@ -327,7 +327,7 @@ export class Plumbing {
           value = ct.toNumbers()[0] ?? 0;
           int = INT_TYPES.has(ct.dtype);
         }
-        this.set(n, { dims, elems: new Array(prod(dims)).fill(0).map(() => ({ k: 'fixed', value }) as Expr), int });
+        this.set(n, { dims, elems: new Array(numel(dims)).fill(0).map(() => ({ k: 'fixed', value }) as Expr), int });
         return;
       }
       case 'Range': {
@@ -345,13 +345,13 @@ export class Plumbing {
       case 'Expand': case 'Tile': {
         if (!needAll(2)) return;
         const s = this.shapes.get(n.outputs[0]);
-        if (!s || prod(s) > MAX_ELEMS) return;
+        if (!s || numel(s) > MAX_ELEMS) return;
         const src = ins[0]!;
         if (op === 'Expand') {
-          const elems = new Array(prod(s)).fill(0).map((_, f) => src.elems[bcastIndex(s, src.dims, f)]);
+          const elems = new Array(numel(s)).fill(0).map((_, f) => src.elems[bcastIndex(s, src.dims, f)]);
           this.set(n, { dims: s, elems, int: src.int });
         } else if (src.dims.length === 1) {
-          const elems = new Array(prod(s)).fill(0).map((_, f) => src.elems[f % src.dims[0]]);
+          const elems = new Array(numel(s)).fill(0).map((_, f) => src.elems[f % src.dims[0]]);
           this.set(n, { dims: s, elems, int: src.int });
         }
         return;
@@ -362,10 +362,10 @@ export class Plumbing {
       if (!ins.every((v) => v)) return;
       const vals = ins as PlumbValue[];
       const dims = broadcastDims(vals.map((v) => v.dims));
-      if (!dims || prod(dims) > MAX_ELEMS) return;
+      if (!dims || numel(dims) > MAX_ELEMS) return;
       const int = BOOL_OUT.has(op) || (op === 'Where' ? vals[1].int && vals[2].int : vals.every((v) => v.int));
       const elems: Expr[] = [];
-      for (let f = 0; f < prod(dims); f++) elems.push(mk(op, vals.map((v) => v.elems[bcastIndex(dims, v.dims, f)]), int));
+      for (let f = 0; f < numel(dims); f++) elems.push(mk(op, vals.map((v) => v.elems[bcastIndex(dims, v.dims, f)]), int));
       this.set(n, { dims, elems, int });
     }
   }
@@ -388,17 +388,6 @@ export function sliceIndices(dim: number, start: number, end: number, step: numb
   return out;
 }
 
-/** Effective (normalized, clamped) start and end of a slice. */
-export function effectiveBounds(dim: number, start: number, end: number, step: number): [number, number] {
-  const norm = (v: number) => (v < 0 ? v + dim : v);
-  let s = norm(start), e = norm(end);
-  if (step > 0) {
-    s = Math.max(0, Math.min(dim, s));
-    e = Math.max(0, Math.min(dim, e));
-  } else {
-    s = Math.max(-1, Math.min(dim - 1, s));
-    e = Math.max(-1, Math.min(dim - 1, e));
-  }
-  return [s, e];
-}
+/** Effective (normalized, clamped) start and end of a slice: slice bounds clamped as the ONNX spec says (shared with shape inference). */
+export const effectiveBounds = sliceBounds;
 

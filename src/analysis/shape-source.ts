@@ -21,6 +21,7 @@
  * Candidates whose inputs would exceed PROBE_MAX_ELEMENTS elements are skipped. When none runs, a UserError
  * says which sizes were tried and which option sets them.
  */
+import { numel } from '../ir/dims';
 import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
@@ -104,7 +105,7 @@ export function formatInputShapes(shapes: Record<string, number[]>): string {
 }
 
 function elements(shapes: Record<string, number[]>): number {
-  return Object.values(shapes).reduce((acc, s) => acc + s.reduce((a, b) => a * b, 1), 0);
+  return Object.values(shapes).reduce((acc, s) => acc + numel(s), 0);
 }
 
 /** The probe sizes to try, in order, without duplicates or oversized ones (the first is always kept). */
@@ -201,7 +202,7 @@ function probeFeeds(model: Model, inputShapes: Record<string, number[]>, intHigh
   for (const vi of model.graph.realInputs) {
     const t = valueTypeOf(vi)!;
     const dims = inputShapes[vi.name ?? ''];
-    const n = dims.reduce((a, b) => a * b, 1);
+    const n = numel(dims);
     let data: ort.Tensor.DataType;
     switch (t.dtype) {
       case DataType.FLOAT: data = Float32Array.from({ length: n }, () => next() * 2 - 1); break;

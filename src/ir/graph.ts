@@ -126,16 +126,23 @@ export class Graph {
    */
   realConsumers(name: string): Node[] {
     const out: Node[] = [];
+    for (const cur of this.identityAliases(name)) {
+      for (const c of this.consumers(cur)) if (!isIdentity(c) && !out.includes(c)) out.push(c);
+    }
+    return out;
+  }
+
+  /** `name` and every value that is an Identity (chain) of it, in depth-first order. */
+  identityAliases(name: string): string[] {
+    const out: string[] = [];
     const stack = [name];
     const seen = new Set<string>();
     while (stack.length) {
       const cur = stack.pop()!;
       if (seen.has(cur)) continue;
       seen.add(cur);
-      for (const c of this.consumers(cur)) {
-        if (c.opType === 'Identity' && c.domain === '') stack.push(c.outputs[0]);
-        else if (!out.includes(c)) out.push(c);
-      }
+      out.push(cur);
+      for (const c of this.consumers(cur)) if (isIdentity(c)) stack.push(c.outputs[0]);
     }
     return out;
   }
@@ -331,6 +338,10 @@ export class Graph {
 }
 
 /** Names a node reads from outer scope through its subgraphs (If/Loop/Scan bodies). */
+function isIdentity(n: Node): boolean {
+  return n.opType === 'Identity' && n.domain === '';
+}
+
 export function implicitInputs(n: Node): string[] {
   if (n.subgraphs.length === 0) return [];
   const out = new Set<string>();

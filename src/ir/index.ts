@@ -7,3 +7,4 @@ export { Model } from './model';
 export { loadModel, saveModel, type LoadOptions, type SaveOptions } from './io';
 export { onnx } from './proto';
 export { toNumber, toBigInt, toLong } from './long';
+export * as builder from './builder';

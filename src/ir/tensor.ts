@@ -3,6 +3,7 @@
  * stored: raw_data (copied out, since protobufjs gives unaligned views), the typed repeated fields, or external
  * data files (read lazily).
  */
+import { numel } from './dims';
 import { DataType, bfloat16ToFloat32, byteLength, dtypeName, float16ToFloat32, float32ToFloat16 } from './dtype';
 import { UserError } from './errors';
 import { ExternalRef, isExternal, readExternal, resolveExternal } from './external-data';
@@ -25,7 +26,7 @@ export class ConstTensor {
   get name(): string { return this.proto.name ?? ''; }
   get dtype(): number { return this.proto.dataType ?? 0; }
   get dims(): number[] { return (this.proto.dims ?? []).map((d) => toNumber(d)); }
-  get size(): number { return this.dims.reduce((a, b) => a * b, 1); }
+  get size(): number { return numel(this.dims); }
   /** Bytes the data takes (exact for fixed-size types; string tensors count their bytes). */
   get byteSize(): number {
     if (this.dtype === DataType.STRING) return (this.proto.stringData ?? []).reduce((a, s) => a + s.length, 0);

@@ -8,6 +8,7 @@
  * Edits of one use add up: positions removed/zeroed per axis are united, shape deltas are summed.
  * Works the same for initializers and Constant-node weights (value, value_floats, value_ints...).
  */
+import { numel } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import { toLong, toNumber } from '../ir/long';
 import type { Node } from '../ir/node';
@@ -218,18 +219,10 @@ export class EditSet {
 function usesOf(g: Graph, tensor: string): { uses: Use[]; opaque: boolean } {
   const uses: Use[] = [];
   let opaque = false;
-  const stack = [tensor];
-  const seen = new Set<string>();
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
+  for (const name of g.identityAliases(tensor)) {
     if (g.isGraphOutput(name)) opaque = true;
     for (const c of g.consumers(name)) {
-      if (c.opType === 'Identity' && c.domain === '' && c.inputs[0] === name) {
-        stack.push(c.outputs[0]);
-        continue;
-      }
+      if (c.opType === 'Identity' && c.domain === '') continue; // followed by identityAliases
       let direct = false;
       c.inputs.forEach((inp, i) => {
         if (inp === name) {
@@ -308,7 +301,7 @@ function writeConstantNode(node: Node, t: RawTensor): void {
   const a = node.proto.attribute.find((x) => x.name.startsWith('value'));
   if (!a) throw new Error(`Constant node '${node.outputs[0]}' has no value attribute`);
   const view = new DataView(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength);
-  const n = t.dims.reduce((x, y) => x * y, 1);
+  const n = numel(t.dims);
   switch (a.name) {
     case 'value_floats':
       a.floats = Array.from({ length: n }, (_, i) => view.getFloat32(i * 4, true));

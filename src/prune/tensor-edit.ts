@@ -3,6 +3,7 @@
  * double, int8..int64, bool): remove positions along axes, zero positions along axes, and subtract from
  * single elements of integer shape-like tensors.
  */
+import { numel } from '../ir/dims';
 import { DataType, bitsPerElement, dtypeName } from '../ir/dtype';
 
 export interface RawTensor {
@@ -49,8 +50,8 @@ export function removeAlongAxis(t: RawTensor, axis: number, positions: Iterable<
   checkPositions(drop, n, what);
   if (drop.size === 0) return t;
   const eb = elemBytes(t.dtype, what);
-  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1) * eb;
+  const outer = numel(t.dims.slice(0, axis));
+  const inner = numel(t.dims.slice(axis + 1)) * eb;
   const keep: number[] = [];
   for (let k = 0; k < n; k++) if (!drop.has(k)) keep.push(k);
   const out = new Uint8Array(outer * keep.length * inner);
@@ -81,8 +82,8 @@ export function zeroAlongAxis(t: RawTensor, axis: number, positions: Iterable<nu
   checkPositions(zero, n, what);
   if (zero.length === 0) return t;
   const eb = elemBytes(t.dtype, what);
-  const outer = t.dims.slice(0, axis).reduce((a, b) => a * b, 1);
-  const inner = t.dims.slice(axis + 1).reduce((a, b) => a * b, 1) * eb;
+  const outer = numel(t.dims.slice(0, axis));
+  const inner = numel(t.dims.slice(axis + 1)) * eb;
   const out = t.bytes.slice();
   const { view, unit } = words(out, inner);
   const w = inner / unit;
@@ -98,7 +99,7 @@ export function zeroAlongAxis(t: RawTensor, axis: number, positions: Iterable<nu
 
 /** Subtracts `delta` from the integer element at flat `position` (Reshape sizes, Split sizes, Slice bounds...). */
 export function subtractAt(t: RawTensor, position: number, delta: number, what = 'tensor'): RawTensor {
-  const size = t.dims.reduce((a, b) => a * b, 1);
+  const size = numel(t.dims);
   if (!Number.isInteger(position) || position < 0 || position >= size) {
     throw new Error(`${what}: element ${position} is out of range for a tensor of ${size} elements`);
   }

@@ -9,6 +9,7 @@
  * Without a file, seeded random inputs are made and a warning says that data-aware scores then measure noise.
  * Arrays are converted within a type family when needed (float64 → float32, int32 → int64, ...).
  */
+import { numel } from '../ir/dims';
 import * as fs from 'fs';
 import { DataType, byteLength, dtypeName, float16ToFloat32, float32ToFloat16, isFloat, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
@@ -116,14 +117,14 @@ function rawArray(bytes: Uint8Array, spec: InputSpec, opts: CalibOptions, file: 
   let dims: number[];
   if (opts.shape) {
     dims = opts.shape.slice();
-    const want = dims.reduce((a, b) => a * b, 1);
+    const want = numel(dims);
     if (want !== count) throw new UserError(`'${file}' holds ${count} ${dtypeName(dtype)} elements, but --calib-shape ${dims.join(',')} needs ${want}`);
   } else {
     const rest = spec.shape.slice(1);
     if (rest.some((d) => typeof d !== 'number')) {
       throw new UserError(`input '${spec.name}' has symbolic dims [${spec.shape.join(',')}]: give --calib-shape for the raw file '${file}'`);
     }
-    const row = (rest as number[]).reduce((a, b) => a * b, 1);
+    const row = numel(rest as number[]);
     if (row === 0 || count % row !== 0) throw new UserError(`'${file}' holds ${count} elements, not a multiple of one sample [${rest.join(',')}] of input '${spec.name}'`);
     dims = [count / row, ...(rest as number[])];
   }
@@ -219,7 +220,7 @@ function randomCalibration(model: Model, opts: CalibOptions): CalibSet {
       samples = Math.max(fixedBatch, samples - (samples % fixedBatch));
     }
     const dims = [samples, ...spec.shape.slice(1).map((d) => (typeof d === 'number' ? d : (d && opts.dims?.[d]) || 16))];
-    const n = dims.reduce((a, b) => a * b, 1);
+    const n = numel(dims);
     let data: TypedArray;
     if (isFloat(spec.dtype)) {
       const f = new Float32Array(n);
@@ -242,7 +243,7 @@ function randomCalibration(model: Model, opts: CalibOptions): CalibSet {
 /** Rows [start, end) of every calibration input (sample axis 0), as a new set. */
 export function sliceCalibration(set: CalibSet, start: number, end: number): CalibSet {
   const inputs = set.inputs.map((x) => {
-    const row = x.dims.slice(1).reduce((a, b) => a * b, 1);
+    const row = numel(x.dims.slice(1));
     return { ...x, dims: [end - start, ...x.dims.slice(1)], data: x.data.slice(start * row, end * row) as TypedArray };
   });
   return { ...set, inputs, samples: end - start };
@@ -264,7 +265,7 @@ export function* calibBatches(set: CalibSet, batch: number): Generator<Record<st
     const end = Math.min(set.samples, start + b);
     const feeds: Record<string, ort.Tensor> = {};
     for (const x of set.inputs) {
-      const row = x.dims.slice(1).reduce((p, q) => p * q, 1);
+      const row = numel(x.dims.slice(1));
       const data = x.data.subarray(start * row, end * row);
       feeds[x.name] = new ort.Tensor(ortTypeName(x.dtype) as 'float32', data as Float32Array, [end - start, ...x.dims.slice(1)]);
     }

@@ -3,6 +3,7 @@
  * `descr`, `fortran_order` and `shape`, then the raw array bytes. Big-endian data is byte-swapped and
  * Fortran-ordered arrays are reordered to C order, so callers always get a little-endian C-order typed array.
  */
+import { numel } from '../ir/dims';
 import { DataType, dtypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import type { TypedArray } from '../ir/tensor';
@@ -61,7 +62,7 @@ export function parseNpy(bytes: Uint8Array, label = '.npy data'): NdArray {
   const code = '<>|='.includes(order) ? descr.slice(1) : descr;
   const info = DESCR[code];
   if (!info) throw new UserError(`${label}: unsupported .npy dtype '${descr}' (numeric and bool arrays only)`);
-  const count = dims.reduce((a, b) => a * b, 1);
+  const count = numel(dims);
   const start = headerStart + headerLen;
   const need = count * info.bytes;
   if (bytes.length - start < need) {

@@ -2,14 +2,16 @@
  * onnxruntime-node helpers: sessions from a Model or bytes (one intra-op thread, which is fastest on the
  * 2-core machines here), seeded random inputs, and running with extra intermediate outputs.
  */
+import { numel } from '../ir/dims';
 import * as ort from 'onnxruntime-node';
 import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { encodeModelProto } from '../ir/proto';
+import { rng } from './rng';
 
-export { ort };
+export { ort, rng };
 
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
@@ -36,18 +38,6 @@ export async function createSession(source: string | Uint8Array | Model, opts: o
   }
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface RandomInputOptions {
   seed?: number;
   /** Value for symbolic dims, by dim name (default 1 for batch-like names, else `defaultDim`). */
@@ -65,7 +55,7 @@ export function randomInputs(model: Model, opts: RandomInputOptions = {}): Recor
     const t = valueTypeOf(vi);
     if (!t) throw new UserError(`input '${vi.name}' is not a tensor; cannot make random inputs`);
     const dims = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : (typeof d === 'string' && opts.dims?.[d]) || (opts.defaultDim ?? 1)));
-    const n = dims.reduce((a, b) => a * b, 1);
+    const n = numel(dims);
     const type = ortTypeName(t.dtype);
     let data: ort.Tensor.DataType;
     switch (t.dtype) {

@@ -10,6 +10,7 @@
  * runs on is used (the report says so). Candidates over VERIFY_MAX_ELEMENTS input elements are skipped. Sizes
  * the user chose are used as given: a model that does not run on them is a UserError naming the options.
  */
+import { numel } from '../ir/dims';
 import { uniformInputShapes, formatInputShapes } from '../analysis/shape-source';
 import { DataType } from '../ir/dtype';
 import { UserError } from '../ir/errors';
@@ -128,7 +129,7 @@ function candidates(model: Model, opts: FeedOptions): { seq: number; make: () =>
     const key = JSON.stringify(shapes);
     if (seen.has(key)) continue;
     seen.add(key);
-    const elements = Object.values(shapes).reduce((acc, s) => acc + s.reduce((a, b) => a * b, 1), 0);
+    const elements = Object.values(shapes).reduce((acc, s) => acc + numel(s), 0);
     if (out.length > 0 && elements > VERIFY_MAX_ELEMENTS) continue;
     out.push({ seq, make: () => verificationFeeds(model, { ...opts, seq }) });
   }

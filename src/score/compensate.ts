@@ -12,6 +12,7 @@
  * Shared or Constant-node biases are given a private initializer first (and members renamed to it).
  * Convolution borders (padding) are not modelled: E[x_j] is the mean over all positions.
  */
+import { strides } from '../ir/dims';
 import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
 import { byteLength } from '../ir/dtype';
 import type { Graph } from '../ir/graph';
@@ -45,7 +46,7 @@ interface Plan {
 /** Δ[o] = Σ_{j∈J} mean_j · Σ_{other axes} W[o, j, …] for a weight with output axis `outAxis` and input axis `inAxis`. */
 function contribution(data: Float32Array, dims: number[], outAxis: number, inAxis: number, removed: Set<number>, mean: Float64Array): Float64Array {
   const delta = new Float64Array(dims[outAxis]);
-  const stride = dims.map((_, k) => dims.slice(k + 1).reduce((a, b) => a * b, 1));
+  const stride = strides(dims);
   for (let i = 0; i < data.length; i++) {
     const j = Math.floor(i / stride[inAxis]) % dims[inAxis];
     if (!removed.has(j)) continue;

@@ -187,21 +187,22 @@ const split: Rule = (c) => {
 };
 
 /** Output length of one sliced axis, and the selected indices when everything is numeric. */
+/**
+ * Slice bounds as the ONNX spec clamps them: negative values count from the end; with a positive step start and
+ * end are clamped to [0, dim]; with a negative step start to [0, dim-1] and end to [-1, dim-1].
+ */
+export function sliceBounds(dim: number, start: number, end: number, step: number): [number, number] {
+  const s = start < 0 ? start + dim : start;
+  const e = end < 0 ? end + dim : end;
+  if (step > 0) return [Math.min(Math.max(s, 0), dim), Math.min(Math.max(e, 0), dim)];
+  return [Math.min(Math.max(s, 0), dim - 1), Math.min(Math.max(e, -1), dim - 1)];
+}
+
 function sliceAxis(d: Dim, start: Dim, end: Dim, step: Dim): { len: Dim; idx?: number[] } {
   if (typeof step !== 'number' || step === 0) return { len: undefined };
   if (typeof d === 'number' && typeof start === 'number' && typeof end === 'number') {
-    let s = start < 0 ? start + d : start;
-    let e = end < 0 ? end + d : end;
-    let len: number;
-    if (step > 0) {
-      s = Math.min(Math.max(s, 0), d);
-      e = Math.min(Math.max(e, 0), d);
-      len = Math.max(0, Math.ceil((e - s) / step));
-    } else {
-      s = Math.min(Math.max(s, 0), d - 1);
-      e = Math.min(Math.max(e, -1), d - 1);
-      len = Math.max(0, Math.ceil((e - s) / step));
-    }
+    const [s, e] = sliceBounds(d, start, end, step);
+    const len = Math.max(0, Math.ceil((e - s) / step));
     return { len, idx: Array.from({ length: len }, (_, i) => s + i * step) };
   }
   if (step !== 1) return { len: undefined };

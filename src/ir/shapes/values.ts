@@ -3,6 +3,7 @@
  * Reshape, ConstantOfShape, Range, ...). Elements are dims: numbers, symbolic monomials (see ./sym) or undefined.
  * Booleans are 0/1. Only small tensors are tracked (VALUE_CAP elements; FLOAT_VALUE_CAP for float tensors).
  */
+import { numel, strides } from '../dims';
 import { DataType } from '../dtype';
 import type { ConstTensor } from '../tensor';
 import type { Dim } from './sym';
@@ -32,11 +33,7 @@ export function isFloatType(dt: number | undefined): boolean {
   return dt !== undefined && FLOAT_TYPES.has(dt);
 }
 
-export function numel(dims: number[]): number {
-  let n = 1;
-  for (const d of dims) n *= d;
-  return n;
-}
+export { numel };
 
 /** The value of a constant tensor, when it is small and of a numeric type we track. */
 export function valueFromConst(t: ConstTensor): TValue | undefined {
@@ -61,19 +58,9 @@ export function numbersOf(v: TValue | undefined): number[] | undefined {
   return v.data as number[];
 }
 
-export function stridesOf(dims: number[]): number[] {
-  const s = new Array<number>(dims.length);
-  let acc = 1;
-  for (let i = dims.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= dims[i];
-  }
-  return s;
-}
-
 /** Cartesian selection: for each axis, the list of source indices to take (in order). */
 export function selectValue(v: TValue, idx: number[][]): TValue {
-  const st = stridesOf(v.dims);
+  const st = strides(v.dims);
   const dims = idx.map((l) => l.length);
   const n = numel(dims);
   const data = new Array<Dim>(n);
@@ -92,7 +79,7 @@ export function selectValue(v: TValue, idx: number[][]): TValue {
 }
 
 export function transposeValue(v: TValue, perm: number[]): TValue {
-  const st = stridesOf(v.dims);
+  const st = strides(v.dims);
   const dims = perm.map((p) => v.dims[p]);
   const n = numel(dims);
   const data = new Array<Dim>(n);
@@ -140,7 +127,7 @@ export function broadcastValues(vs: TValue[], fn: (xs: Dim[]) => Dim, float?: bo
   const n = numel(dims);
   if (n > VALUE_CAP) return undefined;
   const vstrides = vs.map((v) => {
-    const st = stridesOf(v.dims);
+    const st = strides(v.dims);
     const off = r - v.dims.length;
     const full = new Array<number>(r).fill(0);
     for (let i = 0; i < v.dims.length; i++) full[off + i] = v.dims[i] === 1 ? 0 : st[i];
@@ -170,7 +157,7 @@ export function reduceValue(v: TValue, axes: number[], keep: boolean, fold: (a: 
   const r = v.dims.length;
   const red = new Set(axes);
   const outDims = v.dims.map((d, i) => (red.has(i) ? 1 : d));
-  const ost = stridesOf(outDims);
+  const ost = strides(outDims);
   const out = new Array<Dim>(numel(outDims)).fill(undefined);
   const seen = new Array<boolean>(out.length).fill(false);
   const pos = new Array<number>(r).fill(0);
