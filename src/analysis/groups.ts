@@ -179,7 +179,14 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
         }
         for (const af of attrsBy.get(t) ?? []) {
           if (af.axis !== o0.axis) continue;
-          const per = o0.positions.length / af.divisor;
+          let per = o0.positions.length / af.divisor;
+          if (af.window) {
+            const [lo, hi] = af.window;
+            const counts = roots.map((_, u) => view.occurrence(t, u)!.positions.filter((p) => p >= lo && p < hi).length);
+            if (counts.some((c) => c !== counts[0])) throw new Failure(DECLINE.sliceBound, af.node, t);
+            per = ((af.sign ?? 1) * counts[0]) / af.divisor;
+            if (per === 0) continue;
+          }
           if (!Number.isInteger(per)) throw new Failure(DECLINE.nonUniform, af.node, t);
           const m: AttrMember = { kind: 'attr', node: af.node, attr: af.attr, perUnit: per };
           if (af.position !== undefined) m.position = af.position;

@@ -146,6 +146,19 @@ export function sliceRule(st: State, n: Node): void {
   }
   if (!starts || !ends || (n.inputs[3] && !axes) || (n.inputs[4] && !steps)) { st.declineField(f, DECLINE.shapeRewrite, n, n.inputs[0]); return; }
   const ax = (axes ?? starts.map((_, i) => i)).map((a) => normAxis(a, R));
+  if (n.inputs.length === 1) {
+    // Slice-1..9: the bounds are attributes; each becomes an attribute member of the groups it crosses.
+    ax.forEach((a, j) => {
+      if (!f!.axes.includes(a)) return;
+      const d = si[a];
+      (['starts', 'ends'] as const).forEach((attr, k) => {
+        const b = (k === 0 ? starts : ends)![j];
+        if (b >= d || b <= -d) return; // clamped to an end of the axis: stays right when the axis shrinks
+        const window: [number, number] = b >= 0 ? [0, Math.min(b, d)] : [Math.max(0, b + d), d];
+        st.attrs.push({ node: id(n), attr, position: j, field: n.inputs[0], axis: a, divisor: 1, window, sign: b >= 0 ? 1 : -1 });
+      });
+    });
+  }
   ax.forEach((a, j) => {
     const step = steps?.[j] ?? 1;
     if (f!.axes.includes(a)) f = pickAlong(f!, a, sliceIndices(si[a], starts![j], ends![j], step));

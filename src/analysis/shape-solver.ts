@@ -121,6 +121,8 @@ export class ShapeSolver {
         if (view.cnt(u.data, ax) > 0) return fail(DECLINE.gatherAxis, n, u.data);
       } else if (u.kind === 'reshape' || u.kind === 'expand') {
         if (!slot(1) && outCnt) return fail(DECLINE.shapeRewrite, n, n.inputs[1]);
+      } else if (u.kind === 'slice' && n.inputs.length === 1) {
+        continue; // attribute bounds (Slice-1..9) are attribute members, checked per unit in groups.ts
       } else if (u.kind === 'slice') {
         const axesV = slot(3)?.orig ?? (n.inputs[3] ? undefined : slot(1)?.orig.map((_, i) => i));
         const steps = slot(4)?.orig;

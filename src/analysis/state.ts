@@ -37,8 +37,16 @@ export interface Partner {
  */
 export interface AttachFact { field: string; axis: number; partner: Partner; role: MemberRole }
 
-/** An integer attribute that counts positions of `field` along `axis` (divided by `divisor`). */
-export interface AttrFact { node: string; attr: string; position?: number; field: string; axis: number; divisor: number }
+/**
+ * An integer attribute that counts positions of `field` along `axis` (divided by `divisor`). With `window`,
+ * only the positions in [window[0], window[1]) count, times `sign` (a Slice bound: a non-negative bound drops
+ * by the removed positions below it, a negative one rises by those at or above it); every unit must then
+ * count the same, or the group is declined.
+ */
+export interface AttrFact {
+  node: string; attr: string; position?: number; field: string; axis: number; divisor: number;
+  window?: [number, number]; sign?: 1 | -1;
+}
 
 export type ShapeUseKind = 'reshape' | 'expand' | 'slice' | 'split' | 'split-attr' | 'gather';
 

@@ -358,7 +358,8 @@ function applyAttrEdit(e: AttrEdit): string {
     if (e.position < 0 || e.position >= a.ints.length) throw new Error(`attribute ${label}: element ${e.position} is out of range`);
     const cur = toNumber(a.ints[e.position]);
     const next = cur - e.delta;
-    if (cur < 0 || next < 0) throw new Error(`attribute ${label} would go from ${cur} to ${next}`);
+    // Sizes stay non-negative; negative (from-the-end) Slice bounds stay negative.
+    if ((cur < 0) !== (next < 0)) throw new Error(`attribute ${label} would go from ${cur} to ${next}`);
     a.ints[e.position] = toLong(next);
   }
   return label;
