@@ -203,11 +203,11 @@ test('Pad on the pruned axis', async () => {
   expectDeclined(await analyze(g.model()), c, DECLINE.pad);
 });
 
-test('Resize given output sizes', async () => {
+test('Resize given output sizes that scale the pruned axis', async () => {
   const g = new G();
   const x = g.input('x', X);
   const c = g.conv(x, 4, 4);
-  g.output(g.conv(g.op('Resize', [c, '', '', g.ints([2, 4, 12, 12])], { mode: 'nearest' }), 4, 2));
+  g.output(g.conv(g.op('Resize', [c, '', '', g.ints([2, 8, 12, 12])], { mode: 'nearest' }), 8, 2));
   expectDeclined(await analyze(g.model()), c, DECLINE.resize);
 });
 

@@ -157,8 +157,31 @@ describe('loadCalibration', () => {
     const b = loadCalibration(model, { seed: 5, randomSamples: 12 });
     expect(warnings.join()).toMatch(/random inputs .* measures noise/);
     expect(a.random).toBe(true);
-    expect(a.inputs[0].dims).toEqual([12, 10]);
-    expect(Array.from(a.inputs[0].data as Float32Array)).toEqual(Array.from(b.inputs[0].data as Float32Array));
+    expect(a.samples).toBe(12);
+    const ba = [...calibBatches(a, 5)], bb = [...calibBatches(b, 5)];
+    expect(ba.map((f) => f.x.dims)).toEqual([[5, 10], [5, 10], [2, 10]]);
+    expect(ba.map((f) => Array.from(f.x.data as Float32Array))).toEqual(bb.map((f) => Array.from(f.x.data as Float32Array)));
+    expect(ba[0].x.data).not.toEqual(ba[1].x.data);
+    expect([...calibBatches(sliceCalibration(a, 5, 10), 5)][0].x.data).toEqual(ba[1].x.data);
+  });
+
+  test('random inputs follow the named batch dim wherever it occurs; scalars stay scalars; fixed sizes stay', () => {
+    const g = graph({
+      nodes: [node('Identity', ['x'], ['xo']), node('Identity', ['state'], ['so']), node('Identity', ['sr'], ['sro'])],
+      inputs: [valueInfo('x', DataType.FLOAT, ['batch', 'seq']), valueInfo('state', DataType.FLOAT, [2, 'batch', 3]), valueInfo('sr', DataType.INT64, [])],
+      outputs: [valueInfo('xo', DataType.FLOAT, ['batch', 'seq']), valueInfo('so', DataType.FLOAT, [2, 'batch', 3]), valueInfo('sro', DataType.INT64, [])],
+    });
+    const set = loadCalibration(loadModel(modelBytes(g)), { seed: 1, randomSamples: 7, seq: 20 });
+    expect(set.fixedBatch).toBeUndefined();
+    const b = [...calibBatches(set, 4)];
+    expect(b.map((f) => [f.x.dims, f.state.dims, f.sr.dims])).toEqual([[[4, 20], [2, 4, 3], []], [[3, 20], [2, 3, 3], []]]);
+    const fixed = graph({
+      nodes: [node('Identity', ['x'], ['xo'])],
+      inputs: [valueInfo('x', DataType.FLOAT, [3, 'seq'])], outputs: [valueInfo('xo', DataType.FLOAT, [3, 'seq'])],
+    });
+    const fs3 = loadCalibration(loadModel(modelBytes(fixed)), { randomSamples: 16, seq: 5 });
+    expect(fs3.fixedBatch).toBe(3);
+    expect([...calibBatches(fs3, 16)].map((f) => f.x.dims)).toEqual([[3, 5], [3, 5], [3, 5], [3, 5], [3, 5]]);
   });
 
   test('batches and slices', () => {

@@ -278,14 +278,48 @@ describe('old opsets', () => {
     expect(declinedFor(r.analysis, 'c1')?.reason).toBe(DECLINE.resize);
   });
 
-  test('Resize-13 with a constant `sizes` input naming the channels is declined (Resize scales the pruned axis)', async () => {
-    // Prunable in principle (sizes[1] would be a shape member), not offered today.
+  test('Resize-13 with a constant `sizes` input passing the channels through: channels prune, sizes[1] shrinks', async () => {
     const g = graph({
       nodes: [conv('x', 'W1', 'B1', 'c1', pads1), node('Resize', ['c1', '', '', 'sizes'], ['u'], [attr.string('mode', 'nearest')]), conv('u', 'W2', 'B2', 'y')],
       inputs: [valueInfo('x', F, [1, 3, 4, 4])], outputs: [valueInfo('y', F, [1, 4, 8, 8])],
       initializers: [rnd('W1', [8, 3, 3, 3]), rnd('B1', [8]), rnd('W2', [4, 8, 1, 1]), rnd('B2', [4]), int64Tensor('sizes', [4], [1, 8, 8, 8])],
     });
     const r = await prune('resize13-sizes', g, 13);
+    const grp = groupOf(r.analysis, 'W1');
+    expect(grp.size).toBe(8);
+    expect(grp.members).toContainEqual({ kind: 'shape', tensor: 'sizes', node: 'u', input: 3, position: 1, perUnit: 1 });
+    expectPruned(r);
+    const pruned = loadModel(path.join(tmp, 'resize13-sizes.pruned.onnx'));
+    const kept = pruned.graph.constant('W1')!.dims[0];
+    expect(kept).toBeLessThan(8);
+    expect(pruned.graph.constant('sizes')!.toNumbers()).toEqual([1, kept, 8, 8]);
+  });
+
+  test('Resize-18 with `sizes` over an `axes` attribute naming the channel axis: sizes[0] shrinks', async () => {
+    const g = graph({
+      nodes: [
+        conv('x', 'W1', 'B1', 'c1', pads1),
+        node('Resize', ['c1', '', '', 'sizes'], ['u'], [attr.string('mode', 'nearest'), attr.ints('axes', [1, 2, 3])]),
+        conv('u', 'W2', 'B2', 'y'),
+      ],
+      inputs: [valueInfo('x', F, [1, 3, 4, 4])], outputs: [valueInfo('y', F, [1, 4, 8, 8])],
+      initializers: [rnd('W1', [8, 3, 3, 3]), rnd('B1', [8]), rnd('W2', [4, 8, 1, 1]), rnd('B2', [4]), int64Tensor('sizes', [3], [8, 8, 8])],
+    });
+    const r = await prune('resize18-sizes-axes', g, 18);
+    expect(groupOf(r.analysis, 'W1').members).toContainEqual({ kind: 'shape', tensor: 'sizes', node: 'u', input: 3, position: 0, perUnit: 1 });
+    expectPruned(r);
+    const pruned = loadModel(path.join(tmp, 'resize18-sizes-axes.pruned.onnx'));
+    expect(pruned.graph.constant('sizes')!.toNumbers()).toEqual([pruned.graph.constant('W1')!.dims[0], 8, 8]);
+  });
+
+  test('Resize-13 with `sizes` scaling the channel axis is declined (Resize scales the pruned axis)', async () => {
+    const g = graph({
+      nodes: [conv('x', 'W1', 'B1', 'c1', pads1), node('Resize', ['c1', '', '', 'sizes'], ['u'], [attr.string('mode', 'nearest')]), conv('u', 'W2', 'B2', 'y')],
+      inputs: [valueInfo('x', F, [1, 3, 4, 4])], outputs: [valueInfo('y', F, [1, 4, 8, 8])],
+      initializers: [rnd('W1', [8, 3, 3, 3]), rnd('B1', [8]), rnd('W2', [4, 16, 1, 1]), rnd('B2', [4]), int64Tensor('sizes', [4], [1, 16, 8, 8])],
+    });
+    const r = await prune('resize13-sizes-channels', g, 13);
+    expect(r.analysis.groups.find((x) => weight(x, 'W1', 'out'))).toBeUndefined();
     expect(declinedFor(r.analysis, 'c1')?.reason).toBe(DECLINE.resize);
   });
 

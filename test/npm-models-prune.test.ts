@@ -8,6 +8,7 @@
  * sides divisible by 32), sizes the user chose that the model rejects are a user error, shape measurement uses
  * --verify-seq and larger probes (Silero's reflect Pad), and an output that saturates (det's Sigmoid) cannot hide
  * a wrong group because the activation's input is compared too.
+ * Data-aware importance (wanda) without --calib runs random calibration inputs at the sizes verification finds.
  *
  * The registry must be reachable (the test fails otherwise) unless ONNX_PRUNE_OFFLINE=1 is set.
  */
@@ -162,6 +163,34 @@ describe('explained outcomes and user errors', () => {
     } else {
       expect(rep.groups.note).toMatch(IN_BRANCHES);
     }
+  });
+});
+
+describe('data-aware importance without --calib', () => {
+  // Random calibration inputs take the sizes verification finds (det: sides divisible by 32; Silero: a reflect
+  // Pad and an STFT window), and follow the batch dim into Silero's state [2, batch, 128] and its scalar `sr`.
+  test.each(['ch_PP-OCRv4_det_infer.onnx', 'silero_vad_16k_op15.onnx'])('%s: --importance wanda prunes and verifies', async (name) => {
+    if (!MODELS.length) return;
+    const out = path.join(tmp, `wanda-${name}`);
+    const r = await runCliInProcess([modelFile(name), out, '--ratio', '0.3', '--importance', 'wanda', '--json']);
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.stdout) as Report & { importance: { method: string; fallbacks: number } };
+    expect(rep.importance).toMatchObject({ method: 'wanda', fallbacks: 0 });
+    expect(rep.warnings?.join('\n')).toMatch(/no --calib data given/);
+    expect(rep.groups.pruned).toBeGreaterThan(0);
+    expect(Math.abs(1 - rep.params.after / rep.params.before - 0.3)).toBeLessThan(0.01);
+    expect(rep.verify.passed).toBe(true);
+  });
+
+  test('silero op15: --verify-seq sizes the random calibration too', async () => {
+    if (!MODELS.length) return;
+    const ok = await runCliInProcess([modelFile('silero_vad_16k_op15.onnx'), path.join(tmp, 'wanda-576.onnx'), '--ratio', '0.3', '--importance', 'wanda', '--verify-seq', '576', '--json']);
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as Report).verify.passed).toBe(true);
+    // A size the model rejects, chosen by the user: the calibration error names the inputs it was given.
+    const bad = await runCliInProcess([modelFile('silero_vad_16k_op15.onnx'), path.join(tmp, 'wanda-8.onnx'), '--ratio', '0.3', '--importance', 'wanda', '--verify-seq', '8']);
+    expect(bad.code).toBe(1);
+    expect(lines(bad.stderr).pop()).toMatch(/^onnx-prune: error: calibration: onnxruntime cannot run the model on the random calibration inputs input\[16,8\] state\[2,16,128\] sr\[\] /);
   });
 });
 

@@ -12,8 +12,8 @@ import { applyPlan } from '../src/prune/apply';
 import { cloneModel } from '../src/prune/clone';
 import { nothingPrunedNote } from '../src/prune/explain';
 import type { OutputComparison } from '../src/runtime/compare';
-import { loadCalibration } from '../src/runtime/calib';
-import { captureStats } from '../src/runtime/capture';
+import { calibBatches, loadCalibration, prepareCalibration } from '../src/runtime/calib';
+import { captureStats, statKey } from '../src/runtime/capture';
 import { ortErrorSummary } from '../src/runtime/ort-errors';
 import { activationTaps, widenToActivationInput } from '../src/runtime/tolerance';
 import { verifyPruned } from '../src/runtime/verify';
@@ -95,11 +95,25 @@ describe('verification inputs', () => {
 });
 
 test('calibration inputs the model rejects are a one-line UserError, not an internal error', async () => {
-  const { model } = reflectModel(16); // random calibration makes 16 samples per row: a reflect Pad of 16 needs 17
+  const { model } = reflectModel(16); // a reflect Pad of 16 needs 17 samples per row: the default size 8 is too small
   const calib = loadCalibration(model, { seed: 0, randomSamples: 4 });
   const run = captureStats(model, calib, [{ tensor: 'c1', axis: 1 }], { quiet: true });
   await expect(run).rejects.toThrow(UserError);
-  await expect(run).rejects.toThrow(/^calibration: onnxruntime cannot run the model on the random calibration inputs x\[4,16\] \(Pad .*\); give --calib data/);
+  await expect(run).rejects.toThrow(/^calibration: onnxruntime cannot run the model on the random calibration inputs x\[4,8\] \(Pad .*\); give --calib data/);
+});
+
+test('random calibration without a file runs at the sizes verification finds, or at the user-chosen seq', async () => {
+  const { model } = reflectModel(16);
+  const calib = await prepareCalibration(model, { seed: 0, randomSamples: 6 });
+  expect(calib.seq).toBe(VERIFY_SEQ_LADDER.find((s) => s > 16));
+  const stats = await captureStats(model, calib, [{ tensor: 'c1', axis: 1 }], { batch: 4, quiet: true });
+  // 6 samples in batches of 4 and 2, each row padded to seq + 32 and convolved (kernel 3).
+  expect(stats.get(statKey('c1', 1))!.count).toBe(6 * (calib.seq! + 32 - 2));
+  const mine = await prepareCalibration(model, { seed: 0, seq: 40 });
+  expect(mine.seq).toBe(40);
+  expect([...calibBatches(mine, 16)][0].x.dims).toEqual([16, 40]);
+  // A size the model rejects, chosen by the user, fails when calibrating (a UserError naming the inputs).
+  await expect(captureStats(model, await prepareCalibration(model, { seq: 8 }), [{ tensor: 'c1', axis: 1 }], { quiet: true })).rejects.toThrow(UserError);
 });
 
 describe('shape measurement probes', () => {

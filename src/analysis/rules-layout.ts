@@ -237,9 +237,9 @@ export function resizeRule(st: State, n: Node): void {
   const si = st.shape(n.inputs[0]), os = st.shape(n.outputs[0]);
   if (!si || !os) { declineInputs(st, n, DECLINE.unknownShape); return; }
   if (f.axes.some((a) => si[a] !== os[a])) { st.declineField(f, DECLINE.resize, n); return; }
-  // `sizes` naming a labeled axis would have to shrink too: not rewritten.
-  if (n.opType === 'Resize' && n.inputs[3]) { st.declineField(f, DECLINE.resize, n); return; }
   st.setField(n.outputs[0], f);
+  // Labeled axes pass through; a `sizes` input names them and must shrink with them (shape members).
+  if (n.opType === 'Resize' && n.inputs[3]) use(st, 'resize', n);
 }
 
 export { embeddingRule };

@@ -5,7 +5,7 @@
  * constants (see shape-plumbing.ts); dims follow the pruning automatically, constants do not. The solver
  * finds, for each sink element that would be wrong, one constant element whose per-unit change makes it
  * right for k = 1, 2 and size−1 units removed, then verifies every sink that reads a changed constant or a
- * pruned dim (sinks outside Reshape/Expand/Slice/Split must keep their value). Optionally (when
+ * pruned dim (sinks outside Reshape/Expand/Slice/Split/Resize sizes must keep their value). Optionally (when
  * `rewriteComputed` is set) a Reshape element computed from an unpruned dim is replaced by −1.
  */
 import type { Graph } from '../ir/graph';
@@ -16,7 +16,7 @@ import { DECLINE } from './decline';
 import { type ConstLeaf, type Env, type Expr, type Plumbing, type PlumbValue, type SlotExpr, effectiveBounds, evaluate, leaves } from './shape-plumbing';
 import type { ShapeUseFact, State } from './state';
 
-type SinkKind = 'reshape' | 'expand' | 'starts' | 'ends' | 'split' | 'fixed';
+type SinkKind = 'reshape' | 'expand' | 'starts' | 'ends' | 'split' | 'sizes' | 'fixed';
 
 interface Sink {
   /** The data node reading the value at `input` (for a graph output: its producer, input −1). */
@@ -51,6 +51,7 @@ function sinkKind(n: Node, input: number): SinkKind {
     case 'Expand': return input === 1 ? 'expand' : 'fixed';
     case 'Slice': return input === 1 ? 'starts' : input === 2 ? 'ends' : 'fixed';
     case 'Split': return input === 1 ? 'split' : 'fixed';
+    case 'Resize': return input === 3 ? 'sizes' : 'fixed';
     default: return 'fixed';
   }
 }
@@ -121,6 +122,8 @@ export class ShapeSolver {
         if (view.cnt(u.data, ax) > 0) return fail(DECLINE.gatherAxis, n, u.data);
       } else if (u.kind === 'reshape' || u.kind === 'expand') {
         if (!slot(1) && outCnt) return fail(DECLINE.shapeRewrite, n, n.inputs[1]);
+      } else if (u.kind === 'resize') {
+        if (!slot(3) && outCnt) return fail(DECLINE.shapeRewrite, n, n.inputs[3]);
       } else if (u.kind === 'slice' && n.inputs.length === 1) {
         continue; // attribute bounds (Slice-1..9) are attribute members, checked per unit in groups.ts
       } else if (u.kind === 'slice') {
@@ -296,6 +299,16 @@ export class ShapeSolver {
         const ds = shape(n.inputs[0]);
         const ax = (n.attrInt('axis', 0) + ds.length) % ds.length;
         return v === s.orig[j] - k * view.cnt(n.outputs[j], ax);
+      }
+      case 'sizes': {
+        // Resize `sizes` (over the `axes` attribute when given): an axis that loses positions passes through
+        // (size = dim) and must keep doing so; every other element keeps its value.
+        const os = shape(n.outputs[0]);
+        const axes = n.attrInts('axes');
+        const a = axes ? (axes[j] + os.length) % os.length : j;
+        const c = view.cnt(n.outputs[0], a);
+        if (c === 0) return v === s.orig[j];
+        return s.orig[j] === os[a] && v === os[a] - k * c;
       }
     }
   }

@@ -48,7 +48,7 @@ export interface AttrFact {
   window?: [number, number]; sign?: 1 | -1;
 }
 
-export type ShapeUseKind = 'reshape' | 'expand' | 'slice' | 'split' | 'split-attr' | 'gather';
+export type ShapeUseKind = 'reshape' | 'expand' | 'slice' | 'split' | 'split-attr' | 'gather' | 'resize';
 
 /** A data op whose shape-like inputs must stay consistent with pruned sizes. */
 export interface ShapeUseFact { kind: ShapeUseKind; node: Node; data: string; outs: string[] }

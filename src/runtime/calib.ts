@@ -6,7 +6,8 @@
  *  - `.npz`: one array per graph input, matched by name (`<input>.npy` in the archive), else by order;
  *  - raw `.bin` (any other file): little-endian data of `--calib-dtype` (default: the input's type) and
  *    `--calib-shape` (default: the model's input shape with the sample count inferred from the file size).
- * Without a file, seeded random inputs are made and a warning says that data-aware scores then measure noise.
+ * Without a file, seeded random inputs are made (at sizes the model runs on, see prepareCalibration) and a
+ * warning says that data-aware scores then measure noise.
  * Arrays are converted within a type family when needed (float64 → float32, int32 → int64, ...).
  */
 import { numel } from '../ir/dims';
@@ -17,7 +18,9 @@ import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TypedArray } from '../ir/tensor';
 import { isNpy, parseNpy, typedView, type NdArray } from './npy';
-import { ort, rng } from './ort';
+import { uniformInputShapes } from '../analysis/shape-source';
+import { ort } from './ort';
+import { VERIFY_SEQ_LADDER, runOnAcceptedInputs, verificationFeeds } from './verify-inputs';
 import { readZip } from './zip';
 
 export interface CalibInput {
@@ -36,6 +39,13 @@ export interface CalibSet {
   random: boolean;
   /** Batch size the model requires (its input's dim 0 is a fixed number), if any. */
   fixedBatch?: number;
+  /**
+   * Random sets: the seeded feeds of `count` samples from sample `start` (made on demand; `inputs` is empty,
+   * since a sample need not be a row of axis 0, e.g. a recurrent state [2, batch, 128] or a scalar input).
+   */
+  generate?: (start: number, count: number) => Record<string, ort.Tensor>;
+  /** Random sets: the value of the non-batch symbolic dims. */
+  seq?: number;
 }
 
 export interface CalibOptions {
@@ -47,8 +57,8 @@ export interface CalibOptions {
   seed?: number;
   /** Number of random samples when no file is given (default 16). */
   randomSamples?: number;
-  /** Values for symbolic non-batch dims of random inputs (default 16 each). */
-  dims?: Record<string, number>;
+  /** Value of the non-batch symbolic dims of random inputs (default: the first verification size). */
+  seq?: number;
   warn?: (message: string) => void;
 }
 
@@ -198,50 +208,48 @@ function convert(a: NdArray, spec: InputSpec): TypedArray {
   throw new UserError(`calibration array for input '${spec.name}' is ${from}; the model expects ${to}`);
 }
 
-/** Upper bound for random token ids: the row count of an embedding table the input indexes (Gather), else 2. */
-function tokenRange(model: Model, input: string): number {
-  for (const c of model.graph.realConsumers(input)) {
-    if (c.opType === 'Gather' && c.inputs[1] === input) {
-      const table = model.graph.resolveConstant(c.inputs[0]);
-      if (table && table.dims.length >= 1) return table.dims[0];
-    }
+/**
+ * Seeded random calibration made batch by batch like the verification inputs (verificationFeeds): the named
+ * symbolic dim on axis 0 of an input is the sample axis wherever it occurs (e.g. a state's axis 1), every other
+ * symbolic dim is `seq`, scalars stay scalars, token ids stay below the embedding table's row count. Without a
+ * named symbolic axis 0 every run has the model's fixed sizes (`fixedBatch` samples each).
+ */
+function randomCalibration(model: Model, opts: CalibOptions): CalibSet {
+  inputSpecs(model); // every input needs a tensor shape
+  const seed = opts.seed ?? 0;
+  const seq = opts.seq ?? VERIFY_SEQ_LADDER[0];
+  let samples = opts.randomSamples ?? 16;
+  const named = model.graph.realInputs.some((vi) => {
+    const d = valueTypeOf(vi)?.shape?.[0];
+    return typeof d === 'string' && d !== '';
+  });
+  let fixedBatch: number | undefined;
+  if (!named) {
+    const first = Object.values(uniformInputShapes(model, 1, seq))[0] ?? [];
+    fixedBatch = first.length ? first[0] : 1;
+    samples = Math.max(fixedBatch, samples - (samples % fixedBatch));
   }
-  return 2;
+  const generate = (start: number, count: number): Record<string, ort.Tensor> =>
+    verificationFeeds(model, { seed: (seed * 7919 + start) >>> 0, batch: count, seq });
+  return { inputs: [], samples, source: 'random', random: true, fixedBatch, generate, seq };
 }
 
-function randomCalibration(model: Model, opts: CalibOptions): CalibSet {
-  const specs = inputSpecs(model);
-  const next = rng(opts.seed ?? 0);
-  let samples = opts.randomSamples ?? 16;
-  let fixedBatch: number | undefined;
-  const inputs = specs.map((spec) => {
-    if (typeof spec.shape[0] === 'number') {
-      fixedBatch = spec.shape[0];
-      samples = Math.max(fixedBatch, samples - (samples % fixedBatch));
-    }
-    const dims = [samples, ...spec.shape.slice(1).map((d) => (typeof d === 'number' ? d : (d && opts.dims?.[d]) || 16))];
-    const n = numel(dims);
-    let data: TypedArray;
-    if (isFloat(spec.dtype)) {
-      const f = new Float32Array(n);
-      for (let i = 0; i < n; i++) f[i] = (next() + next() + next() - 1.5) * 2;
-      data = spec.dtype === DataType.FLOAT ? f : spec.dtype === DataType.DOUBLE ? Float64Array.from(f) : Uint16Array.from(f, (x) => float32ToFloat16(x));
-    } else if (spec.dtype === DataType.INT64 || spec.dtype === DataType.INT32) {
-      const hi = tokenRange(model, spec.name);
-      const ints = Array.from({ length: n }, () => Math.floor(next() * hi));
-      data = spec.dtype === DataType.INT64 ? BigInt64Array.from(ints, (x) => BigInt(x)) : Int32Array.from(ints);
-    } else if (spec.dtype === DataType.BOOL || spec.dtype === DataType.UINT8) {
-      data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0));
-    } else {
-      throw new UserError(`cannot make random calibration data for input '${spec.name}' of type ${dtypeName(spec.dtype)}`);
-    }
-    return { name: spec.name, dtype: spec.dtype, dims, data };
-  });
-  return { inputs, samples, source: 'random', random: true, fixedBatch };
+/**
+ * Calibration for the importance passes: the file's data, or random inputs of sizes the model runs on — the
+ * user's `seq` (--verify-seq) when given, else the first size of the verification ladder that runs
+ * (runOnAcceptedInputs, as verification does).
+ */
+export async function prepareCalibration(model: Model, opts: CalibOptions & { batch?: number } = {}): Promise<CalibSet> {
+  if (opts.file || opts.seq !== undefined) return loadCalibration(model, opts);
+  inputSpecs(model);
+  const { seq } = await runOnAcceptedInputs(model, { seed: opts.seed ?? 0, batch: opts.batch });
+  return loadCalibration(model, { ...opts, seq });
 }
 
 /** Rows [start, end) of every calibration input (sample axis 0), as a new set. */
 export function sliceCalibration(set: CalibSet, start: number, end: number): CalibSet {
+  const gen = set.generate;
+  if (gen) return { ...set, samples: end - start, generate: (s, c) => gen(start + s, c) };
   const inputs = set.inputs.map((x) => {
     const row = numel(x.dims.slice(1));
     return { ...x, dims: [end - start, ...x.dims.slice(1)], data: x.data.slice(start * row, end * row) as TypedArray };
@@ -263,6 +271,7 @@ export function* calibBatches(set: CalibSet, batch: number): Generator<Record<st
   for (let k = 0; k < n; k++) {
     const start = k * b;
     const end = Math.min(set.samples, start + b);
+    if (set.generate) { yield set.generate(start, end - start); continue; }
     const feeds: Record<string, ort.Tensor> = {};
     for (const x of set.inputs) {
       const row = numel(x.dims.slice(1));

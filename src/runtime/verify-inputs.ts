@@ -115,6 +115,8 @@ export interface AcceptedRun {
   outputs: Record<string, ort.Tensor>;
   /** Set when the default sizes did not run and larger ones were used. */
   note?: string;
+  /** The value of the non-batch symbolic dims that ran (NaN when `feeds` were given). */
+  seq: number;
 }
 
 /** The candidate input sizes: the user's, or the default seq then the ladder (deduplicated, capped). */
@@ -152,7 +154,7 @@ export async function runOnAcceptedInputs(model: Model, opts: FeedOptions = {}, 
         const note = failures.length
           ? `the model does not run with the default input sizes (${failures[0]}); verified with symbolic dims = ${c.seq} (set --verify-seq to choose)`
           : undefined;
-        return { feeds, outputs, note };
+        return { feeds, outputs, note, seq: c.seq };
       } catch (e) {
         failures.push(`${formatInputShapes(shapesOf(feeds))}: ${ortErrorSummary(e)}`);
       }

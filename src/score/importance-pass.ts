@@ -5,12 +5,12 @@
  * prune pass hands to compensateBias for fluctuation).
  *
  * Options read from ctx.options (see src/pipeline/config.ts): seed, reduce, calib, calibShape, calibDtype,
- * calibBatch, calibSamples, quiet.
+ * calibBatch, calibSamples, quiet, verifySeq / verifyBatch (sizes of random calibration inputs).
  */
 import type { GroupAnalysis } from '../analysis/types';
 import type { Pass, PassContext } from '../pipeline/pass';
 import { captureStats } from '../runtime/capture';
-import { loadCalibration } from '../runtime/calib';
+import { prepareCalibration } from '../runtime/calib';
 import { activationRequests } from './sites';
 import { scoreGroupsDetailed } from './index';
 import { DATA_AWARE, type MemberReduce, type ScoreMethod } from './types';
@@ -29,8 +29,11 @@ export async function runImportance(ctx: PassContext, method: ScoreMethod): Prom
   const o = ctx.options;
   let stats;
   if (DATA_AWARE.includes(method)) {
-    const calib = loadCalibration(model, {
+    const calib = await prepareCalibration(model, {
       file: o.calib as string | undefined,
+      // Random inputs use the verification sizes: --verify-seq / --verify-batch, else the first size that runs.
+      seq: o.verifySeq !== undefined ? Number(o.verifySeq) : undefined,
+      batch: o.verifyBatch !== undefined ? Number(o.verifyBatch) : undefined,
       shape: o.calibShape as number[] | undefined,
       dtype: o.calibDtype as string | undefined,
       seed: (o.seed as number | undefined) ?? 0,
@@ -43,7 +46,7 @@ export async function runImportance(ctx: PassContext, method: ScoreMethod): Prom
       quiet: !!o.quiet || !!o.json,
     });
     ctx.artifacts.activationStats = stats;
-    ctx.log(`calibration: ${calib.samples} samples from ${calib.source}, ${stats.size} activations in ${Date.now() - t0} ms`);
+    ctx.log(`calibration: ${calib.samples} samples from ${calib.source}${calib.seq !== undefined ? ` (symbolic dims = ${calib.seq})` : ''}, ${stats.size} activations in ${Date.now() - t0} ms`);
   }
   const { scores, info } = scoreGroupsDetailed(model, analysis, {
     method,
