@@ -3,7 +3,6 @@ import { dtypeName } from '../ir/dtype';
 import { valueTypeOf } from '../ir/graph';
 import { toNumber } from '../ir/long';
 import type { Model } from '../ir/model';
-import { inferShapes } from '../ir/shapes';
 import { countMacs } from './flops';
 
 export interface IoSummary {
@@ -86,8 +85,7 @@ export function summarizeModel(model: Model, opts: { flops?: boolean } = {}): Mo
     controlFlow: [...controlFlow].sort(),
   };
   if (opts.flops !== false) {
-    inferShapes(model);
-    const f = countMacs(model);
+    const f = countMacs(model); // infers shapes first
     if (f.macs !== undefined) {
       summary.macs = f.macs;
       summary.flops = 2 * f.macs;

@@ -117,11 +117,10 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
   const tensorsByProto = new Map<onnx.TensorProto, ConstTensor>();
   const initializerProtos = new Set<onnx.TensorProto>();
   for (const g of model.graph.allGraphs()) {
-    for (const t of g.initializers.values()) {
-      tensorsByProto.set(t.proto, t);
-      initializerProtos.add(t.proto);
+    for (const w of g.weights()) {
+      tensorsByProto.set(w.tensor.proto, w.tensor);
+      if (w.source === 'initializer') initializerProtos.add(w.tensor.proto);
     }
-    for (const w of g.weights()) tensorsByProto.set(w.tensor.proto, w.tensor);
   }
   const threshold = opts.externalThreshold ?? 1024;
   let dataBytes = 0;

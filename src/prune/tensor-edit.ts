@@ -103,47 +103,21 @@ export function subtractAt(t: RawTensor, position: number, delta: number, what =
   if (!Number.isInteger(position) || position < 0 || position >= size) {
     throw new Error(`${what}: element ${position} is out of range for a tensor of ${size} elements`);
   }
-  const out = t.bytes.slice();
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  const check = (before: number | bigint, after: number | bigint) => {
-    if (Number(before) < 0) throw new Error(`${what}: element ${position} is ${before} (a special value), not a size that can shrink`);
-    if (Number(after) < 0) throw new Error(`${what}: element ${position} would become ${after} (was ${before}, minus ${delta})`);
+  // A fresh copy (not Buffer#slice, which is a view) starts at byte 0 of its own buffer, so typed views are aligned.
+  const out = new Uint8Array(t.bytes);
+  const views: Record<number, () => BigInt64Array | BigUint64Array | Int32Array | Uint32Array | Int16Array> = {
+    [DataType.INT64]: () => new BigInt64Array(out.buffer, out.byteOffset, out.byteLength / 8),
+    [DataType.UINT64]: () => new BigUint64Array(out.buffer, out.byteOffset, out.byteLength / 8),
+    [DataType.INT32]: () => new Int32Array(out.buffer, out.byteOffset, out.byteLength / 4),
+    [DataType.UINT32]: () => new Uint32Array(out.buffer, out.byteOffset, out.byteLength / 4),
+    [DataType.INT16]: () => new Int16Array(out.buffer, out.byteOffset, out.byteLength / 2),
   };
-  switch (t.dtype) {
-    case DataType.INT64: {
-      const before = view.getBigInt64(position * 8, true);
-      const after = before - BigInt(delta);
-      check(before, after);
-      view.setBigInt64(position * 8, after, true);
-      break;
-    }
-    case DataType.UINT64: {
-      const before = view.getBigUint64(position * 8, true);
-      const after = before - BigInt(delta);
-      check(before, after);
-      view.setBigUint64(position * 8, after, true);
-      break;
-    }
-    case DataType.INT32: {
-      const before = view.getInt32(position * 4, true);
-      check(before, before - delta);
-      view.setInt32(position * 4, before - delta, true);
-      break;
-    }
-    case DataType.UINT32: {
-      const before = view.getUint32(position * 4, true);
-      check(before, before - delta);
-      view.setUint32(position * 4, before - delta, true);
-      break;
-    }
-    case DataType.INT16: {
-      const before = view.getInt16(position * 2, true);
-      check(before, before - delta);
-      view.setInt16(position * 2, before - delta, true);
-      break;
-    }
-    default:
-      throw new Error(`${what}: shape-like edits need an integer tensor, not ${dtypeName(t.dtype)}`);
-  }
+  const view = views[t.dtype]?.();
+  if (!view) throw new Error(`${what}: shape-like edits need an integer tensor, not ${dtypeName(t.dtype)}`);
+  const before = view[position];
+  const after = typeof before === 'bigint' ? before - BigInt(delta) : before - delta;
+  if (Number(before) < 0) throw new Error(`${what}: element ${position} is ${before} (a special value), not a size that can shrink`);
+  if (Number(after) < 0) throw new Error(`${what}: element ${position} would become ${after} (was ${before}, minus ${delta})`);
+  view[position] = after as never;
   return { dtype: t.dtype, dims: t.dims.slice(), bytes: out };
 }

@@ -58,9 +58,11 @@ export function numbersOf(v: TValue | undefined): number[] | undefined {
   return v.data as number[];
 }
 
-/** Cartesian selection: for each axis, the list of source indices to take (in order). */
-export function selectValue(v: TValue, idx: number[][]): TValue {
-  const st = strides(v.dims);
+/**
+ * Gathers `v` into a tensor of shape idx.map(length): output position p reads the source element at
+ * sum_a idx[a][p[a]] * st[a]. Selection and transpose are both this walk with different strides/indices.
+ */
+function gatherValue(v: TValue, idx: number[][], st: number[]): TValue {
   const dims = idx.map((l) => l.length);
   const n = numel(dims);
   const data = new Array<Dim>(n);
@@ -78,23 +80,14 @@ export function selectValue(v: TValue, idx: number[][]): TValue {
   return { dims, data, float: v.float };
 }
 
+/** Cartesian selection: for each axis, the list of source indices to take (in order). */
+export function selectValue(v: TValue, idx: number[][]): TValue {
+  return gatherValue(v, idx, strides(v.dims));
+}
+
 export function transposeValue(v: TValue, perm: number[]): TValue {
   const st = strides(v.dims);
-  const dims = perm.map((p) => v.dims[p]);
-  const n = numel(dims);
-  const data = new Array<Dim>(n);
-  const r = dims.length;
-  const pos = new Array<number>(r).fill(0);
-  for (let k = 0; k < n; k++) {
-    let off = 0;
-    for (let a = 0; a < r; a++) off += pos[a] * st[perm[a]];
-    data[k] = v.data[off];
-    for (let a = r - 1; a >= 0; a--) {
-      if (++pos[a] < dims[a]) break;
-      pos[a] = 0;
-    }
-  }
-  return { dims, data, float: v.float };
+  return gatherValue(v, perm.map((p) => Array.from({ length: v.dims[p] }, (_, i) => i)), perm.map((p) => st[p]));
 }
 
 export function concatValues(vs: TValue[], axis: number): TValue {
