@@ -13,7 +13,7 @@ import { cloneModel } from '../src/prune/clone';
 import { calibFromArrays, loadCalibration, type CalibSet } from '../src/runtime/calib';
 import { captureStats, type ActivationStats } from '../src/runtime/capture';
 import { createSession, modelBytes, ort } from '../src/runtime/ort';
-import { activationRequests, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
+import { activationRequests, DATA_AWARE, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
 import { compensateBias } from '../src/score/compensate';
 import { DataType } from '../src/ir/dtype';
 
@@ -106,13 +106,20 @@ export async function perplexity(model: Model, tokens: BigInt64Array, from: numb
 
 export interface Variant {
   method: ScoreMethod;
-  /** FLAP bias compensation (needs a data-aware method: fluctuation or wanda). */
+  /** Bias compensation; as in the CLI, on by default for the data-aware methods (wanda, fluctuation). */
   compensate?: boolean;
   mode?: AllocationMode;
 }
 
+/** Whether the variant folds removed inputs' means into biases (the CLI default for wanda / fluctuation). */
+export function compensates(v: Variant): boolean {
+  return DATA_AWARE.includes(v.method) && v.compensate !== false;
+}
+
+/** 'wanda', 'flap' (both with compensation, the default), 'wanda-nc' (--no-compensate), 'l2', …. */
 export function variantName(v: Variant): string {
-  return `${v.method === 'fluctuation' ? 'flap' : v.method}${v.compensate ? '+bias' : ''}${v.mode === 'global' ? ' (global)' : ''}`;
+  const nc = DATA_AWARE.includes(v.method) && !compensates(v) ? '-nc' : '';
+  return `${v.method === 'fluctuation' ? 'flap' : v.method}${nc}${v.mode === 'global' ? ' (global)' : ''}`;
 }
 
 export async function denseStats(model: Model, analysis: GroupAnalysis, calib: CalibSet): Promise<ActivationStats> {
@@ -125,7 +132,7 @@ export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: Activ
   const a = JSON.parse(JSON.stringify(analysis)) as GroupAnalysis;
   const { scores, info } = scoreGroupsDetailed(model, a, { method: v.method, stats, seed });
   const { removed, achieved } = allocate(a, scores, { ratio, mode: v.mode ?? 'uniform', model, normalized: info.normalized });
-  if (v.compensate) compensateBias(model, a, removed, stats);
+  if (compensates(v)) compensateBias(model, a, removed, stats);
   applyPlan(model, a, removed);
   return { model, achieved };
 }

@@ -1,11 +1,12 @@
 /**
  * Pruning quality table (not a timed test): `npm run build && node dist/bench/quality.js [--quick]`.
  *  - mnist_lenet_bn, mnist_resmlp: accuracy on the 2004 held-out digits, dense vs pruned at 30 % / 50 % params,
- *    for random (mean ± sd over 20 seeds; 3 with --quick), L2, Wanda, Wanda + bias compensation and FLAP + bias
- *    compensation, uniform and global allocation; calibrated on mnist_calib_x.bin.
+ *    for random (mean ± sd over 20 seeds; 3 with --quick), L2, Wanda without compensation (wanda-nc, i.e.
+ *    `--no-compensate`), and Wanda and FLAP as the CLI runs them (with bias compensation), uniform and global
+ *    allocation; calibrated on mnist_calib_x.bin.
  *  - llama_py: perplexity on rows 0–127 of llama_py_eval_tokens.bin (calibrated on rows 128–255), dense vs
- *    pruned at 20 % / 40 % params, uniform vs global, for random (mean of 3 seeds), L2, Wanda, Wanda + bias and
- *    FLAP + bias.
+ *    pruned at 20 % / 40 % params, uniform vs global, for random (mean of 3 seeds), L2, wanda-nc, Wanda and
+ *    FLAP.
  * Groups come from the real analysis (analyzeGroups).
  */
 import * as path from 'path';
@@ -23,16 +24,16 @@ function row(cells: (string | number)[], widths: number[]): string {
 
 const methods = (mode: 'uniform' | 'global'): Variant[] => [
   { method: 'l2', mode },
+  { method: 'wanda', compensate: false, mode },
   { method: 'wanda', mode },
-  { method: 'wanda', compensate: true, mode },
-  { method: 'fluctuation', compensate: true, mode },
+  { method: 'fluctuation', mode },
 ];
 
 async function mnist(): Promise<void> {
   const digits = loadDigits(path.join(SHARED, 'mnist_test_x.bin'), path.join(SHARED, 'mnist_test_y.bin'));
   const widths = [16, 8, 6, 6, 13, 6, 6, 11, 10];
   console.log(`held-out accuracy (2004 digits); random = mean ± sd over ${MNIST_SEEDS} seeds`);
-  console.log(row(['model', 'alloc', 'ratio', 'dense', 'random', 'l2', 'wanda', 'wanda+bias', 'flap+bias'], widths));
+  console.log(row(['model', 'alloc', 'ratio', 'dense', 'random', 'l2', 'wanda-nc', 'wanda', 'flap'], widths));
   for (const name of ['mnist_lenet_bn', 'mnist_resmlp']) {
     const dense = loadModel(path.join(SHARED, `${name}.onnx`));
     const analysis = await analyzeGroups(dense);
@@ -58,7 +59,7 @@ async function llama(): Promise<void> {
   console.log(`\nllama_py perplexity (rows 0-127), dense ${denseP.toFixed(3)}; groups: ${analysis.groups.map((g) => `${g.unit}×${g.size}`).join(', ')}`);
   console.log(`random = mean of ${LLAMA_SEEDS} seeds`);
   const widths = [8, 6, 8, 7, 7, 11, 10];
-  console.log(row(['alloc', 'ratio', 'random', 'l2', 'wanda', 'wanda+bias', 'flap+bias'], widths));
+  console.log(row(['alloc', 'ratio', 'random', 'l2', 'wanda-nc', 'wanda', 'flap'], widths));
   for (const mode of ['uniform', 'global'] as const) {
     for (const ratio of [0.2, 0.4]) {
       const cells: (string | number)[] = [mode, `${ratio * 100}%`];

@@ -61,3 +61,61 @@ test('a plan naming a group the analysis declined is refused with its reason', a
   expect(r.stderr).toMatch(new RegExp(`was declined by the analysis \\(${declined.reason}\\)`));
   expect(fs.existsSync(p('vit-bad.onnx'))).toBe(false);
 });
+
+describe.each(['mnist_lenet_bn', 'llama_s'])('%s: bias compensation with data-aware importances', (name) => {
+  const model = path.join(SHARED_MODELS, `${name}.onnx`);
+
+  test('on by default for wanda and fluctuation, carried by the saved plan, re-applied by --plan, off with --no-compensate', async () => {
+    const planFile = p(`${name}-wanda.plan.json`);
+    const r1 = await runCliInProcess([model, p(`${name}-wanda.onnx`), '--ratio', '0.4', '--importance', 'wanda', '--json', '--quiet', '--save-plan', planFile]);
+    expect(r1.code).toBe(0);
+    const rep = JSON.parse(r1.stdout);
+    expect(rep.verify.passed).toBe(true);
+    expect(rep.compensation.consumers).toBeGreaterThan(0);
+    const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+    expect(plan.compensation.length).toBe(rep.compensation.consumers);
+    for (const c of plan.compensation) expect(c.delta.some((d: number) => d !== 0)).toBe(true);
+
+    // The plan alone (no calibration) reproduces the compensated model byte for byte.
+    const r2 = await runCliInProcess([model, p(`${name}-replay.onnx`), '--plan', planFile, '--json', '--quiet']);
+    expect(r2.code).toBe(0);
+    expect(JSON.parse(r2.stdout).compensation).toMatchObject({ consumers: rep.compensation.consumers, from: 'plan' });
+    const a = fs.readFileSync(p(`${name}-wanda.onnx`));
+    expect(a.equals(fs.readFileSync(p(`${name}-replay.onnx`)))).toBe(true);
+
+    // --no-compensate: same units removed, biases untouched (a different, still verified model).
+    const r3 = await runCliInProcess([model, p(`${name}-nocomp.onnx`), '--plan', planFile, '--no-compensate', '--json', '--quiet']);
+    const r4 = await runCliInProcess([model, p(`${name}-nocomp2.onnx`), '--ratio', '0.4', '--importance', 'wanda', '--no-compensate', '--json', '--quiet', '--save-plan', p(`${name}-nocomp.plan.json`)]);
+    expect([r3.code, r4.code]).toEqual([0, 0]);
+    for (const r of [r3, r4]) {
+      const j = JSON.parse(r.stdout);
+      expect(j.compensation).toBeUndefined();
+      expect(j.verify.passed).toBe(true);
+    }
+    expect(a.equals(fs.readFileSync(p(`${name}-nocomp.onnx`)))).toBe(false);
+    expect(fs.readFileSync(p(`${name}-nocomp.onnx`)).equals(fs.readFileSync(p(`${name}-nocomp2.onnx`)))).toBe(true);
+    expect(JSON.parse(fs.readFileSync(p(`${name}-nocomp.plan.json`), 'utf8')).compensation).toBeUndefined();
+
+    const r5 = await runCliInProcess([model, p(`${name}-flap.onnx`), '--ratio', '0.4', '--importance', 'fluctuation', '--json', '--quiet']);
+    expect(r5.code).toBe(0);
+    expect(JSON.parse(r5.stdout).compensation.consumers).toBeGreaterThan(0);
+  });
+
+  test('a plan whose compensation does not fit the model is refused, nothing written', async () => {
+    const plan = JSON.parse(fs.readFileSync(p(`${name}-wanda.plan.json`), 'utf8'));
+    const bad = [
+      { ...plan, compensation: [{ ...plan.compensation[0], delta: plan.compensation[0].delta.slice(1) }] },
+      { ...plan, compensation: [{ ...plan.compensation[0], node: 'no-such-node' }] },
+      { ...plan, compensation: [{ node: plan.compensation[0].node, input: 1 }] },
+    ];
+    const expected = [/bias deltas for \d+ output channels/, /node 'no-such-node' has no compensable weight/, /not a valid plan/];
+    for (let i = 0; i < bad.length; i++) {
+      fs.writeFileSync(p(`${name}-bad${i}.plan.json`), JSON.stringify(bad[i]));
+      const r = await runCliInProcess([model, p(`${name}-bad${i}.onnx`), '--plan', p(`${name}-bad${i}.plan.json`)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(expected[i]);
+      expect(fs.existsSync(p(`${name}-bad${i}.onnx`))).toBe(false);
+    }
+  });
+});

@@ -52,7 +52,7 @@ export function pruningPipeline(o: PipelineChoice): string[] {
   const names = ['load', 'analyze'];
   if (!o.planFile) names.push(`importance-${o.importance ?? 'l2'}`, 'allocate');
   names.push('plan');
-  if (!o.planFile) names.push('compensate');
+  names.push('compensate');
   names.push('prune');
   if (o.verify && (o.ratio !== 0 || o.planFile)) names.push('verify');
   names.push('save');

@@ -9,7 +9,7 @@ import { OPTION_NAMES } from '../pipeline/config';
 export function addPruneOptions<T>(y: Argv<T>): Argv<T> {
   return y
     .option('importance', { type: 'string', choices: ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs'], describe: 'unit importance (default l2)' })
-    .option('compensate', { type: 'boolean', describe: 'bias compensation with fluctuation (default on; --no-compensate)' })
+    .option('compensate', { type: 'boolean', describe: 'bias compensation with wanda / fluctuation, or from a --plan that carries it (default on; --no-compensate)' })
     .option('reduce', { type: 'string', choices: ['mean', 'sum', 'max'], describe: 'combine a group\'s member scores (default mean)' })
     .option('allocation', { type: 'string', choices: ['uniform', 'global'], describe: 'same ratio per group, or ranked across comparable groups (default uniform)' })
     .option('target', { type: 'string', choices: ['params', 'flops'], describe: 'quantity --ratio removes (default params)' })

@@ -23,11 +23,24 @@ export interface ModelFingerprint {
   params?: number;
 }
 
+/**
+ * One consumer's bias change from bias compensation (src/score/compensate.ts): the consumer node (its id as in
+ * group members), the input slot of its weight, and Δ per output channel (before Gemm's alpha/beta scaling).
+ * Re-applying the same adjustments to the same model gives the same bytes.
+ */
+export interface BiasAdjustment {
+  node: string;
+  input: number;
+  delta: number[];
+}
+
 export interface PrunePlan {
   format: 'onnx-prune-plan';
   version: 1;
   model: ModelFingerprint;
   groups: PlanGroups;
+  /** Bias compensation made with the plan (data-aware importances); `--plan` re-applies it. */
+  compensation?: BiasAdjustment[];
   meta?: Record<string, unknown>;
 }
 
@@ -134,7 +147,8 @@ export function planToJson(plan: PrunePlan): string {
   const head: Record<string, unknown> = { format: plan.format, version: plan.version, model: plan.model };
   const body = JSON.stringify(head, null, 2).replace(/\n}$/, '');
   const meta = plan.meta ? `,\n  "meta": ${JSON.stringify(plan.meta)}` : '';
-  return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${meta}\n}\n`;
+  const comp = plan.compensation?.length ? `,\n  "compensation": [\n${plan.compensation.map((c) => `    ${JSON.stringify({ node: c.node, input: c.input, delta: c.delta })}`).join(',\n')}\n  ]` : '';
+  return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${comp}${meta}\n}\n`;
 }
 
 /** Writes a plan atomically (temp file + rename). */

@@ -15,7 +15,8 @@
  * (0.872 / 0.745 vs random 0.923 / 0.820 at 30 / 50 % params): conv2's low-score channels have consumer weights
  * that lean positive, so removing them together shifts conv3's pre-activations coherently. ‖W_{:,j}‖₂·‖X_j‖₂,
  * the centred FLAP score without compensation and a per-output normalized Wanda do no better there. Folding
- * the mean into the bias (compensate.ts, `--compensate`) removes that shift: Wanda + bias 0.954 / 0.941.
+ * the mean into the bias (compensate.ts; on by default for wanda and fluctuation) removes that shift: Wanda +
+ * bias 0.954 / 0.941.
  */
 import type { Group } from '../analysis/types';
 import { UserError } from '../ir/errors';

@@ -5,6 +5,8 @@
  * CONTRACT (prune pass, issue 4): call AFTER allocation and BEFORE the plan is applied or the masked reference
  * is built, on the dense model:
  *     compensateBias(model, analysis, removed, stats)
+ * (= planCompensation, which only computes the bias changes, then applyCompensation, which makes them; a saved
+ * plan carries the changes so `--plan` re-applies them without calibration).
  * `stats` must hold the input statistics of the consumers (the fluctuation pass stores them in
  * ctx.artifacts.activationStats). It edits the model in place (bias values; a new zero-initialized bias
  * where a Conv/Gemm had none; an Add node after a bias-less MatMul) and the analysis in place: a created bias
@@ -15,6 +17,8 @@
 import { strides } from '../ir/dims';
 import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
 import { byteLength } from '../ir/dtype';
+import { UserError } from '../ir/errors';
+import type { BiasAdjustment } from '../prune/plan';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
@@ -22,6 +26,8 @@ import { makeTensorProto } from '../ir/tensor';
 import { channelMean, statKey, type ActivationStats } from '../runtime/capture';
 import { inputSite } from './sites';
 import { memberNode, WeightCache, weightMembers } from './tensor-math';
+
+export type { BiasAdjustment };
 
 export interface CompensationReport {
   /** Consumers whose bias was adjusted. */
@@ -175,11 +181,12 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
   report.consumers++;
 }
 
-export function compensateBias(model: Model, analysis: GroupAnalysis, removed: Record<string, number[]>, stats: ActivationStats): CompensationReport {
+/** The bias changes that removing `removed` calls for, from the consumers' input means in `stats` (the model is not touched). */
+export function planCompensation(model: Model, analysis: GroupAnalysis, removed: Record<string, number[]>, stats: ActivationStats): { adjustments: BiasAdjustment[]; skipped: CompensationReport['skipped'] } {
   const graph = model.graph;
   const weights = new WeightCache(model);
-  const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
-  const plans = new Map<string, Plan>();
+  const skipped: CompensationReport['skipped'] = [];
+  const deltas = new Map<string, { node: string; input: number; delta: Float64Array }>();
   const byId = new Map<string, Group>(analysis.groups.map((g) => [g.id, g]));
   for (const [gid, units] of Object.entries(removed)) {
     const g = byId.get(gid);
@@ -194,18 +201,45 @@ export function compensateBias(model: Model, analysis: GroupAnalysis, removed: R
       const inAxis = m.axis < 0 ? m.axis + w.dims.length : m.axis;
       const outAxis = outAxisOf(n, m.input, w.dims.length);
       if (!st || outAxis === undefined || st.channels !== w.dims[inAxis]) {
-        report.skipped.push({ node: m.node, reason: !st ? 'no input statistics' : `${n.opType} input ${m.input} is not compensated` });
+        skipped.push({ node: m.node, reason: !st ? 'no input statistics' : `${n.opType} input ${m.input} is not compensated` });
         continue;
       }
       const J = new Set<number>();
       for (const u of units) for (const j of m.indices[u]) J.add(j);
       const delta = contribution(w.data, w.dims, outAxis, inAxis, J, channelMean(st));
       const key = `${m.node}#${m.input}`;
-      const prev = plans.get(key);
+      const prev = deltas.get(key);
       if (prev) for (let o = 0; o < delta.length; o++) prev.delta[o] += delta[o];
-      else plans.set(key, { node: n, nodeId: m.node, weightInput: m.input, outAxis, outChannels: w.dims[outAxis], dtype: graph.constant(m.tensor)!.dtype, rank: w.dims.length, delta });
+      else deltas.set(key, { node: m.node, input: m.input, delta });
     }
   }
-  for (const p of plans.values()) applyToBias(graph, analysis, p, report);
+  // A consumer whose removed inputs all have mean 0 (e.g. units that never fire on the calibration data) needs no change.
+  const adjustments = [...deltas.values()].filter((d) => d.delta.some((x) => x !== 0));
+  return { adjustments: adjustments.map((d) => ({ node: d.node, input: d.input, delta: Array.from(d.delta) })), skipped };
+}
+
+/**
+ * Applies bias adjustments (from planCompensation or a saved plan) to the dense model and its analysis, in
+ * place. A saved adjustment that does not fit the model (unknown node, no compensable weight, wrong length)
+ * is a UserError naming `source`.
+ */
+export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustments: BiasAdjustment[], source = 'compensation'): CompensationReport {
+  const graph = model.graph;
+  const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
+  const plans: Plan[] = adjustments.map((a) => {
+    const n = memberNode(graph, a.node);
+    const t = n && graph.resolveConstant(n.inputs[a.input] ?? '');
+    const outAxis = n && t ? outAxisOf(n, a.input, t.dims.length) : undefined;
+    if (!n || !t || outAxis === undefined) throw new UserError(`${source}: node '${a.node}' has no compensable weight at input ${a.input}`);
+    if (a.delta.length !== t.dims[outAxis]) throw new UserError(`${source}: node '${a.node}': ${a.delta.length} bias deltas for ${t.dims[outAxis]} output channels`);
+    return { node: n, nodeId: a.node, weightInput: a.input, outAxis, outChannels: t.dims[outAxis], dtype: t.dtype, rank: t.dims.length, delta: Float64Array.from(a.delta) };
+  });
+  for (const p of plans) applyToBias(graph, analysis, p, report);
   return report;
+}
+
+export function compensateBias(model: Model, analysis: GroupAnalysis, removed: Record<string, number[]>, stats: ActivationStats): CompensationReport & { adjustments: BiasAdjustment[] } {
+  const { adjustments, skipped } = planCompensation(model, analysis, removed, stats);
+  const report = applyCompensation(model, analysis, adjustments);
+  return { ...report, skipped: [...skipped, ...report.skipped], adjustments };
 }
