@@ -38,3 +38,25 @@ describe.each(['resnet50_b', 'mobilenet_v2_050'])('%s', (name) => {
     }
   });
 });
+
+// torch_transformer_encoder_s: the exporter deduplicated the two (identically initialized) layers' weights, so
+// each weight is read by both layers. Pruned alike, they keep sharing one copy; pruned differently, each layer
+// gets its own. The estimate must follow apply in both cases (it once keyed copies by group, not by positions,
+// and let --ratio 0.3 remove 68 % of the params).
+describe('shared weights across layers (torch_transformer_encoder_s)', () => {
+  const file = path.join(SHARED, 'torch_transformer_encoder_s.onnx');
+  test.each([
+    ['l2', 'uniform', 0.3], ['l2', 'global', 0.5], ['random', 'uniform', 0.3], ['random', 'global', 0.5],
+  ] as const)('%s %s params %d: estimate = measured, close to the ratio', async (method, mode, ratio) => {
+    const dense = loadModel(file);
+    const analysis = await analyzeGroups(dense, { rewriteComputedShapes: true });
+    const scores = scoreGroups(dense, analysis, { method, seed: 3 });
+    const { removed, achieved } = allocate(analysis, scores, { ratio, mode, model: dense });
+    const pruned = loadModel(file);
+    applyPlan(pruned, analysis, removed);
+    const measured = 1 - params(pruned) / params(dense);
+    expect(Math.abs(achieved.params.ratio - measured)).toBeLessThan(0.001);
+    // Heads are 9.3K-param units (11 % of the model each), so the closest reachable ratio can be a few points off.
+    expect(Math.abs(measured - ratio)).toBeLessThan(0.05);
+  });
+});

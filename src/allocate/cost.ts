@@ -4,7 +4,8 @@
  * Params (exact when the model is given): every weight member slices a tensor, as read by one node, along an
  * axis; that reader keeps Π_axis (dim − removed positions on that axis) elements. Positions removed by several
  * groups on one axis add up (groups own disjoint positions); a slice listed twice in one group counts once.
- * A shared weight pruned differently by its readers becomes one copy per distinct pruning.
+ * A shared weight pruned differently by its readers becomes one copy per distinct pruning (distinct removed
+ * positions, as apply decides: readers pruned identically by different groups keep sharing one copy).
  * Without the model: Σ paramsPerUnit × removed units.
  *
  * FLOPs (MACs): each node's MACs (countMacs with inferred shapes) scale with the kept fraction of its main
@@ -30,6 +31,8 @@ interface Slot {
 interface UnitSlots {
   slots: number[];
   counts: number[];
+  /** The positions themselves (the member's indices for the unit), parallel to slots. */
+  positions: number[][];
 }
 
 interface TensorInfo {
@@ -48,6 +51,8 @@ export class CostModel {
   private tensors = new Map<string, TensorInfo>();
   private units = new Map<string, UnitSlots[]>();
   private nodes: { macs: number; slots: number[] }[] = [];
+  /** Slots of tensors with several readers (or a reader outside the groups): their copies depend on positions. */
+  private sharedSlots = new Set<number>();
   readonly totalParams: number;
   readonly totalMacs?: number;
   readonly exact: boolean;
@@ -58,7 +63,7 @@ export class CostModel {
     if (!model) return;
     const graph = model.graph;
     for (const g of analysis.groups) {
-      const per: UnitSlots[] = Array.from({ length: g.size }, () => ({ slots: [], counts: [] }));
+      const per: UnitSlots[] = Array.from({ length: g.size }, () => ({ slots: [], counts: [], positions: [] }));
       const seen = new Set<string>();
       for (const m of g.members) {
         if (m.kind !== 'weight') continue;
@@ -84,12 +89,14 @@ export class CostModel {
         for (let u = 0; u < g.size; u++) {
           per[u].slots.push(s);
           per[u].counts.push(m.indices[u]?.length ?? 0);
+          per[u].positions.push(m.indices[u] ?? []);
         }
       }
       this.units.set(g.id, per);
     }
     for (const [name, te] of this.tensors) {
       te.unprunedReader = graph.realConsumers(name).some((n) => !te.readers.has(n.outputs[0]));
+      if (te.unprunedReader || te.readers.size > 1) for (const slots of te.readers.values()) for (const s of slots) this.sharedSlots.add(s);
     }
     if (flops?.macs === undefined) return;
     this.totalMacs = flops.macs;
@@ -130,6 +137,30 @@ export class CostModel {
     return acc;
   }
 
+  /** For every shared slot with removals: its removed positions, sorted, as a key. */
+  private sharedPositions(removed: Map<string, number[]> | Record<string, number[]>): Map<number, string> {
+    const sets = new Map<number, Set<number>>();
+    if (this.sharedSlots.size === 0) return new Map();
+    const entries = removed instanceof Map ? removed.entries() : Object.entries(removed);
+    for (const [gid, list] of entries) {
+      const per = this.units.get(gid);
+      if (!per) continue;
+      for (const u of list) {
+        const us = per[u];
+        for (let i = 0; i < us.slots.length; i++) {
+          const s = us.slots[i];
+          if (!this.sharedSlots.has(s)) continue;
+          let set = sets.get(s);
+          if (!set) sets.set(s, (set = new Set()));
+          for (const p of us.positions[i]) set.add(p);
+        }
+      }
+    }
+    const out = new Map<number, string>();
+    for (const [s, set] of sets) out.set(s, [...set].sort((a, b) => a - b).join(','));
+    return out;
+  }
+
   private keptFraction(slots: number[], rp: Float64Array): number {
     let f = 1;
     for (const s of slots) f *= Math.max(0, this.slots[s].dim - rp[s]) / this.slots[s].dim;
@@ -149,19 +180,20 @@ export class CostModel {
       return s;
     }
     const rp = this.removedPerSlot(removed);
+    const positions = this.sharedPositions(removed);
     let total = 0;
     for (const te of this.tensors.values()) {
       const before = numel(te.dims);
       const variants = new Map<string, number>();
       if (te.unprunedReader) variants.set('', before);
       for (const slots of te.readers.values()) {
-        // Readers pruned by the same groups on the same axes share one copy; others get their own.
+        // Readers with the same removed positions on the same axes share one copy; others get their own.
         const kept = te.dims.slice();
         const by: string[] = [];
         for (const s of slots) {
           if (rp[s] === 0) continue;
           kept[this.slots[s].axis] = Math.max(0, kept[this.slots[s].axis] - rp[s]);
-          by.push(`${this.slots[s].axis}:${this.slotGroups[s].join('+')}`);
+          by.push(`${this.slots[s].axis}:${positions.get(s) ?? this.slotGroups[s].join('+')}`);
         }
         variants.set(by.sort().join('|'), numel(kept));
       }
