@@ -98,7 +98,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       .option('save-plan', { type: 'string', describe: 'write the plan (units removed per group) to this JSON file' })
       .option('verify', { type: 'boolean', describe: 'check the pruned model against the masked dense model in onnxruntime (--no-verify skips)' })
       .option('keep-invalid', { type: 'boolean', describe: 'write the output even when verification fails (still exits non-zero)' })
-      .option('tolerance', { type: 'number', default: DEFAULT_RTOL, describe: 'verification tolerance: max |pruned − masked| / max |masked| per output (outputs of Sigmoid/Softmax/...: relative to their input\'s scale, input checked too)' })
+      .option('tolerance', { type: 'number', default: DEFAULT_RTOL, describe: 'verification tolerance: max |pruned − masked| / max |masked| per output (outputs of Sigmoid/Softmax/...: relative to their input\'s scale, input checked too; float16 outputs: at least their rounding budget, src/runtime/rounding.ts)' })
       .option('verify-batch', { type: 'number', describe: 'batch size of the verification inputs (default 2)' })
       .option('verify-seq', { type: 'number', describe: 'value of the other symbolic input dims, e.g. sequence length (default 8, then 64, 256, ... while the model rejects them); also tried for shape measurement' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON on stdout' })

@@ -18,6 +18,12 @@ export interface OutputComparison {
    * of a saturating activation, the activation's Lipschitz constant × its input's scale (src/runtime/tolerance.ts).
    */
   toleranceScale?: number;
+  /**
+   * Set when the output is computed in float16/bfloat16 after the pruned nodes: the half-precision rounding
+   * stages on its path and the tolerance they allow relative to the scale (src/runtime/rounding.ts); the
+   * toleranceScale is then widened so that maxRelDiff ≤ rtol still means "within tolerance".
+   */
+  rounding?: { stages: number; rtol: number };
   /** For an activation input compared in place of a saturating output: `Op → output`. */
   activationOf?: string;
   cosine: number;

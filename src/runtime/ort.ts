@@ -4,7 +4,7 @@
  */
 import { numel } from '../ir/dims';
 import * as ort from 'onnxruntime-node';
-import { DataType, ortTypeName } from '../ir/dtype';
+import { DataType, float32ToFloat16, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -70,8 +70,9 @@ export function randomInputs(model: Model, opts: RandomInputOptions = {}): Recor
       case DataType.BOOL: data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0)); break;
       case DataType.UINT8: data = Uint8Array.from({ length: n }, () => Math.floor(next() * 256)); break;
       case DataType.FLOAT16: {
+        // The same distribution as float32 inputs (zero-centred, sign included), rounded to half.
         const a = new Uint16Array(n);
-        for (let i = 0; i < n; i++) a[i] = 0x3c00 ^ Math.floor(next() * 0x3ff);
+        for (let i = 0; i < n; i++) a[i] = float32ToFloat16((next() + next() + next() - 1.5) * 2);
         data = a;
         break;
       }

@@ -14,10 +14,15 @@
  *     where L is f's Lipschitz constant in the max norm (Sigmoid 1/4, Tanh 1, Softmax 1/2, LogSoftmax 2,
  *     HardSigmoid |alpha|, Relu and Clip 1): a change of x within rtol of its scale moves y by at most that.
  * Other outputs keep max|Δy| ≤ rtol · max|y_masked|.
+ *
+ * Half-precision computation: a tensor computed in float16/bfloat16 after the pruned nodes may differ by the
+ * rounding budget of src/runtime/rounding.ts (Σ ε over its half rounding stages) instead of rtol, relative to
+ * the same scale (widenToRoundingBudget).
  */
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import type { OutputComparison } from './compare';
+import type { RoundingBudget } from './rounding';
 
 export const ACTIVATION_GAIN: Record<string, (n: Node) => number> = {
   Sigmoid: () => 0.25,
@@ -60,4 +65,16 @@ export function widenToActivationInput(c: OutputComparison, tap: ActivationTap, 
   if (!(toleranceScale > c.scale)) return c;
   const maxRelDiff = toleranceScale > 0 ? c.maxAbsDiff / toleranceScale : c.maxAbsDiff === 0 ? 0 : Infinity;
   return { ...c, toleranceScale, maxRelDiff };
+}
+
+/**
+ * Re-expresses `c.maxRelDiff` so that `≤ rtol` means `max|Δ| ≤ max(rtol, budget.rtol) · scale` (scale: the
+ * tolerance scale so far): the tolerance scale grows by budget.rtol / rtol when the budget is the larger.
+ */
+export function widenToRoundingBudget(c: OutputComparison, budget: RoundingBudget | undefined, rtol: number): OutputComparison {
+  if (!budget || c.mismatch || !(budget.rtol > rtol)) return c;
+  const base = c.toleranceScale ?? c.scale;
+  const toleranceScale = base * (budget.rtol / rtol);
+  const maxRelDiff = toleranceScale > 0 ? c.maxAbsDiff / toleranceScale : c.maxAbsDiff === 0 ? 0 : Infinity;
+  return { ...c, toleranceScale, maxRelDiff, rounding: { stages: budget.stages, rtol: budget.rtol } };
 }

@@ -6,7 +6,8 @@
  * max|pruned − masked| ≤ rtol · max|masked| (rtol defaults to 1e-4: the pruned model sums fewer terms, in a
  * different order, so float32 rounding differs slightly) and integer/bool outputs are equal. An output produced
  * by a saturating activation (Sigmoid, Softmax, ...) is judged against the scale of the activation's input, and
- * that input is checked too (src/runtime/tolerance.ts).
+ * that input is checked too (src/runtime/tolerance.ts). Outputs computed in float16/bfloat16 after the pruned
+ * nodes are allowed their half-precision rounding budget instead of rtol when it is larger (src/runtime/rounding.ts).
  * Inputs: seeded random ones (src/runtime/verify-inputs.ts; larger sizes are tried when the model does not run
  * on the default ones and the user did not choose them), or given feeds (calibration data).
  * Fidelity: separately, how close the pruned model stays to the original dense model (cosine, top-1 agreement,
@@ -20,7 +21,8 @@ import { maskPlan } from '../prune/mask';
 import type { PlanGroups } from '../prune/plan';
 import { compareOutputs, type OutputComparison } from './compare';
 import type { ort } from './ort';
-import { activationTaps, widenToActivationInput } from './tolerance';
+import { roundingBudgets } from './rounding';
+import { activationTaps, widenToActivationInput, widenToRoundingBudget } from './tolerance';
 import { type Feeds, type FeedOptions, runModel, runOnAcceptedInputs } from './verify-inputs';
 
 export { type Feeds, runModel, verificationFeeds } from './verify-inputs';
@@ -95,7 +97,15 @@ function problemOf(c: OutputComparison, ref: ort.Tensor, rtol: number): string |
   if (isIntType(ref) ? c.maxAbsDiff === 0 : c.maxRelDiff <= rtol) return undefined;
   const scale = c.toleranceScale ?? c.scale;
   const of = c.toleranceScale !== undefined ? `its tolerance scale ${scale.toPrecision(3)} (max|output| ${c.scale.toPrecision(3)})` : `its scale ${scale.toPrecision(3)}`;
-  return `${what} differs from the masked model: max abs diff ${c.maxAbsDiff.toPrecision(3)} = ${c.maxRelDiff.toPrecision(3)} of ${of} (tolerance ${rtol})`;
+  const half = c.rounding ? `, widened to the half-precision rounding budget ${c.rounding.rtol.toPrecision(3)} of ${c.rounding.stages} float16/bfloat16 stage(s)` : '';
+  return `${what} differs from the masked model: max abs diff ${c.maxAbsDiff.toPrecision(3)} = ${c.maxRelDiff.toPrecision(3)} of ${of} (tolerance ${rtol}${half})`;
+}
+
+/** Nodes (by member node id) that a plan changes: every member of a group with removed units. */
+function touchedNodes(analysis: GroupAnalysis, planGroups: PlanGroups): Set<string> {
+  const out = new Set<string>();
+  for (const g of analysis.groups) if (planGroups[g.id]?.length) for (const m of g.members) out.add(m.node);
+  return out;
 }
 
 /**
@@ -108,6 +118,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   const masked = cloneModel(dense);
   maskPlan(masked, analysis, planGroups);
   const taps = activationTaps(dense);
+  const budgets = roundingBudgets(dense, touchedNodes(analysis, planGroups));
   const extra = taps.map((t) => t.input);
   const accepted = await runOnAcceptedInputs(masked, opts, extra);
   const { feeds, outputs: maskedOut } = accepted;
@@ -134,12 +145,15 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     let c = compareOutputs(name, ref, got);
     const tap = taps.find((t) => t.output === name);
     if (tap && !c.mismatch && !isIntType(ref) && maskedOut[tap.input] && prunedOut[tap.input]) {
-      const x = { ...compareOutputs(tap.input, maskedOut[tap.input], prunedOut[tap.input]), activationOf: `${tap.op} → ${name}` };
+      const cx = compareOutputs(tap.input, maskedOut[tap.input], prunedOut[tap.input]);
+      const x = { ...widenToRoundingBudget(cx, budgets.get(tap.input), rtol), activationOf: `${tap.op} → ${name}` };
       inputsCompared.push(x);
       const p = problemOf(x, maskedOut[tap.input], rtol);
       if (p) problems.push(p);
-      if (!x.mismatch) c = widenToActivationInput(c, tap, x);
+      // The activation widening compares the raw difference of y with the scale of x (before any budget).
+      if (!x.mismatch) c = widenToActivationInput(c, tap, cx);
     }
+    c = widenToRoundingBudget(c, budgets.get(name), rtol);
     report.outputs.push(c);
     const p = problemOf(c, ref, rtol);
     if (p) problems.push(p);

@@ -16,7 +16,7 @@
  */
 import { strides } from '../ir/dims';
 import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
-import { byteLength } from '../ir/dtype';
+import { DataType, byteLength, dtypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import type { BiasAdjustment } from '../prune/plan';
 import type { Graph } from '../ir/graph';
@@ -81,6 +81,19 @@ function addMemberForNewBias(analysis: GroupAnalysis, p: Plan, tensor: string, n
   }
 }
 
+/** Largest finite value by element type, where float32 arithmetic can exceed it (float16: 65504). */
+const MAX_FINITE: Partial<Record<number, number>> = { [DataType.FLOAT16]: 65504 };
+
+/** Why `values` cannot be stored as `dtype` (a compensated bias past float16's range would become ±inf), if so. */
+function unrepresentable(dtype: number, values: ArrayLike<number>): string | undefined {
+  const max = MAX_FINITE[dtype];
+  if (max === undefined) return undefined;
+  for (let i = 0; i < values.length; i++) {
+    if (Math.abs(values[i]) > max) return `compensated bias ${values[i].toPrecision(3)} overflows ${dtypeName(dtype)}`;
+  }
+  return undefined;
+}
+
 /** A new initializer of element type `dtype` (float16/double converted from float32). */
 function newInitializer(graph: Graph, name: string, dtype: number, dims: number[], values: Float32Array): void {
   const t = graph.setInitializer(makeTensorProto(name, dtype, dims, new Uint8Array(byteLength(dtype, values.length))));
@@ -114,8 +127,14 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
   if (n.opType === 'Conv' || n.opType === 'Gemm') {
     const slot = 2;
     if (!n.inputs[slot]) {
+      const values = Float32Array.from(p.delta, (d) => d * scale);
+      const bad = unrepresentable(p.dtype, values);
+      if (bad) {
+        report.skipped.push({ node: p.nodeId, reason: bad });
+        return;
+      }
       const name = graph.uniqueName(`${p.nodeId}_bias`);
-      newInitializer(graph, name, p.dtype, [p.outChannels], Float32Array.from(p.delta, (d) => d * scale));
+      newInitializer(graph, name, p.dtype, [p.outChannels], values);
       while (n.inputs.length < slot) n.inputs.push('');
       n.inputs[slot] = name;
       graph.invalidate();
@@ -134,10 +153,15 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       report.skipped.push({ node: p.nodeId, reason: `bias of shape [${t0.dims.join(',')}] is not per output channel` });
       return;
     }
+    const prev = t0.toFloat32();
+    const next = Float32Array.from(p.delta, (d, o) => prev[size === 1 ? 0 : o] + d * scale);
+    const bad = unrepresentable(t0.dtype, next);
+    if (bad) {
+      report.skipped.push({ node: p.nodeId, reason: bad });
+      return;
+    }
     const name = privateBias(graph, analysis, n, p.nodeId, slot);
     const t = graph.initializers.get(name)!;
-    const old = t.toFloat32();
-    const next = Float32Array.from(p.delta, (d, o) => old[size === 1 ? 0 : o] + d * scale);
     if (size === 1 && p.outChannels !== 1) {
       // A broadcast scalar bias becomes a per-channel one; it now belongs to the output group too.
       t.setData(next, [p.outChannels]);
@@ -157,19 +181,29 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
     const slot = add.inputs[0] === out ? 1 : 0;
     const c = graph.resolveConstant(add.inputs[slot]);
     if (c && c.size === p.outChannels && c.dims[c.dims.length - 1] === p.outChannels) {
+      const next = Float32Array.from(c.toFloat32(), (v, o) => v + p.delta[o]);
+      const bad = unrepresentable(c.dtype, next);
+      if (bad) {
+        report.skipped.push({ node: p.nodeId, reason: bad });
+        return;
+      }
       const name = privateBias(graph, analysis, add, add.outputs[0], slot);
-      const t = graph.initializers.get(name)!;
-      const old = t.toFloat32();
-      t.setData(Float32Array.from(old, (v, o) => v + p.delta[o]));
+      graph.initializers.get(name)!.setData(next);
       report.consumers++;
       return;
     }
   }
   // The MatMul now writes a new tensor and the Add takes over its output name, so consumers and graph outputs
   // stay as they are; members that named the MatMul by its old first output follow it.
+  const values = Float32Array.from(p.delta);
+  const bad = unrepresentable(p.dtype, values);
+  if (bad) {
+    report.skipped.push({ node: p.nodeId, reason: bad });
+    return;
+  }
   const mmOut = graph.uniqueName(`${out}_matmul`);
   const biasName = graph.uniqueName(`${out}_bias`);
-  newInitializer(graph, biasName, p.dtype, [p.outChannels], Float32Array.from(p.delta));
+  newInitializer(graph, biasName, p.dtype, [p.outChannels], values);
   n.outputs[0] = mmOut;
   graph.addNode({ opType: 'Add', name: graph.uniqueName(`${n.name || out}_compensation`), input: [mmOut, biasName], output: [out] });
   graph.sortNodes();
