@@ -60,3 +60,24 @@ describe('shared weights across layers (torch_transformer_encoder_s)', () => {
     expect(Math.abs(measured - ratio)).toBeLessThan(0.05);
   });
 });
+
+// Attention score / context MatMuls (activation × activation) shrink with the kept heads: the FLOPs estimate
+// must count them (it once left them whole, so --target flops overshot on vit_s by 2 points).
+describe.each(['vit_s', 'swin_s'])('%s: FLOPs estimate with head pruning', (name) => {
+  const file = path.join(SHARED, `${name}.onnx`);
+  test.each(['uniform', 'global'] as const)('flops 0.4, %s: estimate = measured', async (mode) => {
+    const dense = loadModel(file);
+    const analysis = await analyzeGroups(dense, { rewriteComputedShapes: true });
+    expect(analysis.groups.some((g) => g.unit === 'head')).toBe(true);
+    const scores = scoreGroups(dense, analysis, { method: 'l2' });
+    const { removed, achieved } = allocate(analysis, scores, { ratio: 0.4, target: 'flops', mode, model: dense });
+    const headsRemoved = analysis.groups.filter((g) => g.unit === 'head' && removed[g.id]?.length).length;
+    expect(headsRemoved).toBeGreaterThan(0);
+    const pruned = loadModel(file);
+    applyPlan(pruned, analysis, removed);
+    const before = countMacs(loadModel(file)).macs!;
+    const after = countMacs(pruned).macs!;
+    expect(achieved.flops!.after).toBeCloseTo(after, -1);
+    expect(Math.abs(1 - after / before - 0.4)).toBeLessThanOrEqual(0.02);
+  });
+});

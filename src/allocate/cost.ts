@@ -10,10 +10,14 @@
  *
  * FLOPs (MACs): each node's MACs (countMacs with inferred shapes) scale with the kept fraction of its main
  * weight: the highest-rank weight member on that node (e.g. a Conv's W[O, I/g, k, k]; a depthwise conv's
- * W[C, 1, k, k] is sliced on axis 0 only). MACs(after) = MACs × Π_axis kept(tensor, axis). Nodes with no
- * weight member (activations, pooling, attention score MatMuls between two activations) keep their MACs,
- * so for transformers the FLOPs removed by head pruning are underestimated.
+ * W[C, 1, k, k] is sliced on axis 0 only). MACs(after) = MACs × Π_axis kept(tensor, axis).
+ * A MatMul between two activations (attention scores Q·Kᵀ, and probabilities·V) scales with the kept units of the
+ * head (or kv-group) group whose head-splitting Reshape its inputs come from: walking up each input through
+ * layout and element-wise ops (Transpose, Reshape, Mul/Div by the scale, Add of a mask, Softmax, Cast, ...)
+ * and through the other attention MatMul, the first node that is a shape member of a group names it.
+ * Other nodes with no weight member (activations, pooling) keep their MACs.
  */
+import type { Graph } from '../ir/graph';
 import { numel } from '../ir/dims';
 import type { Group, GroupAnalysis } from '../analysis/types';
 import type { FlopsReport } from '../analysis/flops';
@@ -51,6 +55,8 @@ export class CostModel {
   private tensors = new Map<string, TensorInfo>();
   private units = new Map<string, UnitSlots[]>();
   private nodes: { macs: number; slots: number[] }[] = [];
+  /** Activation × activation MatMuls that shrink with the kept units of a head group. */
+  private headNodes: { macs: number; group: string; size: number }[] = [];
   /** Slots of tensors with several readers (or a reader outside the groups): their copies depend on positions. */
   private sharedSlots = new Set<number>();
   readonly totalParams: number;
@@ -113,12 +119,19 @@ export class CostModel {
         if (!cur || te.dims.length > cur.rank || (te.dims.length === cur.rank && m.input < cur.input)) main.set(m.node, { tensor: m.tensor, rank: te.dims.length, input: m.input });
       }
     }
+    const headOf = headReshapes(analysis);
     for (const n of graph.nodes) {
       const id = n.outputs[0];
       const macs = byId.get(id) ?? (n.name ? byId.get(n.name) : undefined);
+      if (!macs) continue;
       const mw = main.get(id);
-      if (!macs || !mw) continue;
-      this.nodes.push({ macs, slots: this.tensors.get(mw.tensor)!.readers.get(id) ?? [] });
+      if (mw) {
+        this.nodes.push({ macs, slots: this.tensors.get(mw.tensor)!.readers.get(id) ?? [] });
+        continue;
+      }
+      if (n.opType !== 'MatMul' || headOf.size === 0) continue;
+      const g = attentionGroup(graph, n.inputs, headOf);
+      if (g) this.headNodes.push({ macs, group: g.id, size: g.size });
     }
   }
 
@@ -209,8 +222,52 @@ export class CostModel {
     const rp = this.removedPerSlot(removed);
     let total = 0;
     for (const n of this.nodes) total += n.macs * (1 - this.keptFraction(n.slots, rp));
+    if (this.headNodes.length) {
+      const count = (gid: string) => (removed instanceof Map ? removed.get(gid) : removed[gid])?.length ?? 0;
+      for (const h of this.headNodes) total += (h.macs * count(h.group)) / h.size;
+    }
     return total;
   }
+}
+
+/** Node id → the head / kv-group group that has a shape member on it (the Reshapes that split heads). */
+function headReshapes(analysis: GroupAnalysis): Map<string, Group> {
+  const out = new Map<string, Group>();
+  for (const g of analysis.groups) {
+    if (g.unit !== 'head' && g.unit !== 'kv-group') continue;
+    for (const m of g.members) if (m.kind === 'shape' && !out.has(m.node)) out.set(m.node, g);
+  }
+  return out;
+}
+
+/** Ops an attention path goes through between the head split and the score / context MatMuls. */
+const ATTENTION_PATH = new Set([
+  'Transpose', 'Reshape', 'Mul', 'Div', 'Add', 'Sub', 'Softmax', 'Cast', 'Identity', 'Where', 'Dropout',
+  'Expand', 'Unsqueeze', 'Squeeze', 'Concat', 'Slice', 'Gather', 'Split', 'Neg', 'MatMul', 'Sqrt', 'Tanh',
+]);
+
+/**
+ * The head group whose head-splitting Reshape the inputs of an activation × activation MatMul come from
+ * (breadth-first up to 24 nodes; undefined when none, or when two different groups are reached).
+ */
+function attentionGroup(graph: Graph, inputs: string[], headOf: Map<string, Group>): Group | undefined {
+  const queue = inputs.filter((i) => i && !graph.constant(i));
+  if (queue.length < 2) return undefined;
+  const seen = new Set<string>(queue);
+  let found: Group | undefined;
+  for (let i = 0; i < queue.length && i < 24; i++) {
+    const p = graph.producer(queue[i]);
+    if (!p) continue;
+    const g = headOf.get(p.outputs[0]);
+    if (g) {
+      if (found && found !== g) return undefined;
+      found = g;
+      continue;
+    }
+    if (!ATTENTION_PATH.has(p.opType)) continue;
+    for (const x of p.inputs) if (x && !seen.has(x) && !graph.constant(x)) { seen.add(x); queue.push(x); }
+  }
+  return found;
 }
 
 export function groupsById(analysis: GroupAnalysis): Map<string, Group> {
