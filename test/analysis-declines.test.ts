@@ -103,6 +103,24 @@ test('contraction over the pruned axis without a weight', async () => {
   expectDeclined(a, b1, DECLINE.contraction);
 });
 
+test('broadcast to every unit of the other operand (multi-query k/v head)', async () => {
+  // Two query heads of 4 read one k/v head [b, 1, s, 4] broadcast by MatMul: the k/v projections are
+  // declined, the query heads (positive control) stay a head group.
+  const g = new G();
+  const x = g.input('x', ['batch', 'seq', 8]);
+  const q = g.op('MatMul', [x, g.weight([8, 8])]);
+  const k = g.op('MatMul', [x, g.weight([8, 4])]);
+  const v = g.op('MatMul', [x, g.weight([8, 4])]);
+  const heads = (t: string, n: number, perm: number[]) => g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, n, 4])])], { perm });
+  const p = g.op('Softmax', [g.op('MatMul', [heads(q, 2, [0, 2, 1, 3]), heads(k, 1, [0, 2, 3, 1])])], { axis: -1 });
+  const ctx = g.op('Transpose', [g.op('MatMul', [p, heads(v, 1, [0, 2, 1, 3])])], { perm: [0, 2, 1, 3] });
+  g.output(g.linear(g.op('Reshape', [ctx, g.ints([0, 0, 8])]), 8, 3));
+  const a = await analyze(g.model());
+  expectDeclined(a, k, DECLINE.broadcastShared);
+  expectDeclined(a, v, DECLINE.broadcastShared);
+  expect(groupOf(a, q).unit).toBe('head');
+});
+
 test('grouped convolution (1 < group < channels)', async () => {
   const g = new G();
   const x = g.input('x', X);
@@ -312,7 +330,7 @@ test('every decline reason has a test above', () => {
     'graphOutput', 'graphInput', 'pinned', 'unknownOp', 'normalization', 'softmax', 'reduction', 'contraction', 'groupedConv',
     'recurrent', 'controlFlow', 'unknownShape', 'reshape', 'gatherAxis', 'dataIndex', 'strided', 'sliceBound', 'pad', 'resize',
     'positional', 'irregular', 'nonUniform', 'shapeRewrite', 'shapeAsData', 'sharedParam', 'singleUnit', 'noConsumer',
-    'weightOnBatchAxis',
+    'weightOnBatchAxis', 'broadcastShared',
   ];
   expect(Object.keys(DECLINE).sort()).toEqual(tested.sort());
 });

@@ -31,6 +31,7 @@ export const DECLINE = {
   singleUnit: 'only one unit',
   noConsumer: 'channels reach no consuming weight',
   weightOnBatchAxis: 'weight applied across a pruned batch axis',
+  broadcastShared: 'broadcast to every unit of the other operand (shared, e.g. a multi-query k/v head)',
 } as const;
 
 export type DeclineKey = keyof typeof DECLINE;

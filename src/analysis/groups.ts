@@ -7,13 +7,16 @@
 import { numel } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { AttrMember, DeclinedGroup, Group, GroupAnalysis, Member } from './types';
-import { Occurrences, components, regularize } from './classes';
+import { type Occurrence, Occurrences, components, regularize } from './classes';
 import { DECLINE } from './decline';
 import { describeUnits } from './heads';
-import { traceParam } from './param-trace';
+import { type TracedStep, coupleSharedParams, traceParam } from './param-trace';
 import type { Plumbing } from './shape-plumbing';
 import { type GroupView, ShapeSolver } from './shape-solver';
-import type { AttachFact, AttrFact, DeclineFact, ShapeUseFact, State } from './state';
+import type { AttachFact, AttrFact, DeclineFact, ShapeUseFact, ShapeUseKind, State } from './state';
+
+/** Shape uses of the ops a traced parameter path can pass (their shape inputs must follow the pruned sizes). */
+const TRACED_USES: Record<string, ShapeUseKind> = { Reshape: 'reshape', Expand: 'expand', Slice: 'slice', Gather: 'gather' };
 
 export interface BuildOptions {
   /** Allow −1 rewrites of Reshape elements computed from unpruned dims (ShapeMember.replaceWith). */
@@ -60,6 +63,7 @@ function weightParams(st: State, members: Member[], unit: number | 'all'): Map<s
 }
 
 export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {}): GroupAnalysis {
+  const coupled = coupleSharedParams(st);
   regularize(st);
   const occ = new Occurrences(st);
   const uf = st.uf;
@@ -144,14 +148,37 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
         if (os.some((o) => o!.axis !== os[0]!.axis || o!.positions.length !== os[0]!.positions.length)) throw new Failure(DECLINE.nonUniform, undefined, t);
       }
       const touched = new Set(tensors);
+      // Computed parameters traced back to stored constants shrink along the path too (per unit positions).
+      const traced = new Map<string, Occurrence[]>();
+      const tracedUses: ShapeUseFact[] = [];
       const view: GroupView = {
         size,
         cnt: (t, a) => {
-          if (!touched.has(t)) return 0;
+          if (!touched.has(t)) {
+            const o = traced.get(t)?.[0];
+            return o && o.axis === a ? o.positions.length : 0;
+          }
           const o = occ.of(t).get(roots[0]);
           return o && o.axis === a ? o.positions.length : 0;
         },
-        occurrence: (t, u) => occ.of(t).get(roots[u]),
+        occurrence: (t, u) => occ.of(t).get(roots[u]) ?? traced.get(t)?.[u],
+      };
+      const addSteps = (steps: TracedStep[], indices: number[][], node: string) => {
+        for (const step of steps) {
+          const per = indices.map((l) => [...new Set(l.map((i) => step.map[i]))].sort((x, y) => x - y));
+          const all = new Set(per.flat());
+          if (per.some((l) => l.length !== per[0].length)) throw new Failure(DECLINE.nonUniform, node, step.tensor);
+          if (all.size !== per.length * per[0].length) throw new Failure(DECLINE.irregular, node, step.tensor);
+          const prev = traced.get(step.tensor);
+          if (prev && (prev[0].axis !== step.axis || prev.some((o, u) => o.positions.join() !== per[u].join()))) {
+            throw new Failure(DECLINE.irregular, node, step.tensor);
+          }
+          if (touched.has(step.tensor)) throw new Failure(DECLINE.irregular, node, step.tensor);
+          traced.set(step.tensor, per.map((positions) => ({ axis: step.axis, positions })));
+          const p = step.producer;
+          const kind = p && TRACED_USES[p.opType];
+          if (p && kind) tracedUses.push({ kind, node: p, data: p.inputs[0], outs: [p.outputs[0]] });
+        }
       };
       const members: Member[] = [];
       const keys = new Set<string>();
@@ -171,10 +198,12 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
             add({ kind: 'weight', tensor: w.name, node: a.partner.node, input: a.partner.input, axis: a.partner.axis, role: a.role, indices });
             continue;
           }
-          const tr = traceParam(st, a.partner, (st.shape(t) ?? [])[a.axis] ?? 0);
+          const tr = traceParam(st, a.partner, (st.shape(t) ?? [])[a.axis] ?? 0, { units: indices, coupled });
           if (!tr.ok) throw new Failure(tr.reason, a.partner.node, tr.tensor);
+          addSteps(tr.steps, indices, a.partner.node);
           for (const u of tr.uses) {
-            add({ kind: 'weight', tensor: u.tensor, node: u.node, input: u.input, axis: u.axis, role: 'param', indices: indices.map((l) => l.map((i) => u.map[i])) });
+            const mapped = indices.map((l) => [...new Set(l.map((i) => u.map[i]))].sort((x, y) => x - y));
+            add({ kind: 'weight', tensor: u.tensor, node: u.node, input: u.input, axis: u.axis, role: 'param', indices: mapped });
           }
         }
         for (const af of attrsBy.get(t) ?? []) {
@@ -193,8 +222,8 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
           add(m);
         }
       }
-      const uses = [...new Set(tensors.flatMap((t) => usesBy.get(t) ?? []))];
-      const solved = solver.solve(view, uses, tensors);
+      const uses = [...new Set([...tensors.flatMap((t) => usesBy.get(t) ?? []), ...tracedUses])];
+      const solved = solver.solve(view, uses, [...tensors, ...traced.keys()]);
       if (!solved.ok) throw new Failure(solved.reason, solved.node, solved.tensor);
       for (const m of solved.members) add(m);
       if (!members.some((m) => m.kind === 'weight' && m.role === 'in')) throw new Failure(DECLINE.noConsumer, first.node.outputs[0], first.tensor);

@@ -7,7 +7,7 @@
  */
 import type { Node } from '../ir/node';
 import { DECLINE } from './decline';
-import { type Field, pickAlong, remapAxes, strides } from './field';
+import { type Field, NONE, pickAlong, remapAxes, strides } from './field';
 import { declineInputs, dropAxes, id, mixAlong, normAxis, unionFields } from './rule-kit';
 import type { State } from './state';
 
@@ -51,7 +51,7 @@ export function contract(st: State, n: Node, A: Operand, B: Operand, outLetters:
   });
   A = fix(A, sa);
   B = fix(B, sb);
-  const fa = st.field(A.name), fb = st.field(B.name);
+  let fa = st.field(A.name), fb = st.field(B.name);
   const R = os.length;
   const outFields: Field[] = [];
 
@@ -79,6 +79,26 @@ export function contract(st: State, n: Node, A: Operand, B: Operand, outLetters:
   if (wb) weight(B, sb, A, fa);
   else if (wa) weight(A, sa, B, fb);
   else {
+    // An operand whose labels do not vary along a batch axis that the other operand labels (broadcast from
+    // size 1 or repeated by Expand: multi-query attention's single k/v head read by every query head) is
+    // shared by all the other's units there: uniting would tie them into one. Its channels become one declined
+    // unit (kept whole, so that the tensors it shares with the other operand's units stay regular); the other
+    // operand's units stay, and a repeated operand shrinks with them along that axis (attached below).
+    const shared = (X: Operand, fx: Field, Y: Operand, fy: Field | undefined) =>
+      !!fy && fy.axes.some((a) => {
+        const l = Y.letters[a];
+        if (!outLetters.includes(l)) return false;
+        if (X.letters.includes(`${l}~${X.input}`)) return true;
+        const xa = X.letters.indexOf(l);
+        return xa >= 0 && !fx.axes.includes(xa);
+      });
+    const shareA = !!fa && shared(A, fa, B, fb), shareB = !!fb && shared(B, fb, A, fa);
+    const declineShared = (f: Field, X: Operand) => {
+      st.unionAll([...f.labels].filter((l) => l !== NONE), n);
+      st.declineField(f, DECLINE.broadcastShared, n, X.name);
+    };
+    if (shareA) { declineShared(fa!, A); fa = undefined; }
+    if (shareB) { declineShared(fb!, B); fb = undefined; }
     const mixed: (Field | undefined)[] = [fa, fb];
     [A, B].forEach((X, k) => {
       const f = mixed[k];

@@ -16,7 +16,7 @@ import { DECLINE } from './decline';
 import { type ConstLeaf, type Env, type Expr, type Plumbing, type PlumbValue, type SlotExpr, effectiveBounds, evaluate, leaves } from './shape-plumbing';
 import type { ShapeUseFact, State } from './state';
 
-type SinkKind = 'reshape' | 'expand' | 'starts' | 'ends' | 'split' | 'sizes' | 'fixed';
+type SinkKind = 'reshape' | 'expand' | 'starts' | 'ends' | 'split' | 'sizes' | 'indices' | 'fixed';
 
 interface Sink {
   /** The data node reading the value at `input` (for a graph output: its producer, input −1). */
@@ -52,6 +52,7 @@ function sinkKind(n: Node, input: number): SinkKind {
     case 'Slice': return input === 1 ? 'starts' : input === 2 ? 'ends' : 'fixed';
     case 'Split': return input === 1 ? 'split' : 'fixed';
     case 'Resize': return input === 3 ? 'sizes' : 'fixed';
+    case 'Gather': return input === 1 ? 'indices' : 'fixed';
     default: return 'fixed';
   }
 }
@@ -118,8 +119,18 @@ export class ShapeSolver {
       const ds = shape(u.data);
       const outCnt = u.outs.some((o) => shape(o).some((_, a) => view.cnt(o, a) > 0));
       if (u.kind === 'gather') {
+        // Constant indices on the pruned axis (Falcon's fused[..., [-2], :]) must keep picking the same kept
+        // positions (checked as 'indices' sinks); picking positions of the group's units is declined.
         const ax = (n.attrInt('axis', 0) + ds.length) % ds.length;
-        if (view.cnt(u.data, ax) > 0) return fail(DECLINE.gatherAxis, n, u.data);
+        if (view.cnt(u.data, ax) > 0) {
+          const idx = slot(1)?.orig;
+          if (!idx) return fail(DECLINE.gatherAxis, n, u.data);
+          const picks = new Set(idx.map((v) => (v < 0 ? v + ds[ax] : v)));
+          for (let k = 0; k < view.size; k++) {
+            const o = view.occurrence(u.data, k);
+            if (o && o.axis === ax && o.positions.some((p) => picks.has(p))) return fail(DECLINE.gatherAxis, n, u.data);
+          }
+        }
       } else if (u.kind === 'reshape' || u.kind === 'expand') {
         if (!slot(1) && outCnt) return fail(DECLINE.shapeRewrite, n, n.inputs[1]);
       } else if (u.kind === 'resize') {
@@ -299,6 +310,17 @@ export class ShapeSolver {
         const ds = shape(n.inputs[0]);
         const ax = (n.attrInt('axis', 0) + ds.length) % ds.length;
         return v === s.orig[j] - k * view.cnt(n.outputs[j], ax);
+      }
+      case 'indices': {
+        // A Gather index: it must still select the same position once the group's positions below it are gone.
+        const ds = shape(n.inputs[0]);
+        const ax = (n.attrInt('axis', 0) + ds.length) % ds.length;
+        const c = view.cnt(n.inputs[0], ax);
+        const p = s.orig[j] < 0 ? s.orig[j] + ds[ax] : s.orig[j];
+        const below = c > 0 ? this.below(view, n.inputs[0], ax, p) ?? NaN : 0;
+        const dim = ds[ax] - k * c;
+        const q = v < 0 ? v + dim : v;
+        return q === p - k * below && q >= 0 && q < dim;
       }
       case 'sizes': {
         // Resize `sizes` (over the `axes` attribute when given): an axis that loses positions passes through
