@@ -10,7 +10,8 @@
  *
  * FLOPs (MACs): each node's MACs (countMacs with inferred shapes) scale with the kept fraction of its main
  * weight: the highest-rank weight member on that node (e.g. a Conv's W[O, I/g, k, k]; a depthwise conv's
- * W[C, 1, k, k] is sliced on axis 0 only). MACs(after) = MACs × Π_axis kept(tensor, axis).
+ * W[C, 1, k, k] is sliced on axis 0 only); a weight stored behind a Cast / DequantizeLinear chain counts for the op
+ * after the chain. MACs(after) = MACs × Π_axis kept(tensor, axis).
  * A MatMul between two activations (attention scores Q·Kᵀ, and probabilities·V) scales with the kept units of the
  * head (or kv-group) group whose head-splitting Reshape its inputs come from: walking up each input through
  * layout and element-wise ops (Transpose, Reshape, Mul/Div by the scale, Add of a mask, Softmax, Cast, ...)
@@ -22,6 +23,7 @@ import { numel } from '../ir/dims';
 import type { Group, GroupAnalysis } from '../analysis/types';
 import type { FlopsReport } from '../analysis/flops';
 import type { Model } from '../ir/model';
+import { weightUse } from '../analysis/weight-chain';
 
 /** Positions of one (tensor, reading node, axis) that groups may remove. */
 interface Slot {
@@ -108,15 +110,19 @@ export class CostModel {
     this.totalMacs = flops.macs;
     const byId = new Map<string, number>();
     for (const p of flops.perNode) byId.set(p.node, (byId.get(p.node) ?? 0) + p.macs);
-    // The main weight of each node: its highest-rank member tensor (lowest input slot on ties).
-    const main = new Map<string, { tensor: string; rank: number; input: number }>();
+    // The main weight of each node: its highest-rank member tensor (lowest input slot on ties). A weight behind a
+    // Cast / DequantizeLinear chain belongs to the op after the chain (its member names the chain's first op).
+    const main = new Map<string, { tensor: string; rank: number; input: number; reader: string }>();
     for (const g of analysis.groups) {
       for (const m of g.members) {
         if (m.kind !== 'weight') continue;
         const te = this.tensors.get(m.tensor);
         if (!te) continue;
-        const cur = main.get(m.node);
-        if (!cur || te.dims.length > cur.rank || (te.dims.length === cur.rank && m.input < cur.input)) main.set(m.node, { tensor: m.tensor, rank: te.dims.length, input: m.input });
+        const use = weightUse(graph, m.node, m.input);
+        const id = use ? use.node.outputs[0] : m.node;
+        const input = use ? use.input : m.input;
+        const cur = main.get(id);
+        if (!cur || te.dims.length > cur.rank || (te.dims.length === cur.rank && input < cur.input)) main.set(id, { tensor: m.tensor, rank: te.dims.length, input, reader: m.node });
       }
     }
     const headOf = headReshapes(analysis);
@@ -126,7 +132,7 @@ export class CostModel {
       if (!macs) continue;
       const mw = main.get(id);
       if (mw) {
-        this.nodes.push({ macs, slots: this.tensors.get(mw.tensor)!.readers.get(id) ?? [] });
+        this.nodes.push({ macs, slots: this.tensors.get(mw.tensor)!.readers.get(mw.reader) ?? [] });
         continue;
       }
       if (n.opType !== 'MatMul' || headOf.size === 0) continue;

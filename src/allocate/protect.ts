@@ -21,6 +21,7 @@ import type { Graph } from '../ir/graph';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
+import { resolveWeight, weightUse } from '../analysis/weight-chain';
 
 const WEIGHTED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Einsum']);
 
@@ -28,7 +29,7 @@ export function isWeightedLayer(graph: Graph, n: Node): boolean {
   if (!WEIGHTED_OPS.has(n.opType) || n.domain !== '') return false;
   return n.inputs.some((i) => {
     if (!i) return false;
-    const c = graph.resolveConstant(i);
+    const c = resolveWeight(graph, i)?.tensor;
     return !!c && c.dims.length >= 2;
   });
 }
@@ -77,8 +78,11 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
     const fc = new Set(firstConv), cl = new Set(classifier);
     for (const g of analysis.groups) {
       for (const m of g.members) {
-        if (m.kind === 'weight' && m.role === 'out' && fc.has(m.node)) mark(g, `first conv '${m.node}'`);
-        if (m.kind === 'weight' && m.role === 'out' && cl.has(m.node)) mark(g, `classifier '${m.node}'`);
+        if (m.kind !== 'weight' || m.role !== 'out') continue;
+        // A weight stored behind a Cast / DequantizeLinear chain is named by the chain's first op: use its reader.
+        const id = weightUse(model.graph, m.node, m.input)?.node.outputs[0] ?? m.node;
+        if (fc.has(id)) mark(g, `first conv '${id}'`);
+        if (cl.has(id)) mark(g, `classifier '${id}'`);
       }
     }
   }
@@ -89,7 +93,8 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
     let hit = false;
     for (const g of analysis.groups) {
       const match = g.id === name || g.label === name ||
-        g.members.some((m) => m.node === nodeId || (m.kind !== 'attr' && m.tensor === name));
+        g.members.some((m) => m.node === nodeId || (m.kind !== 'attr' && m.tensor === name) ||
+          (m.kind === 'weight' && !!graph && weightUse(graph, m.node, m.input)?.node.outputs[0] === nodeId));
       if (match) {
         mark(g, `--protect ${name}`);
         hit = true;
@@ -102,7 +107,7 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
   if (ops.size && graph) {
     for (const g of analysis.groups) {
       for (const m of g.members) {
-        const n = graph.producer(m.node) ?? graph.nodes.find((x) => x.name === m.node);
+        const n = m.kind === 'weight' ? weightUse(graph, m.node, m.input)?.node : graph.producer(m.node) ?? graph.nodes.find((x) => x.name === m.node);
         if (n && ops.has(n.opType)) {
           mark(g, `--exclude-op ${n.opType}`);
           break;

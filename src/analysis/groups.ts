@@ -195,7 +195,9 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
           if (w) {
             const d = w.tensor.dims[a.partner.axis];
             if (d === undefined || indices.some((l) => l.some((i) => i >= d))) throw new Failure(DECLINE.irregular, a.partner.node, w.name);
-            add({ kind: 'weight', tensor: w.name, node: a.partner.node, input: a.partner.input, axis: a.partner.axis, role: a.role, indices });
+            for (const c of st.chainMembers(w, a.partner, a.partner.axis)) {
+              add({ kind: 'weight', tensor: c.tensor, node: c.node, input: c.input, axis: c.axis, role: c.param ? 'param' : a.role, indices });
+            }
             continue;
           }
           const tr = traceParam(st, a.partner, (st.shape(t) ?? [])[a.axis] ?? 0, { units: indices, coupled });

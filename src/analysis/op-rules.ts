@@ -17,6 +17,7 @@ import {
   argReduceRule, batchNormRule, cumSumRule, globalPoolRule, groupNormRule, instanceNormRule, layerNormRule, mixRule,
   poolRule, reduceRule, softmaxRule, triluRule,
 } from './rules-norm';
+import { quantizeRule } from './rules-quant';
 import type { State } from './state';
 
 export interface OpRule {
@@ -31,10 +32,24 @@ const ew: OpRule = { apply: (st, n) => elementwise(st, n) };
 const inert: OpRule = { apply: () => undefined };
 const decline = (reason: string): OpRule => ({ apply: (st, n) => declineInputs(st, n, reason) });
 
-/** Add: elementwise; a 1-D constant added right after a producer is that producer's bias ('out' member). */
+/** The producer of `name`, looking through an activation's QuantizeLinear→DequantizeLinear pair (QDQ models). */
+function producerThroughQdq(st: State, name: string): Node | undefined {
+  let p = st.graph.producer(name);
+  for (let k = 0; k < 4 && p?.opType === 'DequantizeLinear' && p.domain === ''; k++) {
+    const q = st.graph.producer(p.inputs[0]);
+    if (!q || q.opType !== 'QuantizeLinear' || q.domain !== '') break;
+    p = st.graph.producer(q.inputs[0]);
+  }
+  return p;
+}
+
+/**
+ * Add: elementwise; a 1-D constant added right after a producer (or after its output's QDQ pair) is that
+ * producer's bias ('out' member).
+ */
 const addRule: OpRule = {
   apply(st, n) {
-    const producerOut = n.inputs.some((i) => ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum'].includes(st.graph.producer(i)?.opType ?? ''));
+    const producerOut = n.inputs.some((i) => ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum'].includes(producerThroughQdq(st, i)?.opType ?? ''));
     const isBias = producerOut && n.inputs.some((i) => (st.stored(i)?.tensor.dims.length ?? 0) === 1);
     elementwise(st, n, undefined, [0], isBias ? 'out' : 'param');
   },
@@ -56,6 +71,7 @@ export const OP_RULES: Record<string, OpRule> = {
   BitwiseAnd: ew, BitwiseOr: ew, BitwiseXor: ew, BitShift: ew,
   Clip: mk((st, n) => elementwise(st, n)),
   // unary / per-position
+  QuantizeLinear: mk(quantizeRule), DequantizeLinear: mk(quantizeRule),
   Identity: unary, Cast: unary, CastLike: mk((st, n) => passThrough(st, n)), Dropout: unary,
   Relu: unary, LeakyRelu: unary, Elu: unary, Selu: unary, Celu: unary, ThresholdedRelu: unary, Gelu: unary,
   Sigmoid: unary, HardSigmoid: unary, HardSwish: unary, Tanh: unary, Softplus: unary, Softsign: unary, Mish: unary,

@@ -85,7 +85,7 @@ export function traceParam(st: State, partner: Partner, dim: number, opts: Trace
     const cur = stack.pop()!;
     const s = st.stored(cur.name);
     if (s) {
-      uses.push({ tensor: s.name, node: cur.node, input: cur.input, axis: cur.axis, map: cur.map });
+      for (const c of st.chainMembers(s, cur, cur.axis)) uses.push({ tensor: c.tensor, node: c.node, input: c.input, axis: c.axis, map: cur.map });
       steps.push({ tensor: cur.name, axis: cur.axis, map: cur.map });
       continue;
     }

@@ -4,12 +4,12 @@
  */
 import type { Graph } from '../ir/graph';
 import type { Node } from '../ir/node';
-import type { ConstTensor } from '../ir/tensor';
 import type { MemberRole } from './types';
 import { DECLINE } from './decline';
 import { type Field, NONE, compact, hasLabels, makeField } from './field';
 import type { Plumbing } from './shape-plumbing';
 import { UnionFind } from './union-find';
+import { type WeightChain, resolveWeight } from './weight-chain';
 
 /** A producer's output channels: `size` fresh elements starting at `first`. */
 export interface Space {
@@ -65,6 +65,8 @@ export class State {
   readonly attrs: AttrFact[] = [];
   readonly shapeUses: ShapeUseFact[] = [];
   readonly declines: DeclineFact[] = [];
+  /** resolveWeight results by tensor name (null: not a stored weight). */
+  private readonly chains = new Map<string, WeightChain | null>();
   /** Elements whose units were formed by attention-style mixing (head evidence) → size of the mixed axis (head_dim). */
   readonly mixed = new Map<number, number>();
 
@@ -87,12 +89,27 @@ export class State {
     return c?.dims;
   }
 
-  /** The stored constant behind a tensor (initializer or Constant node, through Identity), if any. */
-  stored(name: string): { name: string; tensor: ConstTensor } | undefined {
+  /**
+   * The stored constant behind a tensor (initializer or Constant node, through Identity, and through a private
+   * Cast / DequantizeLinear chain of constants: see weight-chain.ts), if any.
+   */
+  stored(name: string): WeightChain | undefined {
     if (!name) return undefined;
-    const r = this.graph.resolveIdentity(name);
-    const t = this.graph.constant(r);
-    return t ? { name: r, tensor: t } : undefined;
+    let w = this.chains.get(name);
+    if (w === undefined) this.chains.set(name, (w = resolveWeight(this.graph, name) ?? null));
+    return w ?? undefined;
+  }
+
+  /**
+   * The weight members a stored weight reached from (`partner.node`, `partner.input`) contributes when `axis` of
+   * it is sliced: the stored tensor, read by the chain's first op (or the partner itself without a chain), and
+   * the chain's per-channel scale / zero-point when they run along `axis` (role 'param').
+   */
+  chainMembers(w: WeightChain, partner: { node: string; input: number }, axis: number): { tensor: string; node: string; input: number; axis: number; param: boolean }[] {
+    const reader = w.ops.length ? { node: State.id(w.ops[0]), input: 0 } : partner;
+    const out = [{ tensor: w.name, node: reader.node, input: reader.input, axis, param: false }];
+    for (const p of w.params) if (p.axis === axis) out.push({ tensor: p.tensor, node: p.node, input: p.input, axis: 0, param: true });
+    return out;
   }
 
   spaceOf(element: number): Space {

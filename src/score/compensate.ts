@@ -12,6 +12,8 @@
  * where a Conv/Gemm had none; an Add node after a bias-less MatMul) and the analysis in place: a created bias
  * becomes a member of the group that prunes the consumer's outputs, so apply() slices it with them.
  * Shared or Constant-node biases are given a private initializer first (and members renamed to it).
+ * Weights stored behind a Cast (float16 storage) are read as the values their op computes with; a Cast-stored
+ * bias is rewritten in its stored type. Quantized consumers (weight behind a DequantizeLinear) are skipped.
  * Convolution borders (padding) are not modelled: E[x_j] is the mean over all positions.
  */
 import { strides } from '../ir/dims';
@@ -25,7 +27,8 @@ import type { Node } from '../ir/node';
 import { makeTensorProto } from '../ir/tensor';
 import { channelMean, statKey, type ActivationStats } from '../runtime/capture';
 import { inputSite } from './sites';
-import { memberNode, WeightCache, weightMembers } from './tensor-math';
+import { memberNode, memberUse, WeightCache, weightMembers } from './tensor-math';
+import { type WeightChain, resolveWeight } from '../analysis/weight-chain';
 
 export type { BiasAdjustment };
 
@@ -43,7 +46,7 @@ interface Plan {
   /** Output-channel axis of the weight. */
   outAxis: number;
   outChannels: number;
-  /** Element type of the weight (a created bias gets the same). */
+  /** Element type the weight is used in (a created bias gets the same): its stored type, or its chain's output type. */
   dtype: number;
   rank: number;
   delta: Float64Array;
@@ -71,9 +74,14 @@ function outAxisOf(n: Node, input: number, rank: number): number | undefined {
   }
 }
 
-function addMemberForNewBias(analysis: GroupAnalysis, p: Plan, tensor: string, node: string, input: number, role: 'out' | 'param'): void {
+function addMemberForNewBias(graph: Graph, analysis: GroupAnalysis, p: Plan, tensor: string, node: string, input: number, role: 'out' | 'param'): void {
+  const usedBy = (m: WeightMember) => {
+    if (m.node === p.nodeId && m.input === p.weightInput) return true;
+    const use = memberUse(graph, m);
+    return !!use && use.node === p.node && use.input === p.weightInput;
+  };
   for (const g of analysis.groups) {
-    const src = weightMembers(g).find((m) => m.node === p.nodeId && m.input === p.weightInput && m.role === 'out' && (m.axis < 0 ? m.axis + p.rank : m.axis) === p.outAxis);
+    const src = weightMembers(g).find((m) => m.role === 'out' && (m.axis < 0 ? m.axis + p.rank : m.axis) === p.outAxis && usedBy(m));
     if (!src) continue;
     const member: WeightMember = { kind: 'weight', tensor, node, input, axis: 0, role, indices: src.indices.map((x) => x.slice()) };
     g.members.push(member);
@@ -100,16 +108,37 @@ function newInitializer(graph: Graph, name: string, dtype: number, dims: number[
   t.setData(values);
 }
 
-/** A private, writable initializer for the bias at `n.inputs[slot]` (renaming members that pointed at the old one). */
-function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: string, slot: number): string {
-  const src = graph.resolveIdentity(n.inputs[slot]);
-  const t = graph.constant(src)!;
+/**
+ * A bias that compensation can rewrite: a constant, or a float constant behind a Cast chain (float16 storage:
+ * the new values are stored in the stored type); the reason when it cannot.
+ */
+function writableBias(graph: Graph, name: string): { chain: WeightChain } | { reason: string } {
+  const chain = resolveWeight(graph, name);
+  if (!chain) return { reason: 'bias is not a constant' };
+  if (chain.ops.some((o) => o.opType === 'DequantizeLinear')) return { reason: 'bias is quantized (DequantizeLinear): not compensated' };
+  if (chain.ops.length && !MAX_FINITE_OR_EXACT.has(chain.tensor.dtype)) return { reason: `bias stored as ${dtypeName(chain.tensor.dtype)} behind a Cast: not compensated` };
+  return { chain };
+}
+
+/** Stored types a Cast-chain bias can be rewritten in (setData converts float32 to them). */
+const MAX_FINITE_OR_EXACT = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE]);
+
+/**
+ * A private, writable initializer for the bias at `n.inputs[slot]` (renaming members that pointed at the old one).
+ * For a bias behind a Cast chain, the stored tensor read by the chain's first op is made private.
+ */
+function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: string, slot: number, chain: WeightChain): string {
+  const reader = chain.ops.length ? chain.ops[0] : n;
+  const readerId = chain.ops.length ? reader.outputs[0] : nodeId;
+  const readerSlot = chain.ops.length ? 0 : slot;
+  const src = chain.name;
+  const t = chain.tensor;
   if (graph.initializers.get(src) === t && !graph.isSharedWeight(src)) return src;
   const name = graph.uniqueName(`${src}_compensated`);
   newInitializer(graph, name, t.dtype, t.dims, t.toFloat32());
-  n.inputs[slot] = name;
+  reader.inputs[readerSlot] = name;
   graph.invalidate();
-  for (const g of analysis.groups) for (const m of weightMembers(g)) if (m.node === nodeId && m.input === slot) m.tensor = name;
+  for (const g of analysis.groups) for (const m of weightMembers(g)) if (m.node === readerId && m.input === readerSlot) m.tensor = name;
   return name;
 }
 
@@ -138,16 +167,17 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       while (n.inputs.length < slot) n.inputs.push('');
       n.inputs[slot] = name;
       graph.invalidate();
-      addMemberForNewBias(analysis, p, name, p.nodeId, slot, 'out');
+      addMemberForNewBias(graph, analysis, p, name, p.nodeId, slot, 'out');
       report.biasesAdded++;
       report.consumers++;
       return;
     }
-    const t0 = graph.resolveConstant(n.inputs[slot]);
-    if (!t0) {
-      report.skipped.push({ node: p.nodeId, reason: 'bias is not a constant' });
+    const wb = writableBias(graph, n.inputs[slot]);
+    if ('reason' in wb) {
+      report.skipped.push({ node: p.nodeId, reason: wb.reason });
       return;
     }
+    const t0 = wb.chain.tensor;
     const size = t0.size;
     if (size !== p.outChannels && size !== 1) {
       report.skipped.push({ node: p.nodeId, reason: `bias of shape [${t0.dims.join(',')}] is not per output channel` });
@@ -160,13 +190,14 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       report.skipped.push({ node: p.nodeId, reason: bad });
       return;
     }
-    const name = privateBias(graph, analysis, n, p.nodeId, slot);
+    const name = privateBias(graph, analysis, n, p.nodeId, slot, wb.chain);
     const t = graph.initializers.get(name)!;
     if (size === 1 && p.outChannels !== 1) {
       // A broadcast scalar bias becomes a per-channel one; it now belongs to the output group too.
       t.setData(next, [p.outChannels]);
       graph.types.set(name, { dtype: t.dtype, shape: [p.outChannels] });
-      addMemberForNewBias(analysis, p, name, p.nodeId, slot, 'out');
+      const reader = wb.chain.ops.length ? { id: wb.chain.ops[0].outputs[0], slot: 0 } : { id: p.nodeId, slot };
+      addMemberForNewBias(graph, analysis, p, name, reader.id, reader.slot, 'out');
     } else {
       t.setData(next);
     }
@@ -179,15 +210,16 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
   if (users.length === 1 && users[0].opType === 'Add' && !graph.isGraphOutput(out)) {
     const add = users[0];
     const slot = add.inputs[0] === out ? 1 : 0;
-    const c = graph.resolveConstant(add.inputs[slot]);
-    if (c && c.size === p.outChannels && c.dims[c.dims.length - 1] === p.outChannels) {
+    const wb = writableBias(graph, add.inputs[slot]);
+    const c = 'chain' in wb ? wb.chain.tensor : undefined;
+    if ('chain' in wb && c && c.size === p.outChannels && c.dims[c.dims.length - 1] === p.outChannels) {
       const next = Float32Array.from(c.toFloat32(), (v, o) => v + p.delta[o]);
       const bad = unrepresentable(c.dtype, next);
       if (bad) {
         report.skipped.push({ node: p.nodeId, reason: bad });
         return;
       }
-      const name = privateBias(graph, analysis, add, add.outputs[0], slot);
+      const name = privateBias(graph, analysis, add, add.outputs[0], slot, wb.chain);
       graph.initializers.get(name)!.setData(next);
       report.consumers++;
       return;
@@ -210,7 +242,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
   graph.invalidate();
   for (const g of analysis.groups) for (const m of g.members) if (m.node === p.nodeId) m.node = mmOut;
   p.nodeId = mmOut;
-  addMemberForNewBias(analysis, p, biasName, out, 1, 'param');
+  addMemberForNewBias(graph, analysis, p, biasName, out, 1, 'param');
   report.biasesAdded++;
   report.consumers++;
 }
@@ -228,23 +260,32 @@ export function planCompensation(model: Model, analysis: GroupAnalysis, removed:
     for (const m of weightMembers(g)) {
       if (m.role !== 'in') continue;
       const w = weights.get(m.tensor);
-      const n = memberNode(graph, m.node);
-      if (!w || !n) continue;
+      // The op that uses the weight (after its Cast / DequantizeLinear chain, if any) and its input slot.
+      const use = memberUse(graph, m);
+      if (!w || !use) continue;
+      const n = use.node;
+      const nodeId = n.outputs[0];
       const site = inputSite(graph, m, w.dims.length);
       const st = site && stats.get(statKey(site.tensor, site.axis));
       const inAxis = m.axis < 0 ? m.axis + w.dims.length : m.axis;
-      const outAxis = outAxisOf(n, m.input, w.dims.length);
+      const outAxis = outAxisOf(n, use.input, w.dims.length);
       if (!st || outAxis === undefined || st.channels !== w.dims[inAxis]) {
-        skipped.push({ node: m.node, reason: !st ? 'no input statistics' : `${n.opType} input ${m.input} is not compensated` });
+        skipped.push({ node: nodeId, reason: !st ? 'no input statistics' : `${n.opType} input ${use.input} is not compensated` });
+        continue;
+      }
+      // A quantized consumer (its weight behind a DequantizeLinear) keeps its quantized form: a float bias added
+      // to it would have to be re-quantized, and would break onnxruntime's QDQ fusion into integer kernels.
+      if (resolveWeight(graph, n.inputs[use.input] ?? '')?.ops.some((o) => o.opType === 'DequantizeLinear')) {
+        skipped.push({ node: nodeId, reason: 'quantized weight (DequantizeLinear): bias not compensated' });
         continue;
       }
       const J = new Set<number>();
       for (const u of units) for (const j of m.indices[u]) J.add(j);
       const delta = contribution(w.data, w.dims, outAxis, inAxis, J, channelMean(st));
-      const key = `${m.node}#${m.input}`;
+      const key = `${nodeId}#${use.input}`;
       const prev = deltas.get(key);
       if (prev) for (let o = 0; o < delta.length; o++) prev.delta[o] += delta[o];
-      else deltas.set(key, { node: m.node, input: m.input, delta });
+      else deltas.set(key, { node: nodeId, input: use.input, delta });
     }
   }
   // A consumer whose removed inputs all have mean 0 (e.g. units that never fire on the calibration data) needs no change.
@@ -262,11 +303,13 @@ export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustm
   const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
   const plans: Plan[] = adjustments.map((a) => {
     const n = memberNode(graph, a.node);
-    const t = n && graph.resolveConstant(n.inputs[a.input] ?? '');
+    // A weight behind a Cast / DequantizeLinear chain: the op computes in the chain's output type.
+    const w = n && resolveWeight(graph, n.inputs[a.input] ?? '');
+    const t = w?.tensor;
     const outAxis = n && t ? outAxisOf(n, a.input, t.dims.length) : undefined;
-    if (!n || !t || outAxis === undefined) throw new UserError(`${source}: node '${a.node}' has no compensable weight at input ${a.input}`);
+    if (!n || !w || !t || outAxis === undefined) throw new UserError(`${source}: node '${a.node}' has no compensable weight at input ${a.input}`);
     if (a.delta.length !== t.dims[outAxis]) throw new UserError(`${source}: node '${a.node}': ${a.delta.length} bias deltas for ${t.dims[outAxis]} output channels`);
-    return { node: n, nodeId: a.node, weightInput: a.input, outAxis, outChannels: t.dims[outAxis], dtype: t.dtype, rank: t.dims.length, delta: Float64Array.from(a.delta) };
+    return { node: n, nodeId: a.node, weightInput: a.input, outAxis, outChannels: t.dims[outAxis], dtype: w.dtype, rank: t.dims.length, delta: Float64Array.from(a.delta) };
   });
   for (const p of plans) applyToBias(graph, analysis, p, report);
   return report;

@@ -5,7 +5,7 @@
  */
 import type { Group } from '../analysis/types';
 import type { ScoreContext } from './context';
-import { axisProfile, learnedMembers, memberNode, reduceMembers, unitSums, weightMembers } from './tensor-math';
+import { axisProfile, learnedMembers, memberUse, reduceMembers, unitSums, weightMembers } from './tensor-math';
 
 export function magnitudeScores(ctx: ScoreContext, group: Group, p: 1 | 2): Float64Array {
   const vectors: Float64Array[] = [];
@@ -19,9 +19,9 @@ export function magnitudeScores(ctx: ScoreContext, group: Group, p: 1 | 2): Floa
 export function bnScaleScores(ctx: ScoreContext, group: Group): Float64Array {
   const vectors: Float64Array[] = [];
   for (const m of weightMembers(group)) {
-    if (m.role !== 'param' || m.input !== 1) continue;
-    const n = memberNode(ctx.graph, m.node);
-    if (!n || n.opType !== 'BatchNormalization') continue;
+    if (m.role !== 'param') continue;
+    const use = memberUse(ctx.graph, m);
+    if (!use || use.input !== 1 || use.node.opType !== 'BatchNormalization') continue;
     const w = ctx.weights.get(m.tensor);
     if (w) vectors.push(unitSums(axisProfile(w, m.axis, 'l1'), m.indices));
   }

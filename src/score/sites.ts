@@ -7,12 +7,13 @@
  *   Gemm                     B[K, N] / Bᵀ[N, K]   ↔ A[M, K] (Aᵀ[K, M] when transA)
  *   MatMul, weight right     W[…, K, N] axis −2   ↔ X[…, K]         axis −1
  *   MatMul, weight left      W[M, K] axis 1       ↔ X[…, K, N]      axis −2
- * Grouped convolutions and other ops have no site (data-aware scores fall back to the weights there).
+ * Grouped convolutions and other ops have no site (data-aware scores fall back to the weights there). A weight
+ * behind a Cast / DequantizeLinear chain meets the activation at the op after the chain (memberUse).
  */
 import type { GroupAnalysis, WeightMember } from '../analysis/types';
 import type { Graph } from '../ir/graph';
 import type { CaptureRequest } from '../runtime/capture';
-import { memberNode } from './tensor-math';
+import { memberUse } from './tensor-math';
 
 export interface ActivationSite {
   tensor: string;
@@ -21,31 +22,33 @@ export interface ActivationSite {
 
 export function inputSite(graph: Graph, m: WeightMember, weightRank: number): ActivationSite | undefined {
   if (m.role !== 'in') return undefined;
-  const n = memberNode(graph, m.node);
-  if (!n) return undefined;
+  const use = memberUse(graph, m);
+  if (!use) return undefined;
+  const n = use.node;
+  const input = use.input;
   const ax = m.axis < 0 ? m.axis + weightRank : m.axis;
   switch (n.opType) {
     case 'Conv':
-      if (m.input !== 1 || ax !== 1 || n.attrInt('group', 1) !== 1) return undefined;
+      if (input !== 1 || ax !== 1 || n.attrInt('group', 1) !== 1) return undefined;
       return { tensor: n.inputs[0], axis: 1 };
     case 'ConvTranspose':
-      if (m.input !== 1 || ax !== 0 || n.attrInt('group', 1) !== 1) return undefined;
+      if (input !== 1 || ax !== 0 || n.attrInt('group', 1) !== 1) return undefined;
       return { tensor: n.inputs[0], axis: 1 };
     case 'Gemm': {
       const tA = n.attrInt('transA', 0), tB = n.attrInt('transB', 0);
-      if (m.input === 1) {
+      if (input === 1) {
         if (ax !== (tB ? 1 : 0)) return undefined;
         return { tensor: n.inputs[0], axis: tA ? 0 : 1 };
       }
-      if (m.input === 0) {
+      if (input === 0) {
         if (ax !== (tA ? 0 : 1)) return undefined;
         return { tensor: n.inputs[1], axis: tB ? 1 : 0 };
       }
       return undefined;
     }
     case 'MatMul':
-      if (m.input === 1 && ax === weightRank - 2) return { tensor: n.inputs[0], axis: -1 };
-      if (m.input === 0 && weightRank === 2 && ax === 1) return { tensor: n.inputs[1], axis: -2 };
+      if (input === 1 && ax === weightRank - 2) return { tensor: n.inputs[0], axis: -1 };
+      if (input === 0 && weightRank === 2 && ax === 1) return { tensor: n.inputs[1], axis: -2 };
       return undefined;
     default:
       return undefined;

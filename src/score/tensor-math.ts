@@ -9,6 +9,7 @@ import type { Group, Member, WeightMember } from '../analysis/types';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
+import { usedValues, weightUse } from '../analysis/weight-chain';
 
 export interface DenseWeight {
   name: string;
@@ -16,7 +17,11 @@ export interface DenseWeight {
   dims: number[];
 }
 
-/** Decodes weights once per scoring run. */
+/**
+ * Decodes weights once per scoring run, as float32 values *as used*: a weight stored in float16 behind a Cast,
+ * or quantized behind a DequantizeLinear, gives the values its op computes with ((q − zero_point) · scale),
+ * not its stored codes (see src/analysis/weight-chain.ts).
+ */
 export class WeightCache {
   private cache = new Map<string, DenseWeight | null>();
   constructor(public readonly model: Model) {}
@@ -24,7 +29,8 @@ export class WeightCache {
   get(name: string): DenseWeight | undefined {
     if (!this.cache.has(name)) {
       const t = this.model.graph.constant(name);
-      this.cache.set(name, t ? { name, data: t.toFloat32(), dims: t.dims } : null);
+      const data = t && usedValues(this.model.graph, name);
+      this.cache.set(name, t && data ? { name, data, dims: t.dims } : null);
     }
     return this.cache.get(name) ?? undefined;
   }
@@ -35,6 +41,14 @@ export function memberNode(graph: Graph, id: string): Node | undefined {
   const p = graph.producer(id);
   if (p) return p;
   return graph.nodes.find((n) => n.name === id);
+}
+
+/**
+ * The op that uses a weight member's values and its input slot: the member's own (node, input), or, for a weight
+ * stored behind a Cast / DequantizeLinear chain (the member names the chain's first op), the op after the chain.
+ */
+export function memberUse(graph: Graph, m: { node: string; input: number }): { node: Node; input: number } | undefined {
+  return weightUse(graph, m.node, m.input);
 }
 
 export type ProfileKind = 'l1' | 'l2sq' | 'sum';
@@ -87,10 +101,10 @@ export function learnedMembers(graph: Graph, group: Group, weights: WeightCache)
     const w = weights.get(m.tensor);
     if (!w) return false;
     if (m.role !== 'param') return w.dims.length >= 2;
-    const n = memberNode(graph, m.node);
-    if (!n) return false;
-    if (NORM_OPS.has(n.opType)) return m.input === 1;
-    return n.opType === 'Mul' || n.opType === 'PRelu';
+    const use = memberUse(graph, m);
+    if (!use) return false;
+    if (NORM_OPS.has(use.node.opType)) return use.input === 1;
+    return use.node.opType === 'Mul' || use.node.opType === 'PRelu';
   });
   return chosen.length ? chosen : all.filter((m) => weights.get(m.tensor));
 }
