@@ -75,7 +75,8 @@ export class CostModel {
       const seen = new Set<string>();
       for (const m of g.members) {
         if (m.kind !== 'weight') continue;
-        const t = graph.constant(m.tensor);
+        // findConstant: weights of groups inside control-flow subgraphs are stored there.
+        const t = graph.findConstant(m.tensor);
         if (!t) continue;
         const axis = m.axis < 0 ? m.axis + t.dims.length : m.axis;
         const key = `${m.tensor}\u0000${m.node}\u0000${axis}`;
@@ -103,7 +104,11 @@ export class CostModel {
       this.units.set(g.id, per);
     }
     for (const [name, te] of this.tensors) {
-      te.unprunedReader = graph.realConsumers(name).some((n) => !te.readers.has(n.outputs[0]));
+      // Readers in the graph of the pruning nodes (an If branch for a group inside control flow; analysis makes
+      // sure nothing outside that subgraph reads a weight a subgraph group prunes).
+      const first = [...te.readers.keys()][0];
+      const scope = (graph.producer(first) ? graph : graph.findNode(first)?.graph) ?? graph;
+      te.unprunedReader = scope.realConsumers(name).some((n) => !te.readers.has(n.outputs[0]));
       if (te.unprunedReader || te.readers.size > 1) for (const slots of te.readers.values()) for (const s of slots) this.sharedSlots.add(s);
     }
     if (flops?.macs === undefined) return;

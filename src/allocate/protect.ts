@@ -36,28 +36,32 @@ export function isWeightedLayer(graph: Graph, n: Node): boolean {
 
 /** Node ids (first outputs) of the first convolutions and of the classifiers. */
 export function defaultProtectedNodes(model: Model): { firstConv: string[]; classifier: string[] } {
-  const graph = model.graph;
-  const order = graph.topoSort();
-  const weighted = new Set(order.filter((n) => isWeightedLayer(graph, n)));
-  // Forward: tensors downstream of a weighted layer.
-  const afterWeighted = new Set<string>();
   const firstConv: string[] = [];
-  for (const n of order) {
-    const anc = n.inputs.some((i) => i && afterWeighted.has(i));
-    if (weighted.has(n) && !anc && (n.opType === 'Conv' || n.opType === 'ConvTranspose')) firstConv.push(n.outputs[0]);
-    if (anc || weighted.has(n)) for (const o of n.outputs) if (o) afterWeighted.add(o);
-  }
-  // Backward: tensors from which a graph output is reached through non-weighted nodes only.
-  const reachesOutput = new Set<string>(graph.outputs.map((o) => o.name ?? ''));
   const classifier: string[] = [];
-  for (let k = order.length - 1; k >= 0; k--) {
-    const n = order[k];
-    const hits = n.outputs.some((o) => o && reachesOutput.has(o));
-    if (!hits) continue;
-    if (weighted.has(n)) classifier.push(n.outputs[0]);
-    else for (const i of n.inputs) if (i) reachesOutput.add(i);
+  // Forward: tensors downstream of a weighted layer. Subgraphs (If branches, Loop bodies) come after their
+  // enclosing graph (allGraphs is breadth first), so a value they read from outer scope is already marked.
+  const afterWeighted = new Set<string>();
+  for (const graph of model.graph.allGraphs()) {
+    const order = graph.topoSort();
+    const weighted = new Set(order.filter((n) => isWeightedLayer(graph, n)));
+    for (const n of order) {
+      const anc = n.inputs.some((i) => i && afterWeighted.has(i));
+      if (weighted.has(n) && !anc && (n.opType === 'Conv' || n.opType === 'ConvTranspose')) firstConv.push(n.outputs[0]);
+      if (anc || weighted.has(n)) for (const o of n.outputs) if (o) afterWeighted.add(o);
+    }
+    // Backward: tensors from which a graph output (a subgraph's own output) is reached through non-weighted nodes only.
+    const reachesOutput = new Set<string>(graph.outputs.map((o) => o.name ?? ''));
+    const own: string[] = [];
+    for (let k = order.length - 1; k >= 0; k--) {
+      const n = order[k];
+      const hits = n.outputs.some((o) => o && reachesOutput.has(o));
+      if (!hits) continue;
+      if (weighted.has(n)) own.push(n.outputs[0]);
+      else for (const i of n.inputs) if (i) reachesOutput.add(i);
+    }
+    classifier.push(...own.reverse());
   }
-  return { firstConv, classifier: classifier.reverse() };
+  return { firstConv, classifier };
 }
 
 export interface ProtectOptions {
@@ -88,6 +92,8 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
   }
   const nameToId = new Map<string, string>();
   if (graph) for (const n of graph.nodes) if (n.name) nameToId.set(n.name, n.outputs[0]);
+  // Then node names of control-flow subgraphs (groups inside If branches / Loop bodies), where not taken.
+  if (graph) for (const sg of graph.allGraphs().slice(1)) for (const n of sg.nodes) if (n.name && !nameToId.has(n.name)) nameToId.set(n.name, n.outputs[0]);
   for (const name of opts.protect ?? []) {
     const nodeId = nameToId.get(name) ?? name;
     let hit = false;
@@ -107,7 +113,7 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
   if (ops.size && graph) {
     for (const g of analysis.groups) {
       for (const m of g.members) {
-        const n = m.kind === 'weight' ? weightUse(graph, m.node, m.input)?.node : graph.producer(m.node) ?? graph.nodes.find((x) => x.name === m.node);
+        const n = m.kind === 'weight' ? weightUse(graph, m.node, m.input)?.node : graph.producer(m.node) ?? graph.nodes.find((x) => x.name === m.node) ?? graph.findNode(m.node);
         if (n && ops.has(n.opType)) {
           mark(g, `--exclude-op ${n.opType}`);
           break;

@@ -4,6 +4,7 @@
  *   const analysis = await analyzeGroups(model);             // shapes: static inference, ORT fallback
  *   const analysis = analyzeGroupsWithShapes(model, shapes);  // you provide concrete shapes
  *
+ * Groups inside control-flow subgraphs are analyzed per subgraph and merged (src/analysis/subgraphs.ts).
  * The model is not modified. Concrete shapes come from src/analysis/shape-source.ts (static shape inference
  * with concrete input dims; tensors it cannot size are measured once with onnxruntime).
  */
@@ -13,6 +14,7 @@ import { type BuildOptions, buildGroups } from './groups';
 import { propagate } from './propagate';
 import { Plumbing } from './shape-plumbing';
 import { type ShapeSourceOptions, concreteShapes } from './shape-source';
+import { addSubgraphGroups } from './subgraphs';
 
 export interface GroupAnalysisOptions extends ShapeSourceOptions, BuildOptions {}
 
@@ -26,8 +28,11 @@ export function analyzeGroupsWithShapes(
 ): GroupAnalysis {
   const g = model.graph;
   const plumb = new Plumbing(g, shapes, g.topoSort());
-  const st = propagate(g, shapes, plumb, model.opset() ?? 17);
+  const opset = model.opset() ?? 17;
+  const st = propagate(g, shapes, plumb, opset);
   const result = buildGroups(st, plumb, opts);
+  // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.
+  addSubgraphGroups(model, shapes, opset, opts, result);
   if (source) result.summary.shapeSource = source;
   return result;
 }

@@ -14,6 +14,8 @@ export const DECLINE = {
   groupedConv: 'grouped convolution',
   recurrent: 'recurrent op (LSTM/GRU/RNN)',
   controlFlow: 'used inside a subgraph (control flow)',
+  outerScope: 'weight read outside its control-flow subgraph',
+  scopeNames: 'tensor name defined in several scopes (subgraphs not analyzed)',
   unknownShape: 'unknown tensor shape',
   reshape: 'Reshape cannot be mapped',
   gatherAxis: 'Gather on the pruned axis',

@@ -62,7 +62,10 @@ function weightParams(st: State, members: Member[], unit: number | 'all'): Map<s
   return per;
 }
 
-export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {}): GroupAnalysis {
+/** A last check of a group's members (e.g. scope rules for subgraphs): a reason to decline it, or undefined. */
+export type MemberCheck = (members: Member[]) => { reason: string; node?: string; tensor?: string } | undefined;
+
+export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {}, check?: MemberCheck): GroupAnalysis {
   const coupled = coupleSharedParams(st);
   regularize(st);
   const occ = new Occurrences(st);
@@ -229,6 +232,8 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {})
       if (!solved.ok) throw new Failure(solved.reason, solved.node, solved.tensor);
       for (const m of solved.members) add(m);
       if (!members.some((m) => m.kind === 'weight' && m.role === 'in')) throw new Failure(DECLINE.noConsumer, first.node.outputs[0], first.tensor);
+      const bad = check?.(members);
+      if (bad) throw new Failure(bad.reason, bad.node, bad.tensor);
 
       const order = { out: 0, param: 1, in: 2 } as const;
       const rank = (m: Member) => (m.kind === 'weight' ? order[m.role] : m.kind === 'attr' ? 3 : 4);

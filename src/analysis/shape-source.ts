@@ -123,10 +123,14 @@ export function probeCandidates(model: Model, opts: ShapeSourceOptions = {}): Re
   });
 }
 
+/** Fully numeric shapes known after static inference, of the main graph and of every subgraph (names are unique model-wide). */
 function knownShapes(model: Model): Map<string, number[]> {
   const out = new Map<string, number[]>();
-  for (const [name, vt] of model.graph.types) {
-    if (vt.shape && vt.shape.every((d) => typeof d === 'number')) out.set(name, vt.shape as number[]);
+  for (const g of model.graph.allGraphs()) {
+    for (const [name, vt] of g.types) {
+      if (out.has(name)) continue;
+      if (vt.shape && vt.shape.every((d) => typeof d === 'number')) out.set(name, vt.shape as number[]);
+    }
   }
   return out;
 }

@@ -168,14 +168,26 @@ function chainFrom(g: Graph, start: Node): { ops: Node[]; use: { node: Node; inp
 }
 
 /**
+ * The graph whose nodes read `stored`: `g` itself when one of its nodes reads it directly, else the one subgraph
+ * below `g` whose nodes do (a weight of an If branch, or an outer-scope weight read only inside one), else the
+ * graph that defines it.
+ */
+function readerScope(g: Graph, stored: string): Graph {
+  if (g.consumers(stored).some((c) => c.inputs.includes(stored))) return g;
+  const readers = g.allGraphs().filter((x) => x.nodes.some((n) => n.inputs.includes(stored)));
+  return readers.length === 1 ? readers[0] : g.ownerOf(stored) ?? g;
+}
+
+/**
  * The use of a weight member: the op that reads the value of the chain starting at (`nodeId`, `input`), and its
  * input slot. A member not on a chain is its own use.
  */
 export function weightUse(g: Graph, nodeId: string, input: number): { node: Node; input: number } | undefined {
-  const start = g.producer(nodeId) ?? g.nodes.find((n) => n.name === nodeId);
+  // A member of a group inside a control-flow subgraph names a node of that subgraph: looked up model-wide.
+  const start = g.producer(nodeId) ?? g.nodes.find((n) => n.name === nodeId) ?? g.findNode(nodeId);
   if (!start) return undefined;
   if (input !== 0 || !isChainOp(start)) return { node: start, input };
-  return chainFrom(g, start)?.use ?? { node: start, input };
+  return chainFrom(start.graph, start)?.use ?? { node: start, input };
 }
 
 /** (x − zero_point) · scale of a DequantizeLinear step, per tensor or per axis. */
@@ -230,7 +242,8 @@ function quantize(g: Graph, n: Node, x: Float32Array, dims: number[]): Float32Ar
  * (cast, quantized, dequantized), as float32. A tensor read directly, or by several readers, gives its own values
  * (as does a chain with a step that cannot be evaluated, e.g. quantization to 4-bit types).
  */
-export function usedValues(g: Graph, stored: string): Float32Array | undefined {
+export function usedValues(root: Graph, stored: string): Float32Array | undefined {
+  const g = readerScope(root, stored);
   const t = g.constant(stored);
   if (!t) return undefined;
   const readers = g.realConsumers(stored);

@@ -329,6 +329,43 @@ export class Graph {
     return [...out];
   }
 
+  /**
+   * The node whose outputs include `id`, in this graph or any subgraph below it (this graph first). Tensor
+   * names are unique model-wide in valid ONNX, so the node is the one that defines `id`.
+   */
+  findNode(id: string): Node | undefined {
+    const own = this.producer(id);
+    if (own) return own;
+    for (const g of this.allGraphs()) {
+      if (g === this) continue;
+      const p = g.producer(id);
+      if (p) return p;
+    }
+    return undefined;
+  }
+
+  /**
+   * The graph (this one or a subgraph below it) that defines `name`: as an initializer, a node output or a
+   * formal input. This graph first.
+   */
+  ownerOf(name: string): Graph | undefined {
+    for (const g of this.allGraphs()) {
+      if (g.initializers.has(name) || g.producer(name) || g.proto.input.some((i) => i.name === name)) return g;
+    }
+    return undefined;
+  }
+
+  /** The constant `name` wherever it is defined (this graph, then subgraphs below it). */
+  findConstant(name: string): ConstTensor | undefined {
+    return this.constant(name) ?? this.ownerOf(name)?.constant(name);
+  }
+
+  /** True when this graph is `g` or nested (at any depth) inside `g`. */
+  isWithin(g: Graph): boolean {
+    for (let cur: Graph | undefined = this; cur; cur = cur.parent) if (cur === g) return true;
+    return false;
+  }
+
   /** This graph and every subgraph below it. */
   allGraphs(): Graph[] {
     const out: Graph[] = [this];

@@ -2,10 +2,11 @@
  * Physical pruning: removes the planned units of every group from the model. Weight members are sliced along
  * their axis (initializers and Constant-node weights, every fixed-size dtype), shape members shrink by
  * perUnit per removed unit, attribute members (Conv group, Split split) likewise; shared weights pruned
- * differently by their users get private copies. Afterwards stale shapes are dropped and re-inferred.
+ * differently by their users get private copies. Groups inside control-flow subgraphs are edited in their own
+ * graph (one EditSet per graph; outer-scope constants they edit are moved into it first). Afterwards stale shapes are dropped and re-inferred.
  */
 import type { Group, GroupAnalysis } from '../analysis/types';
-import { valueTypeOf } from '../ir/graph';
+import { type Graph, valueTypeOf } from '../ir/graph';
 import { toLong } from '../ir/long';
 import type { Model } from '../ir/model';
 import { onnx } from '../ir/proto';
@@ -50,19 +51,105 @@ export function collectGroupEdits(edits: EditSet, group: Group, units: number[],
 }
 
 /**
+ * The graph a group lives in: the graph of its members' nodes (the main graph, or an If branch / Loop body for
+ * groups found inside control flow, see src/analysis/subgraphs.ts). Every member must be in the same graph.
+ */
+export function groupScope(root: Graph, group: Group): Graph {
+  let scope: Graph | undefined;
+  for (const m of group.members) {
+    const n = root.producer(m.node) ?? root.findNode(m.node);
+    if (!n) throw new Error(`group '${group.id}': no node has output '${m.node}'`);
+    if (scope && n.graph !== scope) throw new Error(`group '${group.id}': members in different graphs ('${m.node}')`);
+    scope = n.graph;
+  }
+  return scope ?? root;
+}
+
+/**
+ * Moves the constants a subgraph group edits that an enclosing scope stores (main-graph initializers read only
+ * inside an If branch) into the subgraph, so that its EditSet can edit them. Analysis declines a group whose
+ * outer constant another scope reads; this re-checks it (an internal error otherwise). The model computes the
+ * same function afterwards: the value keeps its name and only the subgraph (and what is nested in it) reads it.
+ */
+export function localizeMembers(root: Graph, scope: Graph, group: Group): void {
+  if (scope === root) return;
+  for (const m of group.members) {
+    if (m.kind === 'attr') continue;
+    const t = m.tensor;
+    if (scope.initializers.has(t) || scope.producer(t)) continue;
+    const owner = root.ownerOf(t);
+    if (!owner || !scope.isWithin(owner)) throw new Error(`group '${group.id}': '${t}' is not defined in an enclosing scope`);
+    for (const g of root.allGraphs()) {
+      const outside = !g.isWithin(scope);
+      if (outside && (g.nodes.some((n) => n.inputs.includes(t)) || g.isGraphOutput(t))) {
+        throw new Error(`group '${group.id}': '${t}' is read outside the subgraph it is pruned in`);
+      }
+    }
+    const init = owner.initializers.get(t);
+    if (init) {
+      owner.initializers.delete(t);
+      owner.types.delete(t);
+      owner.invalidate();
+      scope.initializers.set(t, init);
+      scope.types.set(t, { dtype: init.dtype, shape: init.dims.slice() });
+      scope.invalidate();
+      continue;
+    }
+    const node = owner.producer(t);
+    if (!node || node.opType !== 'Constant') throw new Error(`group '${group.id}': '${t}' is not a constant`);
+    owner.removeNode(node);
+    const type = owner.types.get(t);
+    owner.types.delete(t);
+    node.graph = scope;
+    scope.nodes.unshift(node);
+    if (type) scope.types.set(t, type);
+    scope.invalidate();
+  }
+}
+
+/** One EditSet per graph that holds planned groups (edits of a subgraph's tensors are committed in it). */
+export class ScopedEdits {
+  private readonly sets = new Map<Graph, EditSet>();
+  constructor(private readonly root: Graph) {}
+
+  /** The EditSet of the group's graph, after moving outer-scope constants it edits into that graph. */
+  forGroup(group: Group): EditSet {
+    const scope = groupScope(this.root, group);
+    localizeMembers(this.root, scope, group);
+    let e = this.sets.get(scope);
+    if (!e) this.sets.set(scope, (e = new EditSet(scope)));
+    return e;
+  }
+
+  /** Commits every EditSet (main graph first, then subgraphs in the order they were met) and merges the summaries. */
+  commit(): CommitSummary {
+    const out: CommitSummary = { edited: [], copies: [], attrs: [], replaced: [] };
+    const order = this.root.allGraphs();
+    const graphs = [...this.sets.keys()].sort((a, b) => order.indexOf(a) - order.indexOf(b));
+    for (const g of graphs) {
+      const s = this.sets.get(g)!.commit();
+      out.edited.push(...s.edited);
+      out.copies.push(...s.copies);
+      out.attrs.push(...s.attrs);
+      out.replaced.push(...s.replaced);
+    }
+    return out;
+  }
+}
+
+/**
  * Removes `planGroups` (group id → unit indices) from `model` in place. The plan is checked against the
  * analysis first (unknown group, index out of range, all units removed → UserError).
  */
 export function applyPlan(model: Model, analysis: GroupAnalysis, planGroups: PlanGroups): ApplySummary {
   const plan = checkPlanGroups(planGroups, analysis);
-  const g = model.graph;
-  const edits = new EditSet(g);
+  const edits = new ScopedEdits(model.graph);
   let groupsPruned = 0;
   let unitsRemoved = 0;
   for (const group of analysis.groups) {
     const units = plan[group.id] ?? [];
     if (!units.length) continue;
-    collectGroupEdits(edits, group, units, 'remove');
+    collectGroupEdits(edits.forGroup(group), group, units, 'remove');
     groupsPruned++;
     unitsRemoved += units.length;
   }

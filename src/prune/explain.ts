@@ -5,7 +5,7 @@
  * (allocation throws a UserError instead when options — protection, --max-ratio — are what stops it). Causes:
  *  - no group of two units or more: every group was declined (the most frequent reasons), or the analysis
  *    found none in the main graph, or only single-unit groups — with the share of the parameters that only
- *    If/Loop/Scan bodies use, which are not pruned;
+ *    If/Loop/Scan bodies use (their groups are analyzed and listed like the main graph's);
  *  - a plan that removes nothing; groups that could lose units, but a ratio too small to remove one.
  */
 import type { GroupAnalysis } from '../analysis/types';
@@ -62,6 +62,6 @@ export function nothingPrunedNote(model: Model, analysis: GroupAnalysis, c: Noth
   if (analysis.groups.length) parts.push(`the ${analysis.groups.length} group(s) found have a single unit`);
   if (analysis.declined.length) parts.push(`${analysis.groups.length ? 'the other groups were' : 'every group was'} declined (${declinedSummary(analysis)})`);
   if (!parts.length) parts.push('the analysis found no channel groups in the main graph');
-  if (sub.params > 0) parts.push(`${sub.params} of ${total} params (${pct(sub.params, total)}) are only used inside ${sub.ops.join('/')} branches, which are not pruned`);
+  if (sub.params > 0) parts.push(`${sub.params} of ${total} params (${pct(sub.params, total)}) are only used inside ${sub.ops.join('/')} branches`);
   return `nothing to prune: ${parts.join('; ')}`;
 }

@@ -13,17 +13,24 @@ import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import { makeTensorProto } from '../ir/tensor';
-import { collectGroupEdits, removedPositions } from './apply';
-import { EditSet, type CommitSummary } from './edits';
+import { ScopedEdits, collectGroupEdits, groupScope, removedPositions } from './apply';
+import type { CommitSummary } from './edits';
 import { checkPlanGroups, type PlanGroups } from './plan';
 
 /** Zeroes the consumers' inputs of every planned unit, in place. */
 export function maskPlan(model: Model, analysis: GroupAnalysis, planGroups: PlanGroups): CommitSummary {
   const plan = checkPlanGroups(planGroups, analysis);
-  const edits = new EditSet(model.graph);
-  for (const group of analysis.groups) collectGroupEdits(edits, group, plan[group.id] ?? [], 'mask');
+  const edits = new ScopedEdits(model.graph);
+  for (const group of analysis.groups) {
+    const units = plan[group.id] ?? [];
+    if (units.length) collectGroupEdits(edits.forGroup(group), group, units, 'mask');
+  }
   const summary = edits.commit();
-  for (const group of analysis.groups) maskToZeroPoints(model.graph, group, plan[group.id] ?? []);
+  // Each group in the graph that holds it (a group inside an If branch edits that branch).
+  for (const group of analysis.groups) {
+    const units = plan[group.id] ?? [];
+    if (units.length) maskToZeroPoints(groupScope(model.graph, group), group, units);
+  }
   return summary;
 }
 

@@ -170,3 +170,77 @@ export async function runOnAcceptedInputs(model: Model, opts: FeedOptions = {}, 
       : 'set --verify-seq N (and --verify-batch N) to sizes the model accepts, or use --no-verify';
   throw new UserError(`verification: the model does not run on the verification inputs (${tried}); ${hint}`);
 }
+
+/** Ops that keep the value of a one-element tensor (reading it as their data input 0). */
+const KEEPS_VALUE = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity', 'Cast', 'Gather', 'Expand']);
+
+/** A scalar integer input that selects If branches by comparison with constants (e.g. Silero VAD's sample rate `sr`). */
+export interface BranchSelector {
+  input: string;
+  /** The constants it is compared with (each takes the If's then-branch); any other value takes the else-branch. */
+  values: number[];
+}
+
+/**
+ * Scalar (or one-element) integer graph inputs that an `Equal` with a one-element constant compares (directly or
+ * after Reshape / Gather / Cast... of the one element), where the
+ * comparison (through Cast / Not / Identity) is the condition of a main-graph If. Random verification inputs
+ * take one branch only (a random `sr` equals no sample rate); feeding each compared value as well covers the
+ * others.
+ */
+export function branchSelectors(model: Model): BranchSelector[] {
+  const g = model.graph;
+  const out: BranchSelector[] = [];
+  const decidesIf = (name: string): boolean => {
+    const stack = [name];
+    const seen = new Set<string>();
+    while (stack.length) {
+      const cur = stack.pop()!;
+      if (seen.has(cur)) continue;
+      seen.add(cur);
+      for (const c of g.consumers(cur)) {
+        if (c.opType === 'If' && c.inputs[0] === cur) return true;
+        if (['Cast', 'Not', 'Identity'].includes(c.opType) && c.inputs[0] === cur) stack.push(c.outputs[0]);
+      }
+    }
+    return false;
+  };
+  for (const vi of g.realInputs) {
+    const t = valueTypeOf(vi);
+    const name = vi.name ?? '';
+    if (!t || (t.dtype !== DataType.INT64 && t.dtype !== DataType.INT32)) continue;
+    if (!t.shape || t.shape.length > 1 || (t.shape.length === 1 && t.shape[0] !== 1)) continue;
+    const values = new Set<number>();
+    // The input's value, carried by ops that keep a one-element tensor's value (Reshape, Gather, Cast...).
+    const carriers = [name];
+    for (let k = 0; k < carriers.length && k < 16; k++) {
+      const cur = carriers[k];
+      for (const c of g.consumers(cur)) {
+        if (c.domain !== '') continue;
+        if (KEEPS_VALUE.has(c.opType) && c.inputs[0] === cur) {
+          if (!carriers.includes(c.outputs[0])) carriers.push(c.outputs[0]);
+          continue;
+        }
+        if (c.opType !== 'Equal') continue;
+        const other = c.inputs[0] === cur ? c.inputs[1] : c.inputs[0];
+        const kt = g.resolveConstant(other);
+        if (!kt || kt.size !== 1 || !decidesIf(c.outputs[0])) continue;
+        values.add(kt.toNumbers()[0]);
+      }
+    }
+    if (values.size) out.push({ input: name, values: [...values].sort((a, b) => a - b) });
+  }
+  return out;
+}
+
+/** `feeds` with the scalar integer input `input` set to `value` (same type and dims as the random one). */
+export function withInputValue(feeds: Feeds, input: string, value: number): Feeds {
+  const t = feeds[input];
+  const data = t.type === 'int64' ? BigInt64Array.of(BigInt(value)) : Int32Array.of(value);
+  return { ...feeds, [input]: new ort.Tensor(t.type as 'int64', data as BigInt64Array, t.dims.slice()) };
+}
+
+/** The first element of an integer feed, as a number. */
+export function scalarValue(t: ort.Tensor): number {
+  return Number((t.data as ArrayLike<number | bigint>)[0]);
+}

@@ -9,7 +9,9 @@
  * that input is checked too (src/runtime/tolerance.ts). Outputs computed in float16/bfloat16 after the pruned
  * nodes are allowed their half-precision rounding budget instead of rtol when it is larger (src/runtime/rounding.ts).
  * Inputs: seeded random ones (src/runtime/verify-inputs.ts; larger sizes are tried when the model does not run
- * on the default ones and the user did not choose them), or given feeds (calibration data).
+ * on the default ones and the user did not choose them), or given feeds (calibration data). An integer scalar
+ * input that selects If branches by comparison with constants (Silero VAD's `sr` == 16000) is also fed each
+ * compared value, so that groups inside every branch are compared (`inputs.branches` in the report).
  * Fidelity: separately, how close the pruned model stays to the original dense model (cosine, top-1 agreement,
  * KL of softmax(last axis)); fidelity is reported, never a pass/fail criterion.
  */
@@ -23,7 +25,7 @@ import { compareOutputs, type OutputComparison } from './compare';
 import type { ort } from './ort';
 import { roundingBudgets } from './rounding';
 import { activationTaps, widenToActivationInput, widenToRoundingBudget } from './tolerance';
-import { type Feeds, type FeedOptions, runModel, runOnAcceptedInputs } from './verify-inputs';
+import { type Feeds, type FeedOptions, branchSelectors, runModel, runOnAcceptedInputs, scalarValue, withInputValue } from './verify-inputs';
 
 export { type Feeds, runModel, verificationFeeds } from './verify-inputs';
 
@@ -44,8 +46,11 @@ export interface VerifyReport {
   /** Why it failed, in one line. */
   error?: string;
   rtol: number;
-  /** The inputs used; `note` when the default sizes did not run and larger ones were used. */
-  inputs: { seed: number; shapes: Record<string, number[]>; note?: string };
+  /**
+   * The inputs used; `note` when the default sizes did not run and larger ones were used; `branches` when an
+   * input selects If branches by value (e.g. a sample rate): the values verified (the random one first).
+   */
+  inputs: { seed: number; shapes: Record<string, number[]>; note?: string; branches?: BranchRun[] };
   maxAbsDiff: number;
   /** Largest difference relative to its tolerance scale, over outputs and activation inputs (≤ rtol ⇔ pass). */
   maxRelDiff: number;
@@ -54,6 +59,14 @@ export interface VerifyReport {
   outputs: OutputComparison[];
   /** Inputs of the saturating activations that produce outputs, compared as well (see tolerance.ts). */
   activationInputs?: OutputComparison[];
+}
+
+/** One verified value of a branch-selecting input (maxRelDiff as in VerifyReport), or why it was not run. */
+export interface BranchRun {
+  input: string;
+  value: number;
+  maxRelDiff?: number;
+  skipped?: string;
 }
 
 export interface FidelityReport {
@@ -133,36 +146,79 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     return { verify: report, feeds };
   }
   const names = pruned.graph.outputs.map((o) => o.name ?? '');
-  const problems: string[] = [];
-  const inputsCompared: OutputComparison[] = [];
-  for (const name of names) {
-    const ref = maskedOut[name];
-    const got = prunedOut[name];
-    if (!ref || !got) {
-      problems.push(`output '${name}' is missing`);
-      continue;
-    }
-    let c = compareOutputs(name, ref, got);
-    const tap = taps.find((t) => t.output === name);
-    if (tap && !c.mismatch && !isIntType(ref) && maskedOut[tap.input] && prunedOut[tap.input]) {
-      const cx = compareOutputs(tap.input, maskedOut[tap.input], prunedOut[tap.input]);
-      const x = { ...widenToRoundingBudget(cx, budgets.get(tap.input), rtol), activationOf: `${tap.op} → ${name}` };
-      inputsCompared.push(x);
-      const p = problemOf(x, maskedOut[tap.input], rtol);
+  /** Compares one run of the pruned model with the masked model's run on the same inputs. */
+  const compareRun = (maskedRun: Record<string, ort.Tensor>, prunedRun: Record<string, ort.Tensor>) => {
+    const outputs: OutputComparison[] = [];
+    const inputs: OutputComparison[] = [];
+    const problems: string[] = [];
+    for (const name of names) {
+      const ref = maskedRun[name];
+      const got = prunedRun[name];
+      if (!ref || !got) {
+        problems.push(`output '${name}' is missing`);
+        continue;
+      }
+      let c = compareOutputs(name, ref, got);
+      const tap = taps.find((t) => t.output === name);
+      if (tap && !c.mismatch && !isIntType(ref) && maskedRun[tap.input] && prunedRun[tap.input]) {
+        const cx = compareOutputs(tap.input, maskedRun[tap.input], prunedRun[tap.input]);
+        const x = { ...widenToRoundingBudget(cx, budgets.get(tap.input), rtol), activationOf: `${tap.op} → ${name}` };
+        inputs.push(x);
+        const p = problemOf(x, maskedRun[tap.input], rtol);
+        if (p) problems.push(p);
+        // The activation widening compares the raw difference of y with the scale of x (before any budget).
+        if (!x.mismatch) c = widenToActivationInput(c, tap, cx);
+      }
+      c = widenToRoundingBudget(c, budgets.get(name), rtol);
+      outputs.push(c);
+      const p = problemOf(c, ref, rtol);
       if (p) problems.push(p);
-      // The activation widening compares the raw difference of y with the scale of x (before any budget).
-      if (!x.mismatch) c = widenToActivationInput(c, tap, cx);
     }
-    c = widenToRoundingBudget(c, budgets.get(name), rtol);
-    report.outputs.push(c);
-    const p = problemOf(c, ref, rtol);
-    if (p) problems.push(p);
-  }
+    return { outputs, inputs, problems };
+  };
+  const main = compareRun(maskedOut, prunedOut);
+  const problems = main.problems;
+  report.outputs.push(...main.outputs);
+  const inputsCompared = main.inputs;
   const s = summarize(report.outputs);
   const sx = summarize(inputsCompared);
   Object.assign(report, { maxAbsDiff: s.maxAbsDiff, maxRelDiff: Math.max(s.maxRelDiff, sx.maxRelDiff), cosine: s.cosine });
   if (inputsCompared.length) report.activationInputs = inputsCompared;
   if (s.argmax !== undefined) report.argmaxAgreement = s.argmax;
+
+  // Branches the random inputs did not take: an input that selects If branches by value (Silero's `sr`) is
+  // fed each value it is compared with too, so that every branch with pruned groups is verified.
+  if (!opts.feeds) {
+    const branches: BranchRun[] = [];
+    for (const sel of branchSelectors(dense)) {
+      if (!feeds[sel.input]) continue;
+      branches.push({ input: sel.input, value: scalarValue(feeds[sel.input]), maxRelDiff: report.maxRelDiff });
+      for (const value of sel.values) {
+        if (value === scalarValue(feeds[sel.input])) continue;
+        const f = withInputValue(feeds, sel.input, value);
+        let maskedRun: Record<string, ort.Tensor>;
+        try {
+          maskedRun = await runModel(masked, f, extra);
+        } catch (e) {
+          branches.push({ input: sel.input, value, skipped: `the dense model does not run with ${sel.input}=${value}: ${(e as Error).message.split('\n')[0]}` });
+          continue;
+        }
+        let prunedRun: Record<string, ort.Tensor>;
+        try {
+          prunedRun = await runModel(pruned, f, extra);
+        } catch (e) {
+          problems.push(`with ${sel.input}=${value}: the pruned model does not run in onnxruntime: ${(e as Error).message.split('\n')[0]}`);
+          continue;
+        }
+        const b = compareRun(maskedRun, prunedRun);
+        const rel = Math.max(summarize(b.outputs).maxRelDiff, summarize(b.inputs).maxRelDiff);
+        branches.push({ input: sel.input, value, maxRelDiff: rel });
+        report.maxRelDiff = Math.max(report.maxRelDiff, rel);
+        for (const p of b.problems) problems.push(`with ${sel.input}=${value}: ${p}`);
+      }
+    }
+    if (branches.length) report.inputs.branches = branches;
+  }
   report.passed = problems.length === 0;
   if (problems.length) report.error = problems.join('; ');
 
@@ -189,7 +245,7 @@ export interface GroupFailure {
 }
 
 export function describeMembers(g: Group, model?: Model): string[] {
-  const op = (node: string) => (model ? model.graph.producer(node)?.opType ?? '?' : '');
+  const op = (node: string) => (model ? model.graph.findNode(node)?.opType ?? '?' : '');
   return g.members.map((m) => {
     if (m.kind === 'weight') return `weight ${m.tensor} @ ${op(m.node)}(${m.node})[${m.input}] axis ${m.axis} ${m.role}`;
     if (m.kind === 'shape') return `shape ${m.tensor} @ ${op(m.node)}(${m.node})[${m.input}] element ${m.position} -${m.perUnit}/unit`;

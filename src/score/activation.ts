@@ -24,10 +24,14 @@ import { channelRms, channelVariance, statKey } from '../runtime/capture';
 import type { ScoreContext } from './context';
 import { magnitudeScores } from './magnitude';
 import { inputSite } from './sites';
-import { axisProfile, reduceMembers, unitSums, weightMembers } from './tensor-math';
+import { axisProfile, inSubgraph, reduceMembers, unitSums, weightMembers } from './tensor-math';
 
 export function activationScores(ctx: ScoreContext, group: Group, method: 'wanda' | 'fluctuation'): Float64Array {
   if (!ctx.stats) throw new UserError(`importance '${method}' needs activation statistics (calibration)`);
+  if (inSubgraph(ctx.graph, group)) {
+    ctx.fallback(group, `inside a control-flow subgraph (its activations cannot be captured): scored by ${method === 'wanda' ? 'L1' : 'L2'} magnitude`);
+    return magnitudeScores(ctx, group, method === 'wanda' ? 1 : 2);
+  }
   const vectors: Float64Array[] = [];
   for (const m of weightMembers(group)) {
     if (m.role !== 'in') continue;

@@ -265,6 +265,10 @@ export function planCompensation(model: Model, analysis: GroupAnalysis, removed:
       if (!w || !use) continue;
       const n = use.node;
       const nodeId = n.outputs[0];
+      if (n.graph !== graph) {
+        skipped.push({ node: nodeId, reason: 'inside a control-flow subgraph: bias not compensated' });
+        continue;
+      }
       const site = inputSite(graph, m, w.dims.length);
       const st = site && stats.get(statKey(site.tensor, site.axis));
       const inAxis = m.axis < 0 ? m.axis + w.dims.length : m.axis;
@@ -302,7 +306,9 @@ export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustm
   const graph = model.graph;
   const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
   const plans: Plan[] = adjustments.map((a) => {
-    const n = memberNode(graph, a.node);
+    const found = memberNode(graph, a.node);
+    // Consumers inside control-flow subgraphs are never compensated (planCompensation skips them).
+    const n = found?.graph === graph ? found : undefined;
     // A weight behind a Cast / DequantizeLinear chain: the op computes in the chain's output type.
     const w = n && resolveWeight(graph, n.inputs[a.input] ?? '');
     const t = w?.tensor;

@@ -23,7 +23,8 @@ export interface ActivationSite {
 export function inputSite(graph: Graph, m: WeightMember, weightRank: number): ActivationSite | undefined {
   if (m.role !== 'in') return undefined;
   const use = memberUse(graph, m);
-  if (!use) return undefined;
+  // A consumer inside a control-flow subgraph: its input cannot be captured (main-graph tensors only).
+  if (!use || use.node.graph !== graph) return undefined;
   const n = use.node;
   const input = use.input;
   const ax = m.axis < 0 ? m.axis + weightRank : m.axis;
@@ -61,7 +62,7 @@ export function activationRequests(graph: Graph, analysis: GroupAnalysis, opts: 
   for (const g of analysis.groups) {
     for (const m of g.members) {
       if (m.kind !== 'weight' || m.role !== 'in') continue;
-      const w = graph.constant(m.tensor);
+      const w = graph.findConstant(m.tensor);
       if (!w) continue;
       const site = inputSite(graph, m, w.dims.length);
       if (!site) continue;

@@ -28,7 +28,8 @@ export class WeightCache {
 
   get(name: string): DenseWeight | undefined {
     if (!this.cache.has(name)) {
-      const t = this.model.graph.constant(name);
+      // Weights of groups inside control-flow subgraphs are found in the graph that stores them.
+      const t = this.model.graph.findConstant(name);
       const data = t && usedValues(this.model.graph, name);
       this.cache.set(name, t && data ? { name, data, dims: t.dims } : null);
     }
@@ -40,7 +41,16 @@ export class WeightCache {
 export function memberNode(graph: Graph, id: string): Node | undefined {
   const p = graph.producer(id);
   if (p) return p;
-  return graph.nodes.find((n) => n.name === id);
+  return graph.nodes.find((n) => n.name === id) ?? graph.findNode(id);
+}
+
+/**
+ * True when the group lives inside a control-flow subgraph of `graph` (an If branch, a Loop body): its nodes'
+ * activations cannot be captured (onnxruntime only returns main-graph tensors) and its consumers get no bias
+ * compensation.
+ */
+export function inSubgraph(graph: Graph, group: Group): boolean {
+  return group.members.some((m) => !graph.producer(m.node) && graph.findNode(m.node) !== undefined);
 }
 
 /**
