@@ -200,7 +200,7 @@ describe('nothing prunable', () => {
   test('the note says the weights are only used inside If branches', () => {
     const model = loadModel(ifOnly());
     const note = nothingPrunedNote(model, { groups: [], declined: [], summary: { totalParams: 24, prunableParams: 0, groups: 0, declined: 0 } }, { ratio: 0.3 });
-    expect(note).toBe('nothing to prune: the analysis found no channel groups in the main graph; 24 of 24 params (100.0 %) are only used inside If branches, which are not pruned');
+    expect(note).toBe('nothing to prune: the analysis found no channel groups (in the main graph or its subgraphs); 24 of 24 params (100.0 %) are only used inside If branches');
   });
 
   test('the CLI exits 0, writes the model unchanged and warns once on stderr', async () => {

@@ -113,10 +113,22 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
     p.ranked.sort((a, b) => a.c.norm[a.u] - b.c.norm[b.u] || a.c.gi - b.c.gi || a.c.rank[a.u] - b.c.rank[b.u]);
   }
 
-  const removalAt = (s: number): Map<string, number[]> => {
+  // The removal depends on s only through each pool's count, round(s · size): removals (and their measure) are
+  // memoized by those counts, so the bisection's late steps, which rarely change a count, cost nothing.
+  const poolList = [...pools.values()];
+  const memo = new Map<string, { removed: Map<string, number[]>; measured?: number }>();
+  const removalAt = (s: number): Map<string, number[]> => entryAt(s).removed;
+  const entryAt = (s: number) => {
+    const wants = poolList.map((p) => Math.round(s * p.ranked.length));
+    const key = wants.join(',');
+    let e = memo.get(key);
+    if (!e) memo.set(key, (e = { removed: removalFor(wants) }));
+    return e;
+  };
+  const removalFor = (wants: number[]): Map<string, number[]> => {
     const counts = new Map<Candidate, number>();
-    for (const p of pools.values()) {
-      const want = Math.round(s * p.ranked.length);
+    for (const [pi, p] of poolList.entries()) {
+      const want = wants[pi];
       let taken = 0;
       for (const { c } of p.ranked) {
         if (taken >= want) break;
@@ -139,9 +151,14 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
   const totalMacs = cost.totalMacs ?? 0;
   const total = target === 'params' ? totalParams : totalMacs;
   const measure = (r: Map<string, number[]>) => (target === 'params' ? cost.paramsRemoved(r, analysis.groups) : cost.macsRemoved(r)) / (total || 1);
+  const measureAt = (s: number): number => {
+    const e = entryAt(s);
+    if (e.measured === undefined) e.measured = measure(e.removed);
+    return e.measured;
+  };
 
   const want = opts.ratio;
-  const maxAchievable = candidates.length ? measure(removalAt(1)) : 0;
+  const maxAchievable = candidates.length ? measureAt(1) : 0;
   let best = new Map<string, number[]>();
   // No group with two units or more: nothing is prunable at all (not a budget problem; the prune pass says why).
   const anyPrunable = analysis.groups.some((g) => g.size >= 2);
@@ -158,11 +175,11 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
     let lo = 0, hi = 1;
     for (let it = 0; it < 60; it++) {
       const mid = (lo + hi) / 2;
-      if (measure(removalAt(mid)) >= want) hi = mid;
+      if (measureAt(mid) >= want) hi = mid;
       else lo = mid;
     }
     const above = removalAt(hi), below = removalAt(lo);
-    best = Math.abs(measure(below) - want) < Math.abs(measure(above) - want) ? below : above;
+    best = Math.abs(measureAt(lo) - want) < Math.abs(measureAt(hi) - want) ? below : above;
   }
 
   const removed: Record<string, number[]> = {};

@@ -26,9 +26,9 @@ import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { encodeModelProto, onnx } from '../ir/proto';
 import { inferShapes } from '../ir/shapes';
-import { createSession, modelBytes, ort, rng } from '../runtime/ort';
+import { createSession, ort, rng } from '../runtime/ort';
+import { runtimeModel } from '../ir/io';
 import { ortErrorSummary } from '../runtime/ort-errors';
 
 export interface ShapeSourceOptions {
@@ -227,18 +227,17 @@ class OrtProbe {
   private constructor(private readonly model: Model, private readonly session: ort.InferenceSession) {}
 
   static async open(model: Model): Promise<OrtProbe> {
-    const proto = onnx.ModelProto.decode(modelBytes(model));
-    const g = proto.graph!;
-    const outputs = new Set(g.output.map((o) => o.name ?? ''));
-    for (const n of g.node) {
-      for (const o of n.output) {
+    const outputs = new Set(model.graph.outputs.map((o) => o.name ?? ''));
+    const extra: string[] = [];
+    for (const n of model.graph.nodes) {
+      for (const o of n.outputs) {
         if (!o || outputs.has(o)) continue;
         outputs.add(o);
-        g.output.push(onnx.ValueInfoProto.create({ name: o }));
+        extra.push(o);
       }
     }
     // ORT's own error log is silenced (fatal only): a failed probe is retried or reported in one line.
-    return new OrtProbe(model, await createSession(encodeModelProto(proto), { logSeverityLevel: 4 }));
+    return new OrtProbe(model, await createSession(runtimeModel(model, { extraOutputs: extra }), { logSeverityLevel: 4 }));
   }
 
   /** Measured shapes of every main-graph tensor for these input shapes; throws ORT's error when the run fails. */

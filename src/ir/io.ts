@@ -9,6 +9,7 @@ import { readWholeFile, writeAll } from './external-data';
 import { toNumber } from './long';
 import { Model } from './model';
 import { decodeModelProto, encodeModelProto, onnx } from './proto';
+import { DataType } from './dtype';
 import { ConstTensor, clearData } from './tensor';
 
 /** Protobuf messages (and so inline models) cannot exceed 2 GB. */
@@ -106,6 +107,116 @@ function forEachTensorSlot(g: onnx.GraphProto, fn: (t: onnx.TensorProto, replace
   }
 }
 
+/** The ConstTensor behind every TensorProto of the model's weights, and which of them are initializers. */
+function tensorIndex(model: Model): { byProto: Map<onnx.TensorProto, ConstTensor>; initializers: Set<onnx.TensorProto> } {
+  const byProto = new Map<onnx.TensorProto, ConstTensor>();
+  const initializers = new Set<onnx.TensorProto>();
+  for (const g of model.graph.allGraphs()) {
+    for (const w of g.weights()) {
+      byProto.set(w.tensor.proto, w.tensor);
+      if (w.source === 'initializer') initializers.add(w.tensor.proto);
+    }
+  }
+  return { byProto, initializers };
+}
+
+/** Bytes of weight data the model holds (external data included), and whether any of it is external. */
+function weightBytes(proto: onnx.ModelProto, byProto: Map<onnx.TensorProto, ConstTensor>): { bytes: number; anyExternal: boolean } {
+  let bytes = 0;
+  let anyExternal = false;
+  forEachTensorSlot(proto.graph!, (t) => {
+    const ct = byProto.get(t);
+    bytes += ct ? ct.byteSize : (t.rawData?.length ?? 0);
+    if (ct?.external) anyExternal = true;
+  });
+  return { bytes, anyExternal };
+}
+
+/** A copy of `t` whose data is `length` bytes at `offset` of the external file `location`. */
+function externalCopy(t: onnx.TensorProto, location: string, offset: number, length: number): onnx.TensorProto {
+  const copy = shallowCopy(t);
+  clearData(copy);
+  copy.dataLocation = 1;
+  copy.externalData = [
+    onnx.StringStringEntryProto.create({ key: 'location', value: location }),
+    onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
+    onnx.StringStringEntryProto.create({ key: 'length', value: String(length) }),
+  ];
+  return copy;
+}
+
+/** A serialized model for onnxruntime, with the weights it keeps out of the protobuf message. */
+export interface RuntimeModel {
+  /** ModelProto bytes. */
+  bytes: Uint8Array;
+  /**
+   * Weights the bytes refer to as external data, for onnxruntime's `externalData` session option
+   * (`path` is the location the model names).
+   */
+  externalData: { path: string; data: Uint8Array }[];
+}
+
+export interface RuntimeModelOptions {
+  /** Intermediate tensors to add as graph outputs (in the bytes only). */
+  extraOutputs?: string[];
+  /**
+   * Initializers of at least this many bytes go to `externalData` (default 64 KiB); Infinity keeps every weight
+   * in the bytes (which then cannot exceed 2 GB).
+   */
+  splitAbove?: number;
+}
+
+/** Default RuntimeModelOptions.splitAbove. */
+export const RUNTIME_SPLIT_BYTES = 64 * 1024;
+
+/**
+ * Serializes `model` for onnxruntime without changing it. Large initializers are not copied into the protobuf
+ * message: they are handed over as in-memory external data, one buffer per tensor, shared with the model when it
+ * stores them inline (external data is read in). This skips encoding (and allocating) a copy of every weight —
+ * onnxruntime copies them once anyway — and lets models with more than 2 GB of weights load. Constant-node
+ * tensors and the initializers of subgraphs (which onnxruntime only looks for in files) stay in the message.
+ */
+export function runtimeModel(model: Model, opts: RuntimeModelOptions = {}): RuntimeModel {
+  const proto = model.toProto();
+  const { byProto } = tensorIndex(model);
+  // onnxruntime finds in-memory external data for the main graph's initializers only (not in If/Loop bodies).
+  const mainInitializers = new Set([...model.graph.initializers.values()].map((t) => t.proto));
+  const splitAbove = opts.splitAbove ?? RUNTIME_SPLIT_BYTES;
+  const externalData: RuntimeModel['externalData'] = [];
+  const restores: (() => void)[] = [];
+  const outputs = proto.graph!.output;
+  const outputCount = outputs.length;
+  try {
+    forEachTensorSlot(proto.graph!, (t, replace) => {
+      const ct = byProto.get(t);
+      if (!ct) return;
+      if (mainInitializers.has(t) && ct.dtype !== DataType.STRING && ct.byteSize >= splitAbove) {
+        const data = ct.bytesView();
+        const location = `onnx-prune-memory/${externalData.length}`;
+        externalData.push({ path: location, data });
+        replace(externalCopy(t, location, 0, data.length));
+        restores.push(() => replace(t));
+      } else if (ct.external) {
+        const copy = shallowCopy(t);
+        clearData(copy);
+        copy.rawData = ct.bytes();
+        replace(copy);
+        restores.push(() => replace(t));
+      }
+    });
+    const present = new Set(outputs.map((o) => o.name ?? ''));
+    for (const name of opts.extraOutputs ?? []) {
+      if (present.has(name)) continue;
+      present.add(name);
+      outputs.push(onnx.ValueInfoProto.create({ name }));
+    }
+    return { bytes: encodeModelProto(proto), externalData };
+  } finally {
+    outputs.length = outputCount;
+    for (const r of restores.reverse()) r();
+  }
+}
+
 /** Saves `model` to `outPath` atomically (temp file + rename). Returns the files written. */
 export function saveModel(model: Model, outPath: string, opts: SaveOptions = {}): string[] {
   const out = path.resolve(outPath);
@@ -114,22 +225,9 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
   if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`cannot write '${outPath}': it is a directory`);
 
   const proto = model.toProto();
-  const tensorsByProto = new Map<onnx.TensorProto, ConstTensor>();
-  const initializerProtos = new Set<onnx.TensorProto>();
-  for (const g of model.graph.allGraphs()) {
-    for (const w of g.weights()) {
-      tensorsByProto.set(w.tensor.proto, w.tensor);
-      if (w.source === 'initializer') initializerProtos.add(w.tensor.proto);
-    }
-  }
+  const { byProto: tensorsByProto, initializers: initializerProtos } = tensorIndex(model);
   const threshold = opts.externalThreshold ?? 1024;
-  let dataBytes = 0;
-  let anyExternal = false;
-  forEachTensorSlot(proto.graph!, (t) => {
-    const ct = tensorsByProto.get(t);
-    dataBytes += ct ? ct.byteSize : (t.rawData?.length ?? 0);
-    if (ct?.external) anyExternal = true;
-  });
+  const { bytes: dataBytes, anyExternal } = weightBytes(proto, tensorsByProto);
   const mode = opts.externalData ?? 'auto';
   const external = mode === true || (mode === 'auto' && (anyExternal || dataBytes > AUTO_EXTERNAL_BYTES));
   if (!external && dataBytes > PROTOBUF_LIMIT) {
@@ -152,19 +250,12 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
       // External data is for initializers (Constant-node tensors stay inline); strings cannot be raw bytes.
       const big = ct !== undefined && ct.dtype !== 8 && ct.byteSize >= threshold;
       if (external && big && initializerProtos.has(t)) {
-        const bytes = ct!.bytes();
+        const bytes = ct!.bytesView();
         if (dataFd === undefined) dataFd = fs.openSync(tmpData, 'w');
         const align = bytes.length >= 1 << 20 ? 4096 : 64;
         offset = Math.ceil(offset / align) * align;
         writeAll(dataFd, bytes, offset);
-        const copy = shallowCopy(t);
-        clearData(copy);
-        copy.dataLocation = 1;
-        copy.externalData = [
-          onnx.StringStringEntryProto.create({ key: 'location', value: dataName }),
-          onnx.StringStringEntryProto.create({ key: 'offset', value: String(offset) }),
-          onnx.StringStringEntryProto.create({ key: 'length', value: String(bytes.length) }),
-        ];
+        const copy = externalCopy(t, dataName, offset, bytes.length);
         offset += bytes.length;
         replace(copy);
         restores.push(() => replace(t));
@@ -180,7 +271,7 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
       fs.closeSync(dataFd);
       dataFd = undefined;
     }
-    const bytes = encodeModelProto(proto, external ? 0 : dataBytes + 1024 * 1024);
+    const bytes = encodeModelProto(proto);
     if (bytes.length > PROTOBUF_LIMIT) throw new UserError('the serialized model exceeds the 2 GB protobuf limit; save it with external data');
     const fd = fs.openSync(tmpModel, 'w');
     try {

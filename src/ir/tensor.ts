@@ -4,7 +4,7 @@
  * data files (read lazily).
  */
 import { numel } from './dims';
-import { DataType, bfloat16ToFloat32, byteLength, dtypeName, float16ToFloat32, float32ToFloat16 } from './dtype';
+import { DataType, bfloat16ToFloat32, bitsPerElement, byteLength, dtypeName, float16ToFloat32, float32ToFloat16 } from './dtype';
 import { UserError } from './errors';
 import { ExternalRef, isExternal, readExternal, resolveExternal } from './external-data';
 import { toBigInt, toNumber } from './long';
@@ -13,6 +13,9 @@ import { onnx } from './proto';
 export type TypedArray =
   | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
   | BigInt64Array | BigUint64Array;
+
+/** External tensors up to this size keep their bytes in memory once read. */
+export const EXTERNAL_CACHE_MAX_BYTES = 1 << 20;
 
 export class ConstTensor {
   /** Resolved external data location, when the tensor's bytes live in a file. */
@@ -33,9 +36,30 @@ export class ConstTensor {
     return byteLength(this.dtype, this.size);
   }
 
-  /** Little-endian raw bytes of the data (fresh, 8-byte-aligned copy for raw/external, encoded otherwise). */
+  /**
+   * Little-endian raw bytes of the data: a fresh, 8-byte-aligned copy for raw/external/typed-field data (small
+   * external tensors come from a cache: do not write into the result).
+   */
   bytes(): Uint8Array {
-    if (this.cachedBytes) return this.cachedBytes;
+    return this.load().bytes;
+  }
+
+  /**
+   * The data bytes without copying them when the tensor stores them inline: a plain Uint8Array over raw_data's
+   * memory (often unaligned; never a Buffer, whose slice() would not copy), shared with the model, so read only.
+   * Otherwise the same as bytes().
+   */
+  bytesView(): Uint8Array {
+    const raw = this.proto.rawData;
+    if (!this.external && this.dtype !== DataType.STRING && raw && raw.length > 0 && raw.length === this.byteSize) {
+      return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+    }
+    return this.bytes();
+  }
+
+  /** The bytes, and whether the caller owns them (false when they are the external-data cache). */
+  private load(): { bytes: Uint8Array; owned: boolean } {
+    if (this.cachedBytes) return { bytes: this.cachedBytes, owned: false };
     const p = this.proto;
     let out: Uint8Array;
     if (this.external) {
@@ -50,15 +74,22 @@ export class ConstTensor {
     if (this.dtype !== DataType.STRING && out.length !== want) {
       throw new UserError(`tensor '${this.name}' has ${out.length} data bytes, expected ${want} for ${dtypeName(this.dtype)}[${this.dims.join(',')}]`);
     }
-    // Only keep a cache for external data (reading is the expensive part).
-    if (this.external) this.cachedBytes = out;
-    return out;
+    // Only small external tensors are cached (re-reading them is the expensive part); large ones are read on
+    // each use, so that a model with gigabytes of external weights does not keep them all in memory.
+    if (this.external && out.length <= EXTERNAL_CACHE_MAX_BYTES) {
+      this.cachedBytes = out;
+      return { bytes: out, owned: false };
+    }
+    return { bytes: out, owned: true };
   }
 
-  /** Natural typed view of the data (float16/bfloat16 come back as Uint16Array bits). */
+  /** Natural typed view of the data (float16/bfloat16 come back as Uint16Array bits); always a fresh array. */
   data(): TypedArray {
-    const b = this.bytes();
-    const buf = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    const { bytes: b, owned } = this.load();
+    const size = bitsPerElement(this.dtype) / 8;
+    // Fresh bytes that start at an aligned offset are wrapped as they are; anything else is copied.
+    const own = owned && size > 0 && b.byteOffset % size === 0 && b.byteLength === b.buffer.byteLength;
+    const buf = own ? b.buffer : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
     switch (this.dtype) {
       case DataType.FLOAT: return new Float32Array(buf);
       case DataType.DOUBLE: return new Float64Array(buf);
@@ -99,7 +130,6 @@ export class ConstTensor {
    * Float32 input is converted to the tensor's dtype when it is float16/double.
    */
   setData(data: TypedArray, dims?: number[]): void {
-    const p = this.proto;
     let src: TypedArray = data;
     if (data instanceof Float32Array && this.dtype === DataType.FLOAT16) {
       const h = new Uint16Array(data.length);
@@ -108,14 +138,26 @@ export class ConstTensor {
     } else if (data instanceof Float32Array && this.dtype === DataType.DOUBLE) {
       src = Float64Array.from(data);
     }
-    const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength).slice();
+    this.storeRaw(new Uint8Array(src.buffer, src.byteOffset, src.byteLength).slice(), dims, 'setData');
+  }
+
+  /**
+   * Like setData with little-endian bytes of the tensor's own dtype, without copying them: the tensor takes
+   * ownership of `bytes` (the caller must not write into them afterwards).
+   */
+  adoptBytes(bytes: Uint8Array, dims?: number[]): void {
+    this.storeRaw(bytes, dims, 'adoptBytes');
+  }
+
+  private storeRaw(bytes: Uint8Array, dims: number[] | undefined, what: string): void {
+    const p = this.proto;
     if (dims) p.dims = dims.slice();
     clearData(p);
     p.rawData = bytes;
     (this as { external?: ExternalRef }).external = undefined;
     this.cachedBytes = undefined;
     if (bytes.length !== byteLength(this.dtype, this.size)) {
-      throw new Error(`setData: ${bytes.length} bytes do not match ${dtypeName(this.dtype)}[${this.dims.join(',')}]`);
+      throw new Error(`${what}: ${bytes.length} bytes do not match ${dtypeName(this.dtype)}[${this.dims.join(',')}]`);
     }
   }
 

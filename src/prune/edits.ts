@@ -191,16 +191,17 @@ export class EditSet {
     // The original name keeps the unedited data when something needs it, else the first use's variant.
     const keeper = variants.has('') ? '' : keys[0];
     const source = g.constant(tensor)!;
-    const original: RawTensor = { dtype: source.dtype, dims: source.dims, bytes: source.bytes() };
+    // Edits never write into their input: the stored bytes are read without a copy.
+    const original: RawTensor = { dtype: source.dtype, dims: source.dims, bytes: source.bytesView() };
     if (keeper !== '') {
-      writeTensor(g, tensor, applyEdit(original, variants.get(keeper)!.edit, tensor));
+      writeTensor(g, tensor, ownedCopy(applyEdit(original, variants.get(keeper)!.edit, tensor), original));
       summary.edited.push(tensor);
     }
     for (const k of keys) {
       if (k === keeper) continue;
       const v = variants.get(k)!;
       const copy = g.uniqueName(`${tensor}_pruned`);
-      addCopy(g, tensor, copy, applyEdit(original, v.edit, tensor));
+      addCopy(g, tensor, copy, ownedCopy(applyEdit(original, v.edit, tensor), original));
       for (const u of v.uses) {
         const old = u.node.inputs[u.input];
         u.node.inputs[u.input] = copy;
@@ -277,11 +278,19 @@ function applyEdit(t: RawTensor, e: TensorEdit, what: string): RawTensor {
   return out;
 }
 
-/** Replaces the data of an initializer or Constant-node weight, keeping the way it is stored. */
+/** `t` with bytes of its own (edits return new buffers; an edit that changed nothing returns its input). */
+function ownedCopy(t: RawTensor, original: RawTensor): RawTensor {
+  return t.bytes === original.bytes ? { ...t, bytes: t.bytes.slice() } : t;
+}
+
+/**
+ * Replaces the data of an initializer or Constant-node weight, keeping the way it is stored. The tensor takes
+ * over `t.bytes` (no copy).
+ */
 function writeTensor(g: Graph, name: string, t: RawTensor): void {
   const init = g.initializers.get(name);
   if (init) {
-    init.setData(t.bytes, t.dims);
+    init.adoptBytes(t.bytes, t.dims);
     g.types.set(name, { dtype: t.dtype, shape: t.dims.slice() });
     const listed = g.proto.input.find((i) => i.name === name);
     const shape = listed?.type?.tensorType?.shape;
@@ -291,7 +300,7 @@ function writeTensor(g: Graph, name: string, t: RawTensor): void {
   const node = g.producer(name);
   if (!node || node.opType !== 'Constant') throw new Error(`'${name}' is neither an initializer nor a Constant node`);
   const a = node.proto.attribute.find((x) => x.name.startsWith('value'));
-  if (a?.name === 'value') g.constant(name)!.setData(t.bytes, t.dims); // the ConstTensor wraps a.t itself
+  if (a?.name === 'value') g.constant(name)!.adoptBytes(t.bytes, t.dims); // the ConstTensor wraps a.t itself
   else writeConstantNode(node, t);
   g.types.set(name, { dtype: t.dtype, shape: t.dims.slice() });
   g.invalidate();
@@ -320,14 +329,21 @@ function writeConstantNode(node: Node, t: RawTensor): void {
   }
 }
 
+/** A TensorProto holding `t` (its bytes are taken over, not copied). */
+function tensorProto(name: string, t: RawTensor): onnx.TensorProto {
+  const p = onnx.TensorProto.create({ name, dataType: t.dtype, dims: t.dims.slice() });
+  p.rawData = t.bytes;
+  return p;
+}
+
 /** Adds a private copy next to the original: an initializer, or a Constant node right after the original's. */
 function addCopy(g: Graph, original: string, copy: string, t: RawTensor): void {
   if (g.initializers.has(original)) {
-    g.setInitializer(makeTensorProto(copy, t.dtype, t.dims, t.bytes));
+    g.setInitializer(tensorProto(copy, t));
     return;
   }
   const src = g.producer(original)!;
-  const value = makeTensorProto('', t.dtype, t.dims, t.bytes);
+  const value = tensorProto('', t);
   delete (value as { name?: string }).name;
   const np = onnx.NodeProto.create({
     opType: 'Constant',

@@ -61,7 +61,7 @@ export function nothingPrunedNote(model: Model, analysis: GroupAnalysis, c: Noth
   const parts: string[] = [];
   if (analysis.groups.length) parts.push(`the ${analysis.groups.length} group(s) found have a single unit`);
   if (analysis.declined.length) parts.push(`${analysis.groups.length ? 'the other groups were' : 'every group was'} declined (${declinedSummary(analysis)})`);
-  if (!parts.length) parts.push('the analysis found no channel groups in the main graph');
+  if (!parts.length) parts.push(`the analysis found no channel groups${sub.params > 0 ? ' (in the main graph or its subgraphs)' : ''}`);
   if (sub.params > 0) parts.push(`${sub.params} of ${total} params (${pct(sub.params, total)}) are only used inside ${sub.ops.join('/')} branches`);
   return `nothing to prune: ${parts.join('; ')}`;
 }

@@ -43,6 +43,18 @@ function words(bytes: Uint8Array, blockBytes: number): { view: Words; unit: numb
 }
 
 /** Removes `positions` along `axis`, keeping the other positions in order. */
+/** Maximal runs [start, end) of consecutive positions in 0..n-1 for which `pick` holds, flattened. */
+function runsOf(n: number, pick: (k: number) => boolean): number[] {
+  const runs: number[] = [];
+  for (let k = 0; k < n; k++) {
+    if (!pick(k)) continue;
+    const start = k;
+    while (k + 1 < n && pick(k + 1)) k++;
+    runs.push(start, k + 1);
+  }
+  return runs;
+}
+
 export function removeAlongAxis(t: RawTensor, axis: number, positions: Iterable<number>, what = 'tensor'): RawTensor {
   checkAxis(t, axis, what);
   const n = t.dims[axis];
@@ -52,25 +64,27 @@ export function removeAlongAxis(t: RawTensor, axis: number, positions: Iterable<
   const eb = elemBytes(t.dtype, what);
   const outer = numel(t.dims.slice(0, axis));
   const inner = numel(t.dims.slice(axis + 1)) * eb;
-  const keep: number[] = [];
-  for (let k = 0; k < n; k++) if (!drop.has(k)) keep.push(k);
-  const out = new Uint8Array(outer * keep.length * inner);
-  // Copy in words; small blocks (e.g. one element per position) element by element, big ones with set().
+  const kept = n - drop.size;
+  const runs = runsOf(n, (k) => !drop.has(k));
+  const out = new Uint8Array(outer * kept * inner);
+  // Copy in words, one block per run of consecutive kept positions: short blocks element by element, long ones
+  // (whole heads, rows) with set().
   const { view: src, unit } = words(t.bytes, inner);
   const dst = unit === 1 ? out : unit === 2 ? new Uint16Array(out.buffer) : new Uint32Array(out.buffer);
   const w = inner / unit;
   let o = 0;
   for (let i = 0; i < outer; i++) {
     const base = i * n * w;
-    for (const k of keep) {
-      const from = base + k * w;
-      if (w <= 16) for (let j = 0; j < w; j++) dst[o + j] = src[from + j];
-      else dst.set(src.subarray(from, from + w), o);
-      o += w;
+    for (let r = 0; r < runs.length; r += 2) {
+      const from = base + runs[r] * w;
+      const len = (runs[r + 1] - runs[r]) * w;
+      if (len <= 16) for (let j = 0; j < len; j++) dst[o + j] = src[from + j];
+      else dst.set(src.subarray(from, from + len), o);
+      o += len;
     }
   }
   const dims = t.dims.slice();
-  dims[axis] = keep.length;
+  dims[axis] = kept;
   return { dtype: t.dtype, dims, bytes: out };
 }
 

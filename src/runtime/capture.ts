@@ -9,11 +9,11 @@
  */
 import { float16ToFloat32 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
-import { loadModel } from '../ir/io';
+import { cloneModel } from '../prune/clone';
 import type { Model } from '../ir/model';
 import { onnx } from '../ir/proto';
 import { batchCount, calibBatches, type CalibSet } from './calib';
-import { createSession, modelBytes, ort } from './ort';
+import { createSession, ort } from './ort';
 import { ortErrorSummary } from './ort-errors';
 import { progressBar } from './progress';
 
@@ -124,7 +124,7 @@ function symmetrize(g: Float64Array, c: number): void {
 
 /** A copy of `model` whose graph also outputs `tensors` (those that are graph inputs are read from the feeds). */
 export function withExtraOutputs(model: Model, tensors: string[]): Model {
-  const copy = loadModel(modelBytes(model));
+  const copy = cloneModel(model);
   const g = copy.graph;
   const present = new Set(g.outputs.map((o) => o.name ?? ''));
   for (const t of tensors) {

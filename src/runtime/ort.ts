@@ -8,7 +8,7 @@ import { DataType, float32ToFloat16, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { encodeModelProto } from '../ir/proto';
+import { runtimeModel, type RuntimeModel } from '../ir/io';
 import { rng } from './rng';
 
 export { ort, rng };
@@ -20,19 +20,25 @@ export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   logSeverityLevel: 3,
 };
 
-/** Serializes a model for ORT (external data must be internalized or the model saved to disk first). */
+/**
+ * Serializes a model for ORT as one inline message, without changing it (external data is read into the bytes).
+ * Weights over 2 GB cannot be inline: give createSession the Model (or a runtimeModel) instead.
+ */
 export function modelBytes(model: Model): Uint8Array {
-  for (const g of model.graph.allGraphs()) for (const t of g.initializers.values()) if (t.external) t.internalize();
-  return encodeModelProto(model.toProto());
+  return runtimeModel(model, { splitAbove: Infinity }).bytes;
 }
 
-export async function createSession(source: string | Uint8Array | Model, opts: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
-  const src = typeof source === 'string' || source instanceof Uint8Array ? source : modelBytes(source);
+export async function createSession(source: string | Uint8Array | Model | RuntimeModel, opts: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
+  // A Model goes through runtimeModel: its large initializers reach ORT as in-memory external data, not copied
+  // into the protobuf message (faster, less memory, and models with over 2 GB of weights load).
+  const rm = typeof source === 'string' || source instanceof Uint8Array ? undefined : 'externalData' in source ? source : runtimeModel(source);
+  const src = rm ? rm.bytes : (source as string | Uint8Array);
+  const o = { ...SESSION_OPTIONS, ...opts, ...(rm?.externalData.length ? { externalData: rm.externalData } : {}) };
   try {
-    // ORT accepts a path or the bytes of an inline model.
+    // ORT accepts a path or the bytes of a model (with in-memory external data).
     return typeof src === 'string'
-      ? await ort.InferenceSession.create(src, { ...SESSION_OPTIONS, ...opts })
-      : await ort.InferenceSession.create(src, { ...SESSION_OPTIONS, ...opts });
+      ? await ort.InferenceSession.create(src, o)
+      : await ort.InferenceSession.create(src, o);
   } catch (e) {
     throw new UserError(`onnxruntime cannot load the model: ${(e as Error).message.split('\n')[0]}`);
   }

@@ -16,8 +16,7 @@ import { DataType } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
-import { encodeModelProto, onnx } from '../ir/proto';
-import { cloneModel } from '../prune/clone';
+import { runtimeModel, type RuntimeModel } from '../ir/io';
 import { createSession, ort, randomInputs } from './ort';
 import { ortErrorSummary } from './ort-errors';
 
@@ -73,23 +72,11 @@ export function verificationFeeds(model: Model, opts: FeedOptions = {}): Feeds {
 }
 
 /**
- * Bytes ORT can load, without changing `model` (external data is inlined in a copy); `extraOutputs` are added as
- * graph outputs (intermediate tensors to fetch) in the bytes only.
+ * The model as ORT loads it, without changing `model` (large initializers as in-memory external data, see
+ * runtimeModel); `extraOutputs` are added as graph outputs (intermediate tensors to fetch) in the bytes only.
  */
-export function ortBytes(model: Model, extraOutputs: string[] = []): Uint8Array {
-  const external = model.graph.allGraphs().some((g) => [...g.initializers.values()].some((t) => t.external));
-  const src = external ? cloneModel(model) : model;
-  if (external) for (const g of src.graph.allGraphs()) for (const t of g.initializers.values()) if (t.external) t.internalize();
-  const proto = src.toProto();
-  const outputs = proto.graph!.output;
-  const n = outputs.length;
-  const present = new Set(outputs.map((o) => o.name ?? ''));
-  for (const name of extraOutputs) if (!present.has(name)) outputs.push(onnx.ValueInfoProto.create({ name }));
-  try {
-    return encodeModelProto(proto);
-  } finally {
-    outputs.length = n;
-  }
+export function ortModel(model: Model, extraOutputs: string[] = []): RuntimeModel {
+  return runtimeModel(model, { extraOutputs });
 }
 
 // ORT's own error log is silenced (level 4 = fatal only): failures come back as errors we report in one line.
@@ -97,7 +84,7 @@ const QUIET = { logSeverityLevel: 4 as const };
 
 /** Runs a model once on `feeds` and releases the session; throws UserError when ORT cannot load it. */
 export async function runModel(model: Model | Uint8Array, feeds: Feeds, extraOutputs: string[] = []): Promise<Record<string, ort.Tensor>> {
-  const session = await createSession(model instanceof Uint8Array ? model : ortBytes(model, extraOutputs), QUIET);
+  const session = await createSession(model instanceof Uint8Array ? model : ortModel(model, extraOutputs), QUIET);
   try {
     return await session.run(feeds, QUIET);
   } finally {
@@ -144,7 +131,7 @@ function candidates(model: Model, opts: FeedOptions): { seq: number; make: () =>
  */
 export async function runOnAcceptedInputs(model: Model, opts: FeedOptions = {}, extraOutputs: string[] = []): Promise<AcceptedRun> {
   const list = candidates(model, opts);
-  const session = await createSession(ortBytes(model, extraOutputs), QUIET);
+  const session = await createSession(ortModel(model, extraOutputs), QUIET);
   const failures: string[] = [];
   try {
     for (const c of list) {

@@ -30,7 +30,11 @@ export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts:
     },
   };
   const scores: GroupScores = {};
-  for (const g of analysis.groups) {
+  // A decoded weight is kept only until the last group that lists it is scored (a model with gigabytes of
+  // weights would otherwise hold a float32 copy of all of them); a weight read again later is decoded again.
+  const lastUse = new Map<string, number>();
+  analysis.groups.forEach((g, gi) => { for (const m of g.members) if (m.kind === 'weight') lastUse.set(m.tensor, gi); });
+  for (const [gi, g] of analysis.groups.entries()) {
     let s: Float64Array;
     switch (opts.method) {
       case 'l1': s = magnitudeScores(ctx, g, 1); break;
@@ -44,6 +48,7 @@ export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts:
     if (s.length !== g.size) throw new Error(`scoring '${g.id}': ${s.length} scores for ${g.size} units`);
     for (let u = 0; u < s.length; u++) if (!Number.isFinite(s[u])) s[u] = 0;
     scores[g.id] = s;
+    for (const m of g.members) if (m.kind === 'weight' && lastUse.get(m.tensor) === gi) ctx.weights.release(m.tensor);
   }
   if (info.fallbacks.length && opts.log) {
     const byReason = new Map<string, number>();

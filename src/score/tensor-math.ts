@@ -35,6 +35,11 @@ export class WeightCache {
     }
     return this.cache.get(name) ?? undefined;
   }
+
+  /** Forgets a decoded weight (decoded again if asked for later). */
+  release(name: string): void {
+    this.cache.delete(name);
+  }
 }
 
 /** The node a member refers to (members name nodes by their first output). */
@@ -71,11 +76,27 @@ export function axisProfile(w: DenseWeight, axis: number, kind: ProfileKind): Fl
   for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
   const out = new Float64Array(n);
   const d = w.data;
-  const total = d.length;
-  for (let i = 0; i < total; i++) {
-    const pos = Math.floor(i / inner) % n;
-    const v = d[i];
-    out[pos] += kind === 'l1' ? Math.abs(v) : kind === 'l2sq' ? v * v : v;
+  const block = n * inner;
+  if (block === 0) return out;
+  // Each position's terms are added in increasing flat index, as an element-by-element pass would (so the sums
+  // are bit-identical to it), without a division per element.
+  if (inner === 1) {
+    let pos = 0;
+    if (kind === 'l1') for (let i = 0; i < d.length; i++) { out[pos] += Math.abs(d[i]); if (++pos === n) pos = 0; }
+    else if (kind === 'l2sq') for (let i = 0; i < d.length; i++) { const v = d[i]; out[pos] += v * v; if (++pos === n) pos = 0; }
+    else for (let i = 0; i < d.length; i++) { out[pos] += d[i]; if (++pos === n) pos = 0; }
+    return out;
+  }
+  for (let base = 0; base < d.length; base += block) {
+    for (let pos = 0; pos < n; pos++) {
+      let acc = out[pos];
+      const start = base + pos * inner;
+      const end = start + inner;
+      if (kind === 'l1') for (let i = start; i < end; i++) acc += Math.abs(d[i]);
+      else if (kind === 'l2sq') for (let i = start; i < end; i++) acc += d[i] * d[i];
+      else for (let i = start; i < end; i++) acc += d[i];
+      out[pos] = acc;
+    }
   }
   return out;
 }
