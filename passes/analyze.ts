@@ -27,6 +27,7 @@ export function analyzePass(options: Record<string, unknown>): Pass {
         batch: options.verifyBatch !== undefined ? Number(options.verifyBatch) : undefined,
         seq: options.verifySeq !== undefined ? Number(options.verifySeq) : undefined,
         rewriteComputedShapes: options.rewriteComputedShapes !== false,
+        gqaQueryHeads: options.gqaQueryHeads === true,
       });
       ctx.artifacts.groups = analysis;
       const s = analysis.summary;

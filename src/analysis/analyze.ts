@@ -10,6 +10,7 @@
  */
 import type { Model } from '../ir/model';
 import type { GroupAnalysis } from './types';
+import { queryHeadGroups, withQueryHeadGroups } from './gqa-query-heads';
 import { type BuildOptions, buildGroups } from './groups';
 import { propagate } from './propagate';
 import { Plumbing } from './shape-plumbing';
@@ -30,7 +31,8 @@ export function analyzeGroupsWithShapes(
   const plumb = new Plumbing(g, shapes, g.topoSort());
   const opset = model.opset() ?? 17;
   const st = propagate(g, shapes, plumb, opset);
-  const result = buildGroups(st, plumb, opts);
+  let result = buildGroups(st, plumb, opts);
+  if (opts.gqaQueryHeads) result = withQueryHeadGroups(result, queryHeadGroups(model, shapes, opts, result));
   // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.
   addSubgraphGroups(model, shapes, opset, opts, result);
   if (source) result.summary.shapeSource = source;

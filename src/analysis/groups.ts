@@ -21,6 +21,11 @@ const TRACED_USES: Record<string, ShapeUseKind> = { Reshape: 'reshape', Expand: 
 export interface BuildOptions {
   /** Allow −1 rewrites of Reshape elements computed from unpruned dims (ShapeMember.replaceWith). */
   rewriteComputedShapes?: boolean;
+  /**
+   * Grouped-query attention: offer "query heads within kv-groups" (unit r = query head r of every kv-group)
+   * instead of kv-groups where it is proven (see gqa-query-heads.ts; the two overlap, so not both).
+   */
+  gqaQueryHeads?: boolean;
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {

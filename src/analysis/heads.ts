@@ -29,7 +29,16 @@ export function describeUnits(st: State, spaces: number[], unitElements: number[
   if (headDim > 0) {
     const readPerUnit = Math.max(0, ...members.map((m) => (m.kind === 'weight' && m.role === 'in' ? m.indices[0].length : 0)));
     const q = readPerUnit > headDim && readPerUnit % headDim === 0 ? readPerUnit / headDim : 1;
-    if (q > 1) return { unit: 'kv-group', unitSize: headDim, info: { kvHeads: size, queriesPerKv: q, headDim, queryHeads: size * q } };
+    if (q > 1) {
+      // A kv-group's heads are one block of the consumer's input; heads spread over several blocks (GQA as a
+      // broadcast MatMul on [b, n_kv, n_rep, s, d], k/v declined as shared) are query head r of every kv-group.
+      const first = members.find((m) => m.kind === 'weight' && m.role === 'in' && m.indices[0].length === readPerUnit);
+      const l = first?.kind === 'weight' ? [...first.indices[0]].sort((a, b) => a - b) : [];
+      if (l.length && l[l.length - 1] - l[0] + 1 !== l.length) {
+        return { unit: 'head', unitSize: headDim, info: { heads: size, headsPerUnit: q, headDim, queryHeadsWithinKvGroups: true } };
+      }
+      return { unit: 'kv-group', unitSize: headDim, info: { kvHeads: size, queriesPerKv: q, headDim, queryHeads: size * q } };
+    }
     return { unit: 'head', unitSize: headDim, info: { heads: size, headDim } };
   }
   const ops = spaces.map((s) => st.spaces[s].node.opType);

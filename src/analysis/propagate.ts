@@ -10,8 +10,9 @@ import { declineInputs } from './rule-kit';
 import type { Plumbing } from './shape-plumbing';
 import { State } from './state';
 
-export function propagate(graph: Graph, shapes: Map<string, number[]>, plumb: Plumbing, opset: number): State {
+export function propagate(graph: Graph, shapes: Map<string, number[]>, plumb: Plumbing, opset: number, repeatSpaces = false): State {
   const st = new State(graph, shapes, plumb, opset);
+  st.repeatSpaces = repeatSpaces;
   for (const n of graph.topoSort()) {
     const labeled = n.inputs.some((i) => st.field(i));
     if (n.subgraphs.length) {

@@ -189,12 +189,32 @@ export function gatherRule(st: State, n: Node): void {
   use(st, 'gather', n);
 }
 
+/**
+ * Query-head mode only: an Expand that repeats exactly one size-1 axis of a labeled tensor (LLaMA's repeat_kv,
+ * [b, kv, 1, s, d] → [b, kv, n_rep, s, d]) makes n_rep identical copies. The copies get fresh labels (a
+ * weightless space along the repeated axis) and the input's labels stop here, so that a consumer coupling
+ * the copies with query heads groups the query heads by their index within the repeat, not by kv head.
+ */
+function repeatSpace(st: State, n: Node, f: Field, os: number[], off: number): boolean {
+  const si = st.shape(n.inputs[0]);
+  if (!si) return false;
+  const rep = os.map((d, a) => (d > 1 && (a < off || si[a - off] === 1) ? a : -1)).filter((a) => a >= 0);
+  if (rep.length !== 1 || rep[0] < off || f.axes.includes(rep[0] - off)) return false;
+  const out = n.outputs[0];
+  const space = st.newSpace(n, out, rep[0], os[rep[0]], os.length);
+  st.repeatSpaceIds.add(st.spaceOf(space.labels[0]).id);
+  st.setField(out, space);
+  use(st, 'expand', n);
+  return true;
+}
+
 export function expandRule(st: State, n: Node): void {
   const f = st.field(n.inputs[0]);
   if (!f) return;
   const os = st.shape(n.outputs[0]);
   if (!os) { declineInputs(st, n, DECLINE.unknownShape); return; }
   const off = os.length - f.rank;
+  if (st.repeatSpaces && repeatSpace(st, n, f, os, off)) return;
   const g = remapAxes(f, (a) => a + off, os.length);
   if (g.axes.some((a, k) => g.dims[k] !== os[a])) { st.declineField(f, DECLINE.unknownShape, n); return; }
   st.setField(n.outputs[0], g);

@@ -69,6 +69,12 @@ export class State {
   private readonly chains = new Map<string, WeightChain | null>();
   /** Elements whose units were formed by attention-style mixing (head evidence) → size of the mixed axis (head_dim). */
   readonly mixed = new Map<number, number>();
+  /**
+   * Query-head mode (see gqa-query-heads.ts): an Expand that repeats a size-1 axis gives the copies fresh labels
+   * (a weightless "repeat space") instead of carrying its input's labels; ids of those spaces.
+   */
+  repeatSpaces = false;
+  readonly repeatSpaceIds = new Set<number>();
 
   constructor(readonly graph: Graph, readonly shapes: Map<string, number[]>, readonly plumb: Plumbing, readonly opset: number) {}
 

@@ -12,6 +12,7 @@ interface GroupsArgs {
   dim?: string[];
   shapes?: string;
   'rewrite-shapes'?: boolean;
+  'gqa-query-heads'?: boolean;
 }
 
 /** Parses `--dim batch=2 --dim seq=16`. */
@@ -34,6 +35,7 @@ export const groupsCommand: CommandModule<object, GroupsArgs> = {
       .option('json', { type: 'boolean', describe: 'print one JSON object on stdout (schemas/groups.schema.json)' })
       .option('dim', { type: 'string', array: true, describe: 'value of a symbolic input dim, NAME=N (repeatable)' })
       .option('shapes', { type: 'string', choices: ['auto', 'static', 'ort'], default: 'auto', describe: 'where concrete shapes come from' })
+      .option('gqa-query-heads', { type: 'boolean', describe: 'grouped-query attention: offer query head r of every kv-group instead of whole kv-groups' })
       .option('rewrite-shapes', { type: 'boolean', default: true, describe: 'allow -1 rewrites of Reshape elements computed from unpruned dims (pruning applies them; --no-rewrite-shapes declines such groups)' }) as never,
   handler: async (args) => {
     const model = loadModel(args.model);
@@ -41,6 +43,7 @@ export const groupsCommand: CommandModule<object, GroupsArgs> = {
       dims: parseDims(args.dim),
       mode: args.shapes as 'auto' | 'static' | 'ort',
       rewriteComputedShapes: args['rewrite-shapes'] !== false,
+      gqaQueryHeads: !!args['gqa-query-heads'],
     });
     process.stdout.write(args.json ? `${JSON.stringify(toGroupsJson(analysis))}\n` : `${formatGroups(analysis, args.model)}\n`);
   },

@@ -101,6 +101,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       .option('tolerance', { type: 'number', default: DEFAULT_RTOL, describe: 'verification tolerance: max |pruned − masked| / max |masked| per output (outputs of Sigmoid/Softmax/...: relative to their input\'s scale, input checked too; float16 outputs: at least their rounding budget, src/runtime/rounding.ts)' })
       .option('verify-batch', { type: 'number', describe: 'batch size of the verification inputs (default 2)' })
       .option('verify-seq', { type: 'number', describe: 'value of the other symbolic input dims, e.g. sequence length (default 8, then 64, 256, ... while the model rejects them); also tried for shape measurement' })
+      .option('gqa-query-heads', { type: 'boolean', describe: 'grouped-query attention: prune query head r of every kv-group instead of whole kv-groups' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON on stdout' })
       .option('verbose', { type: 'boolean', describe: 'print progress messages (pass timings) on stderr' })
       .option('quiet', { type: 'boolean', alias: 'q', describe: 'no progress messages (overrides --verbose)' }) as never,
@@ -136,6 +137,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       // Apply supports replacing computed shape elements (ShapeMember.replaceWith), which lets the analysis
       // prune heads whose merge-back Reshape reads the embedding size from a graph shape.
       rewriteComputedShapes: true,
+      gqaQueryHeads: !!(args as unknown as Record<string, unknown>)['gqa-query-heads'],
     };
     const names = o.passes
       ? o.passes.split(',').map((s) => s.trim()).filter(Boolean)
