@@ -151,6 +151,34 @@ describe('tolerance of saturating outputs', () => {
     expect(r.verify.activationInputs?.map((a) => [a.name, a.activationOf])).toEqual([['logit', 'Sigmoid → y']]);
   });
 
+  test('the tap is found through layout and mean ops after the activation (Sigmoid → Squeeze → ReduceMean → Unsqueeze)', async () => {
+    // Like Silero VAD's head: the mean over time of a saturated Sigmoid. Judged against max|y| alone (~1e-13), the
+    // rounding of the logits would fail; through the tap it passes, and the logits are still checked strictly.
+    const g = graph({
+      nodes: [
+        node('Gemm', ['x', 'W1', 'B1'], ['h'], [attr.int('transB', 1)], 'fc1'),
+        node('Relu', ['h'], ['r']),
+        node('Gemm', ['r', 'W2', 'B2'], ['logit'], [attr.int('transB', 1)], 'fc2'),
+        node('Sigmoid', ['logit'], ['p']),
+        node('Squeeze', ['p', 'axT'], ['sq']),
+        node('ReduceMean', ['sq'], ['mean'], [attr.ints('axes', [0]), attr.int('keepdims', 0)]),
+        node('Unsqueeze', ['mean', 'ax'], ['y']),
+      ],
+      inputs: [valueInfo('x', DataType.FLOAT, ['batch', 8])],
+      outputs: [valueInfo('y', DataType.FLOAT, [1])],
+      initializers: [f('W1', [16, 8], 11), f('B1', [16], 12), f('W2', [1, 16], 13), floatTensor('B2', [1], [-30]), int64Tensor('ax', [1], [0]), int64Tensor('axT', [1], [1])],
+    });
+    const model = loadModel(modelBytes(g, { opset: 17 }));
+    expect(activationTaps(model)).toEqual([{ output: 'y', input: 'logit', op: 'Sigmoid', gain: 0.25 }]);
+    const analysis = analysisOf([group('h', 16, [w('W1', 'h', 1, 0, 'out', units(16)), w('B1', 'h', 2, 0, 'out', units(16)), w('W2', 'logit', 1, 1, 'in', units(16))])]);
+    const plan = { h: [0, 3, 7] };
+    const pruned = cloneModel(model);
+    applyPlan(pruned, analysis, plan);
+    const r = await verifyPruned(model, pruned, analysis, plan);
+    expect(r.verify.passed).toBe(true);
+    expect(r.verify.activationInputs?.map((a) => [a.name, a.activationOf])).toEqual([['logit', 'Sigmoid → y']]);
+  });
+
   test('a wrong group changes the logits by far more than rounding: caught even though the output is ~0', async () => {
     const { model, analysis } = saturatingModel();
     const broken = analysisOf([{ ...analysis.groups[0], members: analysis.groups[0].members.map((m) => (m.kind === 'weight' && m.role === 'in' ? { ...m, indices: [...m.indices].reverse() } : m)) }]);

@@ -7,8 +7,8 @@
  * tolerance relative to max|y| is meaningless both ways: it fails on harmless rounding of x, and when f
  * saturates (y ≡ 0) it cannot see a wrong x at all.
  *
- * So for every graph output produced by such an activation (ACTIVATION_GAIN), verification also fetches the
- * activation's input x from both models and:
+ * So for every graph output produced by such an activation (ACTIVATION_GAIN) — directly, or through layout and
+ * mean/max/min ops (PASS_THROUGH) — verification also fetches the activation's input x from both models and:
  *   - checks x itself at the usual strict tolerance: max|Δx| ≤ rtol · max|x_masked|;
  *   - checks y against the scale rounding of x can reach: max|Δy| ≤ rtol · max(max|y_masked|, L · max|x_masked|),
  *     where L is f's Lipschitz constant in the max norm (Sigmoid 1/4, Tanh 1, Softmax 1/2, LogSoftmax 2,
@@ -44,13 +44,27 @@ export interface ActivationTap {
   gain: number;
 }
 
-/** Graph outputs produced by an activation of ACTIVATION_GAIN whose input is computed by a node. */
+/**
+ * Ops between an activation and a graph output that keep the rule valid: their output is a 1-Lipschitz function
+ * of their first input in the max norm and no larger than it (layout, selection, mean / max / min), so
+ * max|Δout| ≤ max|Δy| ≤ L · max|Δx| still holds (e.g. Silero VAD: Sigmoid → Squeeze → ReduceMean → Unsqueeze).
+ */
+const PASS_THROUGH = new Set([
+  'Identity', 'Squeeze', 'Unsqueeze', 'Reshape', 'Flatten', 'Transpose', 'ReduceMean', 'ReduceMax', 'ReduceMin',
+  'Slice', 'Gather', 'Expand', 'Tile',
+]);
+
+/**
+ * Graph outputs produced by an activation of ACTIVATION_GAIN whose input is computed by a node, directly or
+ * through PASS_THROUGH ops (first input only, at most 8 of them).
+ */
 export function activationTaps(model: Model): ActivationTap[] {
   const g = model.graph;
   const outputs = new Set(g.outputs.map((o) => o.name ?? ''));
   const taps: ActivationTap[] = [];
   for (const name of outputs) {
-    const p = g.producer(name);
+    let p = g.producer(name);
+    for (let hops = 0; p && p.domain === '' && PASS_THROUGH.has(p.opType) && hops < 8; hops++) p = p.inputs[0] ? g.producer(p.inputs[0]) : undefined;
     if (!p || p.domain !== '' || !ACTIVATION_GAIN[p.opType]) continue;
     const x = p.inputs[0];
     if (!x || !g.producer(x) || outputs.has(x)) continue;
