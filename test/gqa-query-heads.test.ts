@@ -236,3 +236,15 @@ test('`groups --gqa-query-heads` offers the query-head groups; without the flag,
   expect(off.groups.some((g) => g.id.endsWith('#query-heads'))).toBe(false);
   expect(off.groups.filter((g) => g.unit === 'kv-group').length).toBe(2);
 });
+
+test('the config file key "gqa-query-heads" is the same as the flag', async () => {
+  const model = path.join(SHARED_MODELS, 'llama_gqa_s.onnx');
+  const cfg = path.join(tmp, 'gqa.json');
+  fs.writeFileSync(cfg, JSON.stringify({ 'gqa-query-heads': true, ratio: 0.3 }));
+  const a = await runCliInProcess([model, path.join(tmp, 'cfg.onnx'), '--config', cfg, '--quiet']);
+  const b = await runCliInProcess([model, path.join(tmp, 'flag.onnx'), '--ratio', '0.3', '--gqa-query-heads', '--quiet']);
+  const c = await runCliInProcess([model, path.join(tmp, 'plain.onnx'), '--ratio', '0.3', '--quiet']);
+  expect([a.code, b.code, c.code]).toEqual([0, 0, 0]);
+  expect(fs.readFileSync(path.join(tmp, 'cfg.onnx')).equals(fs.readFileSync(path.join(tmp, 'flag.onnx')))).toBe(true);
+  expect(fs.readFileSync(path.join(tmp, 'cfg.onnx')).equals(fs.readFileSync(path.join(tmp, 'plain.onnx')))).toBe(false);
+});

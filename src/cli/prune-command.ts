@@ -137,7 +137,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       // Apply supports replacing computed shape elements (ShapeMember.replaceWith), which lets the analysis
       // prune heads whose merge-back Reshape reads the embedding size from a graph shape.
       rewriteComputedShapes: true,
-      gqaQueryHeads: !!(args as unknown as Record<string, unknown>)['gqa-query-heads'],
+      gqaQueryHeads: o.gqaQueryHeads === true,
     };
     const names = o.passes
       ? o.passes.split(',').map((s) => s.trim()).filter(Boolean)

@@ -30,6 +30,7 @@ export interface PruneOptions {
   calibBatch?: number;
   calibSamples?: number;
   seed?: number;
+  gqaQueryHeads?: boolean;
   externalData?: boolean;
   verify?: boolean;
   keepInvalid?: boolean;
