@@ -146,18 +146,23 @@ export class CostModel {
     }
   }
 
-  /** Positions removed per slot. */
-  private removedPerSlot(removed: Map<string, number[]> | Record<string, number[]>): Float64Array {
-    const acc = new Float64Array(this.slots.length);
+  /** Calls `visit(slot, count, positions)` for every slot position list that the removed units take. */
+  private forEachRemoved(removed: Map<string, number[]> | Record<string, number[]>, visit: (slot: number, count: number, positions: number[]) => void): void {
     const entries = removed instanceof Map ? removed.entries() : Object.entries(removed);
     for (const [gid, list] of entries) {
       const per = this.units.get(gid);
       if (!per) continue;
       for (const u of list) {
         const us = per[u];
-        for (let i = 0; i < us.slots.length; i++) acc[us.slots[i]] += us.counts[i];
+        for (let i = 0; i < us.slots.length; i++) visit(us.slots[i], us.counts[i], us.positions[i]);
       }
     }
+  }
+
+  /** Positions removed per slot. */
+  private removedPerSlot(removed: Map<string, number[]> | Record<string, number[]>): Float64Array {
+    const acc = new Float64Array(this.slots.length);
+    this.forEachRemoved(removed, (s, count) => { acc[s] += count; });
     return acc;
   }
 
@@ -165,21 +170,12 @@ export class CostModel {
   private sharedPositions(removed: Map<string, number[]> | Record<string, number[]>): Map<number, string> {
     const sets = new Map<number, Set<number>>();
     if (this.sharedSlots.size === 0) return new Map();
-    const entries = removed instanceof Map ? removed.entries() : Object.entries(removed);
-    for (const [gid, list] of entries) {
-      const per = this.units.get(gid);
-      if (!per) continue;
-      for (const u of list) {
-        const us = per[u];
-        for (let i = 0; i < us.slots.length; i++) {
-          const s = us.slots[i];
-          if (!this.sharedSlots.has(s)) continue;
-          let set = sets.get(s);
-          if (!set) sets.set(s, (set = new Set()));
-          for (const p of us.positions[i]) set.add(p);
-        }
-      }
-    }
+    this.forEachRemoved(removed, (s, _count, positions) => {
+      if (!this.sharedSlots.has(s)) return;
+      let set = sets.get(s);
+      if (!set) sets.set(s, (set = new Set()));
+      for (const p of positions) set.add(p);
+    });
     const out = new Map<number, string>();
     for (const [s, set] of sets) out.set(s, [...set].sort((a, b) => a - b).join(','));
     return out;

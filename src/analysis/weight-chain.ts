@@ -190,8 +190,11 @@ export function weightUse(g: Graph, nodeId: string, input: number): { node: Node
   return chainFrom(start.graph, start)?.use ?? { node: start, input };
 }
 
-/** (x − zero_point) · scale of a DequantizeLinear step, per tensor or per axis. */
-function dequantize(g: Graph, n: Node, x: Float32Array, dims: number[]): Float32Array | undefined {
+/**
+ * The scale and zero point of a (De)QuantizeLinear step as functions of the flat element index (per tensor, or
+ * per channel along its axis); undefined when the scale is not constant or its axis does not fit `dims`.
+ */
+function qParams(g: Graph, n: Node, dims: number[]): { scale: (i: number) => number; zeroPoint: (i: number) => number } | undefined {
   const scale = g.resolveConstant(n.inputs[1])?.toFloat32();
   const ax = scale && scale.length > 1 ? dqAxis(n, dims.length) : 0;
   if (ax === undefined || !scale) return undefined;
@@ -199,11 +202,19 @@ function dequantize(g: Graph, n: Node, x: Float32Array, dims: number[]): Float32
   let inner = 1;
   for (let a = ax + 1; a < dims.length; a++) inner *= dims[a];
   const size = dims[ax] ?? 1;
+  const channel = (i: number) => (scale.length === 1 ? 0 : Math.floor(i / inner) % size);
+  return {
+    scale: (i) => scale[channel(i)],
+    zeroPoint: (i) => (zp ? zp[zp.length === 1 ? 0 : channel(i)] : 0),
+  };
+}
+
+/** (x − zero_point) · scale of a DequantizeLinear step, per tensor or per axis. */
+function dequantize(g: Graph, n: Node, x: Float32Array, dims: number[]): Float32Array | undefined {
+  const q = qParams(g, n, dims);
+  if (!q) return undefined;
   const out = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) {
-    const c = scale.length === 1 ? 0 : Math.floor(i / inner) % size;
-    out[i] = (x[i] - (zp ? zp[zp.length === 1 ? 0 : c] : 0)) * scale[c];
-  }
+  for (let i = 0; i < x.length; i++) out[i] = (x[i] - q.zeroPoint(i)) * q.scale(i);
   return out;
 }
 
@@ -221,17 +232,11 @@ function roundHalfEven(x: number): number {
 /** saturate(round(x / scale) + zero_point) of a QuantizeLinear step into an 8/16-bit integer type. */
 function quantize(g: Graph, n: Node, x: Float32Array, dims: number[]): Float32Array | undefined {
   const range = QRANGE[outType(g, n) ?? 0];
-  const scale = g.resolveConstant(n.inputs[1])?.toFloat32();
-  const ax = scale && scale.length > 1 ? dqAxis(n, dims.length) : 0;
-  if (!range || ax === undefined || !scale) return undefined;
-  const zp = n.inputs[2] ? g.resolveConstant(n.inputs[2])?.toFloat32() : undefined;
-  let inner = 1;
-  for (let a = ax + 1; a < dims.length; a++) inner *= dims[a];
-  const size = dims[ax] ?? 1;
+  const p = range && qParams(g, n, dims);
+  if (!range || !p) return undefined;
   const out = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) {
-    const c = scale.length === 1 ? 0 : Math.floor(i / inner) % size;
-    const q = roundHalfEven(x[i] / scale[c]) + (zp ? zp[zp.length === 1 ? 0 : c] : 0);
+    const q = roundHalfEven(x[i] / p.scale(i)) + p.zeroPoint(i);
     out[i] = Math.min(range[1], Math.max(range[0], q));
   }
   return out;
