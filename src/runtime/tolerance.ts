@@ -14,11 +14,15 @@
  *     where L is f's Lipschitz constant in the max norm (Sigmoid 1/4, Tanh 1, Softmax 1/2, LogSoftmax 2,
  *     HardSigmoid |alpha|, Relu and Clip 1): a change of x within rtol of its scale moves y by at most that.
  * Other outputs keep max|Δy| ≤ rtol · max|y_masked|.
+ * When the search from an output reaches a main-graph If whose branches end in such an activation (ifTapSites),
+ * onnxruntime cannot fetch x inside the branch: verification then inlines the branch each run takes into copies
+ * of both models (inline-if.ts) and takes the tap there.
  *
  * Half-precision computation: a tensor computed in float16/bfloat16 after the pruned nodes may differ by the
  * rounding budget of src/runtime/rounding.ts (Σ ε over its half rounding stages) instead of rtol, relative to
  * the same scale (widenToRoundingBudget).
  */
+import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import type { OutputComparison } from './compare';
@@ -55,6 +59,20 @@ const PASS_THROUGH = new Set([
 ]);
 
 /**
+ * The node `name` comes from in `g`, looking back through PASS_THROUGH ops (first input only, at most 8), and
+ * the tensor of that node the walk arrived at.
+ */
+function tapSource(g: Graph, name: string): { node: Node; tensor: string } | undefined {
+  let tensor = name;
+  let p = g.producer(tensor);
+  for (let hops = 0; p && p.domain === '' && PASS_THROUGH.has(p.opType) && hops < 8; hops++) {
+    tensor = p.inputs[0];
+    p = tensor ? g.producer(tensor) : undefined;
+  }
+  return p ? { node: p, tensor } : undefined;
+}
+
+/**
  * Graph outputs produced by an activation of ACTIVATION_GAIN whose input is computed by a node, directly or
  * through PASS_THROUGH ops (first input only, at most 8 of them).
  */
@@ -63,14 +81,36 @@ export function activationTaps(model: Model): ActivationTap[] {
   const outputs = new Set(g.outputs.map((o) => o.name ?? ''));
   const taps: ActivationTap[] = [];
   for (const name of outputs) {
-    let p = g.producer(name);
-    for (let hops = 0; p && p.domain === '' && PASS_THROUGH.has(p.opType) && hops < 8; hops++) p = p.inputs[0] ? g.producer(p.inputs[0]) : undefined;
+    const p = tapSource(g, name)?.node;
     if (!p || p.domain !== '' || !ACTIVATION_GAIN[p.opType]) continue;
     const x = p.inputs[0];
     if (!x || !g.producer(x) || outputs.has(x)) continue;
     taps.push({ output: name, input: x, op: p.opType, gain: ACTIVATION_GAIN[p.opType](p) });
   }
   return taps;
+}
+
+/**
+ * Main-graph If nodes where the tap search of a graph output ends (directly or through PASS_THROUGH ops) and
+ * whose matching output, in either branch, comes from an activation of ACTIVATION_GAIN (the same search inside
+ * the branch): onnxruntime cannot fetch the activation's input there, so verification inlines the branch each
+ * run takes (inline-if.ts) and taps the inlined copy. In graph order, each once.
+ */
+export function ifTapSites(model: Model): Node[] {
+  const g = model.graph;
+  const sites = new Set<Node>();
+  for (const o of g.outputs) {
+    const src = tapSource(g, o.name ?? '');
+    if (!src || src.node.domain !== '' || src.node.opType !== 'If') continue;
+    const index = src.node.outputs.indexOf(src.tensor);
+    const activated = src.node.subgraphs.some((b) => {
+      const out = b.outputs[index]?.name;
+      const a = out ? tapSource(b, out)?.node : undefined;
+      return !!a && a.domain === '' && !!ACTIVATION_GAIN[a.opType];
+    });
+    if (activated) sites.add(src.node);
+  }
+  return g.nodes.filter((n) => sites.has(n));
 }
 
 /** Re-expresses `c.maxRelDiff` relative to max(c.scale, gain · scale of the activation's input). */

@@ -6,7 +6,9 @@
  * max|pruned − masked| ≤ rtol · max|masked| (rtol defaults to 1e-4: the pruned model sums fewer terms, in a
  * different order, so float32 rounding differs slightly) and integer/bool outputs are equal. An output produced
  * by a saturating activation (Sigmoid, Softmax, ...) is judged against the scale of the activation's input, and
- * that input is checked too (src/runtime/tolerance.ts). Outputs computed in float16/bfloat16 after the pruned
+ * that input is checked too (src/runtime/tolerance.ts); when the activation sits inside a main-graph If, each run
+ * is compared on copies of both models with the branch it takes inlined, where the input can be fetched
+ * (src/runtime/inline-if.ts). Outputs computed in float16/bfloat16 after the pruned
  * nodes are allowed their half-precision rounding budget instead of rtol when it is larger (src/runtime/rounding.ts).
  * Inputs: seeded random ones (src/runtime/verify-inputs.ts; larger sizes are tried when the model does not run
  * on the default ones and the user did not choose them), or given feeds (calibration data). An integer scalar
@@ -23,8 +25,9 @@ import { maskPlan } from '../prune/mask';
 import type { PlanGroups } from '../prune/plan';
 import { compareOutputs, type OutputComparison } from './compare';
 import type { ort } from './ort';
-import { roundingBudgets } from './rounding';
-import { activationTaps, widenToActivationInput, widenToRoundingBudget } from './tolerance';
+import { conditionValue, inlineIfs, type IfChoice } from './inline-if';
+import { roundingBudgets, type RoundingBudget } from './rounding';
+import { type ActivationTap, activationTaps, ifTapSites, widenToActivationInput, widenToRoundingBudget } from './tolerance';
 import { type Feeds, type FeedOptions, branchSelectors, runModel, runOnAcceptedInputs, scalarValue, withInputValue } from './verify-inputs';
 
 export { type Feeds, runModel, verificationFeeds } from './verify-inputs';
@@ -114,6 +117,34 @@ function problemOf(c: OutputComparison, ref: ort.Tensor, rtol: number): string |
   return `${what} differs from the masked model: max abs diff ${c.maxAbsDiff.toPrecision(3)} = ${c.maxRelDiff.toPrecision(3)} of ${of} (tolerance ${rtol}${half})`;
 }
 
+/** One run of both models to compare, with the activation taps (and rounding budgets) of the models run. */
+interface TappedRun {
+  maskedRun: Record<string, ort.Tensor>;
+  prunedRun: Record<string, ort.Tensor>;
+  taps: ActivationTap[];
+  budgets: Map<string, RoundingBudget>;
+}
+
+/** Masked and pruned copies with the same If branches inlined (inline-if.ts), and the taps of the inlined graph. */
+interface InlinedPair {
+  masked: Model;
+  pruned: Model;
+  taps: ActivationTap[];
+  budgets: Map<string, RoundingBudget>;
+}
+
+/** Inlines `choices` in copies of both models; undefined when either cannot be inlined. */
+function inlinePair(masked: Model, pruned: Model, choices: IfChoice[], touched: Set<string>): InlinedPair | undefined {
+  try {
+    const m = inlineIfs(masked, choices);
+    const p = m && inlineIfs(pruned, choices);
+    if (!m || !p) return undefined;
+    return { masked: m, pruned: p, taps: activationTaps(m), budgets: roundingBudgets(m, touched) };
+  } catch {
+    return undefined; // e.g. a graph that does not sort after inlining: verify without the tap, as before
+  }
+}
+
 /** Nodes (by member node id) that a plan changes: every member of a group with removed units. */
 function touchedNodes(analysis: GroupAnalysis, planGroups: PlanGroups): Set<string> {
   const out = new Set<string>();
@@ -131,9 +162,13 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   const masked = cloneModel(dense);
   maskPlan(masked, analysis, planGroups);
   const taps = activationTaps(dense);
-  const budgets = roundingBudgets(dense, touchedNodes(analysis, planGroups));
+  const touched = touchedNodes(analysis, planGroups);
+  const budgets = roundingBudgets(dense, touched);
   const extra = taps.map((t) => t.input);
-  const accepted = await runOnAcceptedInputs(masked, opts, extra);
+  // If nodes that hide an activation tap (tolerance.ts): their conditions are fetched from the masked runs.
+  const ifSites = ifTapSites(dense).map((n) => ({ ifOutput: n.outputs[0], cond: n.inputs[0] }));
+  const maskedExtra = [...extra, ...ifSites.map((s) => s.cond).filter((c) => c && dense.graph.producer(c))];
+  const accepted = await runOnAcceptedInputs(masked, opts, maskedExtra);
   const { feeds, outputs: maskedOut } = accepted;
   const shapes = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.dims.slice()]));
   const report: VerifyReport = { passed: false, rtol, inputs: { seed, shapes }, maxAbsDiff: Infinity, maxRelDiff: Infinity, cosine: 0, outputs: [] };
@@ -147,7 +182,8 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   }
   const names = pruned.graph.outputs.map((o) => o.name ?? '');
   /** Compares one run of the pruned model with the masked model's run on the same inputs. */
-  const compareRun = (maskedRun: Record<string, ort.Tensor>, prunedRun: Record<string, ort.Tensor>) => {
+  const compareRun = (run: TappedRun) => {
+    const { maskedRun, prunedRun, taps, budgets } = run;
     const outputs: OutputComparison[] = [];
     const inputs: OutputComparison[] = [];
     const problems: string[] = [];
@@ -176,7 +212,32 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     }
     return { outputs, inputs, problems };
   };
-  const main = compareRun(maskedOut, prunedOut);
+  const inlined = new Map<string, InlinedPair | undefined>();
+  /**
+   * The runs to compare: the given ones, or, when an If hides an activation tap, runs of masked and pruned copies
+   * in which each such If is replaced by the branch this run takes (identically in both), tapped there.
+   */
+  const tapped = async (maskedRun: Record<string, ort.Tensor>, prunedRun: Record<string, ort.Tensor>, f: Feeds): Promise<TappedRun> => {
+    const plain: TappedRun = { maskedRun, prunedRun, taps, budgets };
+    if (!ifSites.length) return plain;
+    const choices: IfChoice[] = [];
+    for (const site of ifSites) {
+      const then = conditionValue(masked, site.cond, maskedRun, f);
+      if (then === undefined) return plain;
+      choices.push({ ifOutput: site.ifOutput, then });
+    }
+    const key = choices.map((c) => (c.then ? 1 : 0)).join('');
+    if (!inlined.has(key)) inlined.set(key, inlinePair(masked, pruned, choices, touched));
+    const pair = inlined.get(key);
+    if (!pair) return plain;
+    const x = pair.taps.map((t) => t.input);
+    try {
+      return { maskedRun: await runModel(pair.masked, f, x), prunedRun: await runModel(pair.pruned, f, x), taps: pair.taps, budgets: pair.budgets };
+    } catch {
+      return plain;
+    }
+  };
+  const main = compareRun(await tapped(maskedOut, prunedOut, feeds));
   const problems = main.problems;
   report.outputs.push(...main.outputs);
   const inputsCompared = main.inputs;
@@ -198,7 +259,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
         const f = withInputValue(feeds, sel.input, value);
         let maskedRun: Record<string, ort.Tensor>;
         try {
-          maskedRun = await runModel(masked, f, extra);
+          maskedRun = await runModel(masked, f, maskedExtra);
         } catch (e) {
           branches.push({ input: sel.input, value, skipped: `the dense model does not run with ${sel.input}=${value}: ${(e as Error).message.split('\n')[0]}` });
           continue;
@@ -210,7 +271,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
           problems.push(`with ${sel.input}=${value}: the pruned model does not run in onnxruntime: ${(e as Error).message.split('\n')[0]}`);
           continue;
         }
-        const b = compareRun(maskedRun, prunedRun);
+        const b = compareRun(await tapped(maskedRun, prunedRun, f));
         const rel = Math.max(summarize(b.outputs).maxRelDiff, summarize(b.inputs).maxRelDiff);
         branches.push({ input: sel.input, value, maxRelDiff: rel });
         report.maxRelDiff = Math.max(report.maxRelDiff, rel);
