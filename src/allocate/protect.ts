@@ -113,7 +113,7 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
   if (ops.size && graph) {
     for (const g of analysis.groups) {
       for (const m of g.members) {
-        const n = m.kind === 'weight' ? weightUse(graph, m.node, m.input)?.node : graph.producer(m.node) ?? graph.nodes.find((x) => x.name === m.node) ?? graph.findNode(m.node);
+        const n = m.kind === 'weight' ? weightUse(graph, m.node, m.input)?.node : graph.memberNode(m.node);
         if (n && ops.has(n.opType)) {
           mark(g, `--exclude-op ${n.opType}`);
           break;

@@ -184,7 +184,7 @@ function readerScope(g: Graph, stored: string): Graph {
  */
 export function weightUse(g: Graph, nodeId: string, input: number): { node: Node; input: number } | undefined {
   // A member of a group inside a control-flow subgraph names a node of that subgraph: looked up model-wide.
-  const start = g.producer(nodeId) ?? g.nodes.find((n) => n.name === nodeId) ?? g.findNode(nodeId);
+  const start = g.memberNode(nodeId);
   if (!start) return undefined;
   if (input !== 0 || !isChainOp(start)) return { node: start, input };
   return chainFrom(start.graph, start)?.use ?? { node: start, input };

@@ -334,14 +334,19 @@ export class Graph {
    * names are unique model-wide in valid ONNX, so the node is the one that defines `id`.
    */
   findNode(id: string): Node | undefined {
-    const own = this.producer(id);
-    if (own) return own;
     for (const g of this.allGraphs()) {
-      if (g === this) continue;
       const p = g.producer(id);
       if (p) return p;
     }
     return undefined;
+  }
+
+  /**
+   * The node a group member names (src/analysis/types.ts: a node's first output, else its name): the producer in
+   * this graph, a node of this graph with that name, then the producer in a subgraph below it.
+   */
+  memberNode(id: string): Node | undefined {
+    return this.producer(id) ?? this.nodes.find((n) => n.name === id) ?? this.findNode(id);
   }
 
   /**

@@ -27,7 +27,7 @@ import type { Node } from '../ir/node';
 import { makeTensorProto } from '../ir/tensor';
 import { channelMean, statKey, type ActivationStats } from '../runtime/capture';
 import { inputSite } from './sites';
-import { memberNode, memberUse, WeightCache, weightMembers } from './tensor-math';
+import { memberUse, WeightCache, weightMembers } from './tensor-math';
 import { type WeightChain, resolveWeight } from '../analysis/weight-chain';
 
 export type { BiasAdjustment };
@@ -311,7 +311,7 @@ export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustm
   const graph = model.graph;
   const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
   const plans: Plan[] = adjustments.map((a) => {
-    const found = memberNode(graph, a.node);
+    const found = graph.memberNode(a.node);
     // Consumers inside control-flow subgraphs are never compensated (planCompensation skips them).
     const n = found?.graph === graph ? found : undefined;
     // A weight behind a Cast / DequantizeLinear chain: the op computes in the chain's output type.

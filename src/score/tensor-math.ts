@@ -42,13 +42,6 @@ export class WeightCache {
   }
 }
 
-/** The node a member refers to (members name nodes by their first output). */
-export function memberNode(graph: Graph, id: string): Node | undefined {
-  const p = graph.producer(id);
-  if (p) return p;
-  return graph.nodes.find((n) => n.name === id) ?? graph.findNode(id);
-}
-
 /**
  * True when the group lives inside a control-flow subgraph of `graph` (an If branch, a Loop body): its nodes'
  * activations cannot be captured (onnxruntime only returns main-graph tensors) and its consumers get no bias
