@@ -38,10 +38,7 @@ export function subgraphsOf(model: Model): Graph[] {
 export function scopeNameClash(model: Model): string | undefined {
   const owner = new Map<string, Graph>();
   for (const g of model.graph.allGraphs()) {
-    const names = new Set<string>(g.initializers.keys());
-    for (const n of g.nodes) for (const o of n.outputs) if (o) names.add(o);
-    for (const i of g.proto.input) if (i.name) names.add(i.name);
-    for (const name of names) {
+    for (const name of g.definedNames()) {
       const prev = owner.get(name);
       if (prev && prev !== g) return name;
       owner.set(name, g);

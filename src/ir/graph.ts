@@ -365,6 +365,14 @@ export class Graph {
     return this.constant(name) ?? this.ownerOf(name)?.constant(name);
   }
 
+  /** Names this graph itself defines: its formal inputs, initializers and node outputs (not its subgraphs'). */
+  definedNames(): Set<string> {
+    const out = new Set<string>(this.initializers.keys());
+    for (const n of this.nodes) for (const o of n.outputs) if (o) out.add(o);
+    for (const i of this.proto.input) if (i.name) out.add(i.name);
+    return out;
+  }
+
   /** True when this graph is `g` or nested (at any depth) inside `g`. */
   isWithin(g: Graph): boolean {
     for (let cur: Graph | undefined = this; cur; cur = cur.parent) if (cur === g) return true;

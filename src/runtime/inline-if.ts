@@ -32,12 +32,7 @@ function branchOf(n: Node, then: boolean): Graph | undefined {
 /** Names defined (inputs, initializers, node outputs) in `graphs`. */
 function definedNames(graphs: Graph[]): Set<string> {
   const out = new Set<string>();
-  for (const g of graphs) {
-    for (const i of g.proto.input) out.add(i.name ?? '');
-    for (const k of g.initializers.keys()) out.add(k);
-    for (const n of g.nodes) for (const o of n.outputs) if (o) out.add(o);
-  }
-  out.delete('');
+  for (const g of graphs) for (const name of g.definedNames()) out.add(name);
   return out;
 }
 
