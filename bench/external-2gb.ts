@@ -12,7 +12,7 @@ import * as path from 'path';
 import { UserError } from '../src/ir/errors';
 import { loadModel, saveModel } from '../src/ir/io';
 import { Model } from '../src/ir/model';
-import { createSession, ort } from '../src/runtime/ort';
+import { createSession, ort } from '../src/ort/session';
 import { DataType, graph, modelProto, node, seededRng, tensor, uniform, valueInfo } from '../src/ir/builder';
 
 const BIG = 16384;

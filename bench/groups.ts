@@ -8,7 +8,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { GroupAnalysis } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
 

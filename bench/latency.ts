@@ -14,8 +14,10 @@ import { countMacs } from '../src/analysis/flops';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
 import { Pipeline, newContext } from '../src/pipeline/pipeline';
-import { createSession, modelBytes, type ort } from '../src/runtime/ort';
-import { verificationFeeds } from '../src/runtime/verify';
+import { registerBuiltinPasses } from '../passes';
+registerBuiltinPasses();
+import { createSession, modelBytes, type ort } from '../src/ort/session';
+import { verificationFeeds } from '../src/verify/verify';
 
 const DEFAULT_MODELS = ['resnet50_b', 'mobilenet_v2_050', 'vit_s', 'llama_s'];
 

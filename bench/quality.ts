@@ -10,7 +10,7 @@
  * Groups come from the real analysis (analyzeGroups).
  */
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import { loadModel } from '../src/ir/io';
 import { accuracy, denseStats, loadDigits, loadTokens, mnistCalib, overSeeds, perplexity, pruneVariant, SHARED, tokenCalib, variantName, type Variant } from './quality-lib';
 

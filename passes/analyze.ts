@@ -9,7 +9,7 @@
  * input sizes) are also tried as probe sizes when onnxruntime must measure shapes and the model does not run on
  * tiny inputs (src/analysis/shape-source.ts).
  */
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { Pass } from '../src/pipeline/pass';
 
 export function analyzePass(options: Record<string, unknown>): Pass {

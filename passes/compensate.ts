@@ -12,9 +12,9 @@
 import type { GroupAnalysis } from '../src/analysis/types';
 import { UserError } from '../src/ir/errors';
 import type { Pass, PassContext } from '../src/pipeline/pass';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { writePlanFile, type PrunePlan } from '../src/prune/plan';
-import type { ActivationStats } from '../src/runtime/capture';
+import type { ActivationStats } from '../src/ort/capture';
 import { applyCompensation, planCompensation, type CompensationReport } from '../src/score/compensate';
 
 export function compensatePass(options: Record<string, unknown>): Pass {

@@ -1,4 +1,4 @@
 /** `importance-fluctuation`: Var(X)·‖W‖² from calibration activations (FLAP); bias compensation in prune. Writes ctx.artifacts.scores (see src/score/types.ts). */
-import { importancePass } from '../src/score/importance-pass';
+import { importancePass } from './importance';
 
 export const importanceFluctuationPass = importancePass('fluctuation', 'Var(X)·‖W‖² from calibration activations (FLAP); bias compensation in prune');

@@ -1,5 +1,6 @@
 /** The built-in passes, by pipeline name. One file per pass in this folder. */
 import type { PassFactory } from '../src/pipeline/pass';
+import { registerPass } from '../src/pipeline/registry';
 import { allocatePass } from './allocate';
 import { analyzePass } from './analyze';
 import { compensatePass } from './compensate';
@@ -35,3 +36,8 @@ export const builtinPasses: Record<string, PassFactory> = {
   compensate: compensatePass,
   verify: verifyPass,
 };
+
+/** Registers every built-in pass (idempotent); the entry points call it. */
+export function registerBuiltinPasses(): void {
+  for (const [name, factory] of Object.entries(builtinPasses)) registerPass(name, factory, { builtin: true });
+}

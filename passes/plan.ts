@@ -6,7 +6,7 @@
  * options.savePlan writes the plan as JSON.
  */
 import { UserError } from '../src/ir/errors';
-import { analysisOf, modelOf, type ScoreMap } from '../src/prune/artifacts';
+import { analysisOf, modelOf, type ScoreMap } from '../src/pipeline/artifacts';
 import { checkPlanGroups, makePlan, readPlanFile, validatePlan, writePlanFile, type PlanGroups, type PrunePlan } from '../src/prune/plan';
 import { selectUniform } from '../src/prune/select';
 import type { Pass } from '../src/pipeline/pass';

@@ -3,14 +3,14 @@
  * (params and FLOPs before/after, per layer). With ratio 0 and no plan file it is a lossless no-op that does
  * not touch the model. When verification follows, the dense model is kept in ctx.artifacts.dense.
  */
-import { analysisOf, modelOf, planOf } from '../src/prune/artifacts';
+import { analysisOf, modelOf, planOf } from '../src/pipeline/artifacts';
 import { compareCost, measureModel } from '../src/prune/accounting';
 import { applyPlan } from '../src/prune/apply';
 import type { GroupAnalysis } from '../src/analysis/types';
 import type { Pass } from '../src/pipeline/pass';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { nothingPrunedNote } from '../src/prune/explain';
-import { warn } from '../src/score/importance-pass';
+import { warn } from './importance';
 
 /** Declined reasons with their counts, most frequent first. */
 function reasonCounts(analysis: GroupAnalysis): Record<string, number> {

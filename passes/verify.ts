@@ -5,10 +5,10 @@
  * says passed: false and the pipeline goes on). When the plan removes nothing, the output is the input model
  * unchanged and verification is skipped (`verify.skipped` says so).
  */
-import { analysisOf, modelOf, planOf } from '../src/prune/artifacts';
+import { analysisOf, modelOf, planOf } from '../src/pipeline/artifacts';
 import type { Model } from '../src/ir/model';
 import type { Pass } from '../src/pipeline/pass';
-import { DEFAULT_RTOL, VerificationError, findFailingGroups, verifyPruned, type VerifyOptions } from '../src/runtime/verify';
+import { DEFAULT_RTOL, VerificationError, findFailingGroups, verifyPruned, type VerifyOptions } from '../src/verify/verify';
 
 export function verifyPass(options: Record<string, unknown>): Pass {
   return {

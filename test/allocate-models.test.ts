@@ -4,7 +4,7 @@
  * group, and the params estimate equals the params actually removed.
  */
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import { countMacs } from '../src/analysis/flops';
 import { allocate } from '../src/allocate/allocate';
 import { loadModel } from '../src/ir/io';

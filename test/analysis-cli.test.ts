@@ -6,6 +6,8 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { fromGroupsJson, fromRanges, toGroupsJson, toRanges, type GroupsJson } from '../src/analysis/groups-json';
 import { Pipeline, newContext } from '../src/pipeline/pipeline';
+import { registerBuiltinPasses } from '../passes';
+registerBuiltinPasses();
 import type { GroupAnalysis } from '../src/analysis/types';
 import { SHARED, analyze, sharedModel, validate } from './analysis-kit';
 import { runCliInProcess } from './helpers/cli';

@@ -5,8 +5,9 @@
  * additionalProperties, items, oneOf, $ref to #/definitions, minimum, maximum, minItems, maxItems, minLength).
  */
 import * as path from 'path';
-import { analyzeGroups, type GroupAnalysisOptions } from '../src/analysis/analyze';
-import { maskCheck } from '../src/analysis/mask-check';
+import type { GroupAnalysisOptions } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
+import { maskCheck } from './helpers/mask-check';
 import type { Group, GroupAnalysis, Member, WeightMember } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';

@@ -4,7 +4,7 @@
  * parameters — so no reader of the pruned channels was missed. A group with one consumer left out must fail.
  */
 import * as fs from 'fs';
-import { maskCheck } from '../src/analysis/mask-check';
+import { maskCheck } from './helpers/mask-check';
 import type { Group } from '../src/analysis/types';
 import { SHARED, analyze, expectMaskOk, sharedModel } from './analysis-kit';
 

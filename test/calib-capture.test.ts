@@ -5,8 +5,8 @@ import * as path from 'path';
 import { DataType } from '../src/ir/dtype';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
-import { calibBatches, calibFromArrays, loadCalibration, sliceCalibration } from '../src/runtime/calib';
-import { accumulate, captureStats, channelMean, channelRms, channelVariance, statKey } from '../src/runtime/capture';
+import { calibBatches, calibFromArrays, loadCalibration, sliceCalibration } from '../src/ort/calib';
+import { accumulate, captureStats, channelMean, channelRms, channelVariance, statKey } from '../src/ort/capture';
 import { attr, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 
 const fixtures = path.join(__dirname, 'fixtures', 'calib');

@@ -2,8 +2,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DataType } from '../src/ir/dtype';
-import { parseNpy } from '../src/runtime/npy';
-import { readZip } from '../src/runtime/zip';
+import { parseNpy } from '../src/ort/npy';
+import { readZip } from '../src/ort/zip';
 
 const dir = path.join(__dirname, 'fixtures', 'calib');
 const read = (f: string) => new Uint8Array(fs.readFileSync(path.join(dir, f)));

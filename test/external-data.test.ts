@@ -8,7 +8,7 @@ import * as path from 'path';
 import { float16ToFloat32, float32ToFloat16 } from '../src/ir/dtype';
 import { UserError } from '../src/ir/errors';
 import { loadModel, saveModel } from '../src/ir/io';
-import { ort } from '../src/runtime/ort';
+import { ort } from '../src/ort/session';
 import {
   DataType, attr, floatTensor, graph, modelBytes, node, onnx, seededRng, tensor, uniform, valueInfo,
 } from './helpers/builder';

@@ -7,7 +7,7 @@ import { countMacs } from '../src/analysis/flops';
 import { DataType } from '../src/ir/dtype';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
-import { inferShapesWithOrt } from '../src/ir/shapes/ort';
+import { inferShapesWithOrt } from './helpers/ort-shapes';
 import { attr, floatTensor, graph, modelBytes, node, onnx, valueInfo } from './helpers/builder';
 
 const MODELS = path.resolve(__dirname, '../../shared/models');

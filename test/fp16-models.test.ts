@@ -10,18 +10,18 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { GroupAnalysis } from '../src/analysis/types';
 import { float16ToFloat32, float32ToFloat16 } from '../src/ir/dtype';
 import { loadModel } from '../src/ir/io';
 import { onnx as onnxProto } from '../src/ir/proto';
 import { toLong, toNumber } from '../src/ir/long';
 import { applyPlan } from '../src/prune/apply';
-import { cloneModel } from '../src/prune/clone';
-import { createSession, ort } from '../src/runtime/ort';
-import { roundingBudgets } from '../src/runtime/rounding';
+import { cloneModel } from '../src/ir/clone';
+import { createSession, ort } from '../src/ort/session';
+import { roundingBudgets } from '../src/verify/rounding';
 import { applyCompensation } from '../src/score/compensate';
-import { verifyPruned } from '../src/runtime/verify';
+import { verifyPruned } from '../src/verify/verify';
 import { DataType, attr, graph, modelBytes, node, seededRng, tensor, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 import { countParams } from './helpers/params';

@@ -9,15 +9,15 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { Group, GroupAnalysis, WeightMember } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { maskPlan } from '../src/prune/mask';
 import { fingerprintModel } from '../src/prune/plan';
-import { compareOutputs } from '../src/runtime/compare';
-import { runModel, verificationFeeds } from '../src/runtime/verify';
+import { compareOutputs } from '../src/verify/compare';
+import { runModel, verificationFeeds } from '../src/verify/verify';
 import { DataType, attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, seededRng, uniform, valueInfo } from './helpers/builder';
 import { SHARED_MODELS, mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 

@@ -17,15 +17,15 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import { DECLINE } from '../src/analysis/decline';
 import { fromGroupsJson } from '../src/analysis/groups-json';
 import type { Group, GroupAnalysis, Member } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { maskPlan } from '../src/prune/mask';
-import { compareOutputs } from '../src/runtime/compare';
-import { runModel, verificationFeeds } from '../src/runtime/verify';
+import { compareOutputs } from '../src/verify/compare';
+import { runModel, verificationFeeds } from '../src/verify/verify';
 import { DataType, attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, seededRng, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 

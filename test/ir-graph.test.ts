@@ -12,7 +12,7 @@ import { toBigInt } from '../src/ir/long';
 import type { Model } from '../src/ir/model';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { ConstTensor } from '../src/ir/tensor';
-import { ort } from '../src/runtime/ort';
+import { ort } from '../src/ort/session';
 import {
   DataType, attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, modelProto, node, onnx, tensor, valueInfo,
 } from './helpers/builder';

@@ -11,8 +11,8 @@ import * as protobuf from 'protobufjs/minimal';
 import { loadModel, runtimeModel, saveModel } from '../src/ir/io';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { EXTERNAL_CACHE_MAX_BYTES } from '../src/ir/tensor';
-import { cloneModel } from '../src/prune/clone';
-import { ort } from '../src/runtime/ort';
+import { cloneModel } from '../src/ir/clone';
+import { ort } from '../src/ort/session';
 import { DataType, attr, floatTensor, graph, modelBytes, modelProto, node, onnx, seededRng, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp } from './helpers/cli';
 

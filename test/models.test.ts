@@ -7,7 +7,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel } from '../src/ir/io';
-import { ort } from '../src/runtime/ort';
+import { ort } from '../src/ort/session';
 import { EXAMPLE_MODELS, defaultModelsDir, writeModels } from '../models/make-models';
 import { seededRng, uniform } from './helpers/builder';
 import { REPO_ROOT, mkTmp, requireBuiltCli, rmTmp, runBuiltCli, runCliInProcess } from './helpers/cli';

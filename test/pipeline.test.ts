@@ -8,6 +8,8 @@ import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
 import type { Pass } from '../src/pipeline/pass';
 import { Pipeline, newContext } from '../src/pipeline/pipeline';
+import { registerBuiltinPasses } from '../passes';
+registerBuiltinPasses();
 import { createPass, loadPassModule, passNames } from '../src/pipeline/registry';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { SHARED_MODELS, lines, mkTmp, rmTmp, runBuiltCli, runCliInProcess } from './helpers/cli';

@@ -9,7 +9,7 @@ import { encodeModelProto } from '../src/ir/proto';
 import { applyPlan } from '../src/prune/apply';
 import { maskPlan } from '../src/prune/mask';
 import type { PlanGroups } from '../src/prune/plan';
-import { cloneModel, findFailingGroups, verifyPruned } from '../src/runtime/verify';
+import { cloneModel, findFailingGroups, verifyPruned } from '../src/verify/verify';
 import {
   attentionHeads, computedShapeHeads, concatFlatten, constantNodeWeights, convBnConv, convReluConv, depthwise, fp16Weights, gemmMlp,
   layerNormCoupled, sharedInitializer, splitFused, type Fixture,

@@ -4,10 +4,10 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import { loadModel } from '../src/ir/io';
-import { checkSchema } from '../src/prune/json-schema';
-import { runModel, verificationFeeds } from '../src/runtime/verify';
+import { checkSchema } from '../src/util/json-schema';
+import { runModel, verificationFeeds } from '../src/verify/verify';
 import reportSchema from '../schemas/report.schema.json';
 import { SHARED_MODELS, mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 

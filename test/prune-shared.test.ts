@@ -10,11 +10,13 @@ import * as path from 'path';
 import { loadModel } from '../src/ir/io';
 import { saveModel } from '../src/ir/io';
 import { Pipeline, newContext } from '../src/pipeline/pipeline';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { registerBuiltinPasses } from '../passes';
+registerBuiltinPasses();
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { Group, GroupAnalysis } from '../src/analysis/types';
 import { applyPlan } from '../src/prune/apply';
-import { cloneModel } from '../src/prune/clone';
-import { findFailingGroups, runModel, verificationFeeds, verifyPruned, type GroupFailure, type VerifyReport } from '../src/runtime/verify';
+import { cloneModel } from '../src/ir/clone';
+import { findFailingGroups, runModel, verificationFeeds, verifyPruned, type GroupFailure, type VerifyReport } from '../src/verify/verify';
 import { mkTmp, rmTmp, sharedModels } from './helpers/cli';
 
 const MODELS = sharedModels().map((f) => path.basename(f));

@@ -1,9 +1,9 @@
 /** Importance methods on a hand-built Conv → BN → Relu → Conv model with a hand-written group. */
 import type { Group, GroupAnalysis, WeightMember } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
-import { calibFromArrays } from '../src/runtime/calib';
-import { captureStats, withExtraOutputs, type ActivationStats } from '../src/runtime/capture';
-import { createSession, modelBytes as bytesOf, ort } from '../src/runtime/ort';
+import { calibFromArrays } from '../src/ort/calib';
+import { captureStats, withExtraOutputs, type ActivationStats } from '../src/ort/capture';
+import { createSession, modelBytes as bytesOf, ort } from '../src/ort/session';
 import { activationRequests, scoreGroups, scoreGroupsDetailed } from '../src/score';
 import { lampTransform } from '../src/score/lamp';
 import { inverseDiagonal } from '../src/score/obs';

@@ -8,9 +8,9 @@ import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { inferShapes } from '../src/ir/shapes';
-import { inlineIfs, mainIfConditions } from '../src/ir/shapes/inline-if';
-import { inferShapesWithOrt } from '../src/ir/shapes/ort';
-import { ort } from '../src/runtime/ort';
+import { inlineIfs, mainIfConditions } from './helpers/inline-if-proto';
+import { inferShapesWithOrt } from './helpers/ort-shapes';
+import { ort } from '../src/ort/session';
 import { attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, valueInfo } from './helpers/builder';
 import { runOnce } from './helpers/ort-run';
 

@@ -8,7 +8,7 @@ import { DataType } from '../src/ir/dtype';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
 import { type Shape, evalShape, inferShapes, isFullyKnown, knownValue, knownValues } from '../src/ir/shapes';
-import { inferShapesWithOrt } from '../src/ir/shapes/ort';
+import { inferShapesWithOrt } from './helpers/ort-shapes';
 import { addDim, divDim, eqDim, mulDim, subDim } from '../src/ir/shapes/sym';
 import {
   attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, valueInfo,
@@ -422,7 +422,7 @@ describe('shape rules on tiny graphs (checked against onnxruntime)', () => {
     inferShapes(m);
     expect(m.graph.types.get('nz')?.shape).toEqual([2, undefined]);
     const x = new Float32Array([1, 0, 2, 0, 0, 3]);
-    const { ort: ortNs } = await import('../src/runtime/ort');
+    const { ort: ortNs } = await import('../src/ort/session');
     const res = await inferShapesWithOrt(m, { feeds: { x: new ortNs.Tensor('float32', x, [2, 3]) } });
     // Only the statically unknown tensors are measured and filled; known dims (2) are kept.
     expect([...res.shapes.keys()].sort()).toEqual(['nz', 't']);

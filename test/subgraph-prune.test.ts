@@ -10,16 +10,16 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import { DECLINE } from '../src/analysis/decline';
 import type { Group, GroupAnalysis } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
 import { applyPlan } from '../src/prune/apply';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { maskPlan } from '../src/prune/mask';
-import { runModel, verifyPruned } from '../src/runtime/verify';
-import { verificationFeeds, withInputValue } from '../src/runtime/verify-inputs';
+import { runModel, verifyPruned } from '../src/verify/verify';
+import { verificationFeeds, withInputValue } from '../src/ort/feeds';
 import { DataType, attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, seededRng, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 import { countParams } from './helpers/params';

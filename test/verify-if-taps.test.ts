@@ -8,11 +8,11 @@
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
 import { applyPlan } from '../src/prune/apply';
-import { cloneModel } from '../src/prune/clone';
-import { conditionValue, inlineIfs } from '../src/runtime/inline-if';
-import { activationTaps, ifTapSites } from '../src/runtime/tolerance';
-import { runModel, verifyPruned } from '../src/runtime/verify';
-import { verificationFeeds, withInputValue } from '../src/runtime/verify-inputs';
+import { cloneModel } from '../src/ir/clone';
+import { conditionValue, inlineIfs } from '../src/verify/inline-if';
+import { activationTaps, ifTapSites } from '../src/verify/tolerance';
+import { runModel, verifyPruned } from '../src/verify/verify';
+import { verificationFeeds, withInputValue } from '../src/ort/feeds';
 import { DataType, attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 import { analysisOf, group, units, w } from './prune-fixtures';
 

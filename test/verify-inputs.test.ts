@@ -6,18 +6,19 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { concreteShapes, probeCandidates } from '../src/analysis/shape-source';
+import { OrtShapeProbe } from '../src/ort/shape-probe';
 import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
 import { applyPlan } from '../src/prune/apply';
-import { cloneModel } from '../src/prune/clone';
+import { cloneModel } from '../src/ir/clone';
 import { nothingPrunedNote } from '../src/prune/explain';
-import type { OutputComparison } from '../src/runtime/compare';
-import { calibBatches, loadCalibration, prepareCalibration } from '../src/runtime/calib';
-import { captureStats, statKey } from '../src/runtime/capture';
-import { ortErrorSummary } from '../src/runtime/ort-errors';
-import { activationTaps, widenToActivationInput } from '../src/runtime/tolerance';
-import { verifyPruned } from '../src/runtime/verify';
-import { VERIFY_SEQ_LADDER, runOnAcceptedInputs } from '../src/runtime/verify-inputs';
+import type { OutputComparison } from '../src/verify/compare';
+import { calibBatches, loadCalibration, prepareCalibration } from '../src/ort/calib';
+import { captureStats, statKey } from '../src/ort/capture';
+import { ortErrorSummary } from '../src/ort/errors';
+import { activationTaps, widenToActivationInput } from '../src/verify/tolerance';
+import { verifyPruned } from '../src/verify/verify';
+import { VERIFY_SEQ_LADDER, runOnAcceptedInputs } from '../src/ort/feeds';
 import { mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 import { DataType, attr, floatTensor, graph, int64Tensor, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 import { analysisOf, group, units, w } from './prune-fixtures';
@@ -125,15 +126,15 @@ describe('shape measurement probes', () => {
 
   test('onnxruntime measurement retries larger probes; the user sizes come right after the small ones', async () => {
     const { model } = reflectModel();
-    expect((await concreteShapes(model, { mode: 'ort' })).inputShapes.x).toEqual([3, 160]);
-    const t = await concreteShapes(model, { mode: 'ort', seq: 40, batch: 1 });
+    expect((await concreteShapes(model, { mode: 'ort', probe: OrtShapeProbe.open })).inputShapes.x).toEqual([3, 160]);
+    const t = await concreteShapes(model, { mode: 'ort', seq: 40, batch: 1, probe: OrtShapeProbe.open });
     expect(t.inputShapes.x).toEqual([1, 40]);
     expect(t.shapes.get('y')).toEqual([1, 4, 40 + 32 - 4]);
   });
 
   test('no probe runs: a one-line UserError that names the options', async () => {
     const { model } = reflectModel(100000);
-    await expect(concreteShapes(model, { mode: 'ort' })).rejects.toThrow(/^onnxruntime cannot run the model to measure shapes on any of \d+ probe input sizes .*--verify-seq N/);
+    await expect(concreteShapes(model, { mode: 'ort', probe: OrtShapeProbe.open })).rejects.toThrow(/^onnxruntime cannot run the model to measure shapes on any of \d+ probe input sizes .*--verify-seq N/);
   });
 });
 

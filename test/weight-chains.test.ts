@@ -16,7 +16,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { analyzeGroups } from '../src/analysis/analyze';
+import { analyzeGroups } from '../src/pipeline/stages';
 import type { Group, GroupAnalysis, WeightMember } from '../src/analysis/types';
 import { float16ToFloat32, float32ToFloat16 } from '../src/ir/dtype';
 import { loadModel } from '../src/ir/io';

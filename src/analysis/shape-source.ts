@@ -22,14 +22,24 @@
  * says which sizes were tried and which option sets them.
  */
 import { numel } from '../ir/dims';
-import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
+import { formatInputShapes, uniformInputShapes } from '../ir/input-shapes';
 import type { Model } from '../ir/model';
 import { inferShapes } from '../ir/shapes';
-import { createSession, ort, rng } from '../runtime/ort';
-import { runtimeModel } from '../ir/io';
-import { ortErrorSummary } from '../runtime/ort-errors';
+
+/**
+ * Measures the shape of every main-graph tensor for given input shapes (by running the model); `run` throws an
+ * Error whose message says why the model did not run. src/ort/shape-probe.ts implements it with onnxruntime;
+ * analysis itself never runs a model.
+ */
+export interface ShapeProbe {
+  run(inputShapes: Record<string, number[]>, intHigh: number): Promise<Map<string, number[]>>;
+  release(): Promise<void>;
+}
+
+/** Opens a ShapeProbe for a model (e.g. `OrtShapeProbe.open`). */
+export type ShapeProbeFactory = (model: Model) => Promise<ShapeProbe>;
 
 export interface ShapeSourceOptions {
   /** Values for named symbolic input dims (e.g. { batch: 2, seq: 16 }). */
@@ -42,6 +52,11 @@ export interface ShapeSourceOptions {
   batch?: number;
   /** Other symbolic dims the user chose for verification (--verify-seq): tried when the small probe does not run. */
   seq?: number;
+  /**
+   * Measures shapes static inference leaves unknown (mode 'auto' / 'ort'). Without one, such shapes stay
+   * unknown in mode 'auto' (as in 'static') and mode 'ort' is an error.
+   */
+  probe?: ShapeProbeFactory;
 }
 
 export interface ShapeTable {
@@ -76,32 +91,6 @@ export function concreteInputShapes(model: Model, opts: ShapeSourceOptions = {},
     });
   }
   return out;
-}
-
-/**
- * Input shapes with every symbolic dim set the way verification sets it: a named dim first seen on axis 0 →
- * `batch`, other named dims → `seq`, unnamed dims → `seq` (so that unnamed batch dims of several inputs agree).
- * Named dims in `dims` keep their value.
- */
-export function uniformInputShapes(model: Model, batch: number, seq: number, dims: Record<string, number> = {}): Record<string, number[]> {
-  const named = new Map<string, number>(Object.entries(dims));
-  const out: Record<string, number[]> = {};
-  for (const vi of model.graph.realInputs) {
-    const t = valueTypeOf(vi);
-    if (!t?.shape) throw new UserError(`input '${vi.name}' has no shape`);
-    out[vi.name ?? ''] = t.shape.map((d, axis) => {
-      if (typeof d === 'number') return d;
-      if (typeof d !== 'string' || d === '') return seq;
-      if (!named.has(d)) named.set(d, axis === 0 ? batch : seq);
-      return named.get(d)!;
-    });
-  }
-  return out;
-}
-
-/** `name[a,b], name2[c]` for messages. */
-export function formatInputShapes(shapes: Record<string, number[]>): string {
-  return Object.entries(shapes).map(([k, v]) => `${k}[${v.join(',')}]`).join(' ');
 }
 
 function elements(shapes: Record<string, number[]>): number {
@@ -167,7 +156,7 @@ function staticShapes(model: Model, inputShapes: Record<string, number[]>): Map<
 export async function concreteShapes(model: Model, opts: ShapeSourceOptions = {}): Promise<ShapeTable> {
   const mode = opts.mode ?? 'auto';
   const candidates = probeCandidates(model, opts);
-  let probe: OrtProbe | undefined;
+  let probe: ShapeProbe | undefined;
   const failures: string[] = [];
   try {
     for (const inputShapes of candidates) {
@@ -176,13 +165,14 @@ export async function concreteShapes(model: Model, opts: ShapeSourceOptions = {}
       for (const [name, t] of model.graph.initializers) shapes.set(name, t.dims);
       for (const [name, s] of Object.entries(inputShapes)) shapes.set(name, s);
       const missing = wantedNames(model).filter((n) => !shapes.has(n) && !model.graph.constant(n));
-      if (mode === 'static' || (mode === 'auto' && missing.length === 0)) return { shapes, source: 'static', inputShapes };
-      probe ??= await OrtProbe.open(model);
+      if (mode === 'static' || (mode === 'auto' && (missing.length === 0 || !opts.probe))) return { shapes, source: 'static', inputShapes };
+      if (!opts.probe) throw new UserError('shapes cannot be measured: no shape probe was given (analysis is static; pass one, e.g. OrtShapeProbe.open)');
+      probe ??= await opts.probe(model);
       let measured: Map<string, number[]>;
       try {
         measured = await probe.run(inputShapes, opts.intHigh ?? 2);
       } catch (e) {
-        failures.push(`${formatInputShapes(inputShapes)}: ${ortErrorSummary(e)}`);
+        failures.push(`${formatInputShapes(inputShapes)}: ${(e as Error).message}`);
         continue;
       }
       for (const [name, s] of measured) if (!shapes.has(name)) shapes.set(name, s);
@@ -199,71 +189,3 @@ export async function concreteShapes(model: Model, opts: ShapeSourceOptions = {}
 }
 
 
-/** Seeded random feeds of the given shapes (floats in [-1, 1), ints in [0, intHigh)). */
-function probeFeeds(model: Model, inputShapes: Record<string, number[]>, intHigh: number): Record<string, ort.Tensor> {
-  const next = rng(1);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const vi of model.graph.realInputs) {
-    const t = valueTypeOf(vi)!;
-    const dims = inputShapes[vi.name ?? ''];
-    const n = numel(dims);
-    let data: ort.Tensor.DataType;
-    switch (t.dtype) {
-      case DataType.FLOAT: data = Float32Array.from({ length: n }, () => next() * 2 - 1); break;
-      case DataType.DOUBLE: data = Float64Array.from({ length: n }, () => next() * 2 - 1); break;
-      case DataType.INT64: data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * intHigh))); break;
-      case DataType.INT32: data = Int32Array.from({ length: n }, () => Math.floor(next() * intHigh)); break;
-      case DataType.BOOL: data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0)); break;
-      case DataType.FLOAT16: data = new Uint16Array(n).fill(0x3c00); break;
-      default: throw new UserError(`cannot make an input of type ${ortTypeName(t.dtype)} for '${vi.name}'`);
-    }
-    feeds[vi.name ?? ''] = new ort.Tensor(ortTypeName(t.dtype) as 'float32', data as Float32Array, dims);
-  }
-  return feeds;
-}
-
-/** One ORT session of the model with every main-graph tensor as an output, run on as many probe sizes as needed. */
-class OrtProbe {
-  private constructor(private readonly model: Model, private readonly session: ort.InferenceSession) {}
-
-  static async open(model: Model): Promise<OrtProbe> {
-    const outputs = new Set(model.graph.outputs.map((o) => o.name ?? ''));
-    const extra: string[] = [];
-    for (const n of model.graph.nodes) {
-      for (const o of n.outputs) {
-        if (!o || outputs.has(o)) continue;
-        outputs.add(o);
-        extra.push(o);
-      }
-    }
-    // ORT's own error log is silenced (fatal only): a failed probe is retried or reported in one line.
-    return new OrtProbe(model, await createSession(runtimeModel(model, { extraOutputs: extra }), { logSeverityLevel: 4 }));
-  }
-
-  /** Measured shapes of every main-graph tensor for these input shapes; throws ORT's error when the run fails. */
-  async run(inputShapes: Record<string, number[]>, intHigh: number): Promise<Map<string, number[]>> {
-    const result = await this.session.run(probeFeeds(this.model, inputShapes, intHigh), { logSeverityLevel: 4 });
-    const out = new Map<string, number[]>();
-    for (const [name, t] of Object.entries(result)) {
-      out.set(name, t.dims.map(Number));
-      t.dispose?.();
-    }
-    return out;
-  }
-
-  release(): Promise<void> {
-    return this.session.release();
-  }
-}
-
-/** Runs the model once with every main-graph tensor as an output and returns the measured shapes. */
-export async function measureShapesWithOrt(model: Model, inputShapes: Record<string, number[]>, intHigh = 2): Promise<Map<string, number[]>> {
-  const probe = await OrtProbe.open(model);
-  try {
-    return await probe.run(inputShapes, intHigh);
-  } catch (e) {
-    throw new UserError(`onnxruntime cannot run the model to measure shapes on ${formatInputShapes(inputShapes)}: ${ortErrorSummary(e)}`);
-  } finally {
-    await probe.release();
-  }
-}

@@ -4,7 +4,7 @@
  */
 import yargs from 'yargs';
 import { isUserError } from '../ir/errors';
-import { isVerificationError } from '../runtime/verify';
+import { isVerificationError } from '../verify/verify';
 import { pruneCommand } from './prune-command';
 import { inspectCommand } from './inspect-command';
 import { groupsCommand } from './groups-command';

@@ -1,6 +1,6 @@
 /** `onnx-prune groups MODEL [--json]`: the coupled groups of a model and the declined ones with reasons. */
 import type { CommandModule } from 'yargs';
-import { analyzeGroups } from '../analysis/analyze';
+import { analyzeGroups } from '../pipeline/stages';
 import { formatGroups } from '../analysis/groups-format';
 import { toGroupsJson } from '../analysis/groups-json';
 import { UserError } from '../ir/errors';

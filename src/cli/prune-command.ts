@@ -10,9 +10,10 @@ import type { CommandModule } from 'yargs';
 import { UserError } from '../ir/errors';
 import { Pipeline, newContext } from '../pipeline/pipeline';
 import { loadPassModule } from '../pipeline/registry';
+import { registerBuiltinPasses } from '../../passes';
 import { resolveOptions } from '../pipeline/config';
 import { addPruneOptions, explicitOptions } from './prune-options';
-import { DEFAULT_RTOL, VerificationError, isVerificationError } from '../runtime/verify';
+import { DEFAULT_RTOL, VerificationError, isVerificationError } from '../verify/verify';
 
 interface PruneArgs {
   input: string;
@@ -34,6 +35,8 @@ interface PruneArgs {
   'verify-batch'?: number;
   'verify-seq'?: number;
 }
+
+registerBuiltinPasses();
 
 export const DEFAULT_PIPELINE = ['load', 'prune', 'save'];
 

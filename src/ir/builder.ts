@@ -11,7 +11,7 @@ import { makeTensorProto, type TypedArray } from './tensor';
 const AT = onnx.AttributeProto.AttributeType;
 
 export { DataType, onnx };
-export { rng as seededRng } from '../runtime/rng';
+export { rng as seededRng } from '../util/rng';
 
 /** `n` floats uniform in [-scale, scale) from `next`. */
 export function uniform(next: () => number, n: number, scale = 1): Float32Array {

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
-import { checkSchema, type JsonSchema } from '../prune/json-schema';
+import { checkSchema, type JsonSchema } from '../util/json-schema';
 import configSchema from '../../schemas/config.schema.json';
 
 export const CONFIG_SCHEMA = configSchema as unknown as JsonSchema;

@@ -1,12 +1,24 @@
-/** Pass registry: built-in passes by name, plus passes loaded from user JS modules (`--pass ./my-pass.js`). */
+/**
+ * Pass registry: passes by name. The built-in passes (passes/) are registered by the entry points (src/index.ts,
+ * the CLI) through `registerBuiltinPasses`; passes loaded from user JS modules (`--pass ./my-pass.js`) join them.
+ */
 import * as path from 'path';
 import { UserError } from '../ir/errors';
 import type { Pass, PassFactory } from './pass';
-import { builtinPasses } from '../../passes';
 
-const registry = new Map<string, PassFactory>(Object.entries(builtinPasses));
+const registry = new Map<string, PassFactory>();
+const builtin = new Set<string>();
 
-export function registerPass(name: string, factory: PassFactory): void {
+/**
+ * Registers a pass factory under `name`, replacing any pass of that name (a toolchain may replace a built-in
+ * pass). With `builtin`, the name is marked built-in (pass modules loaded with --pass cannot take it) and an
+ * existing registration is kept.
+ */
+export function registerPass(name: string, factory: PassFactory, opts: { builtin?: boolean } = {}): void {
+  if (opts.builtin) {
+    builtin.add(name);
+    if (registry.has(name)) return;
+  }
   registry.set(name, factory);
 }
 
@@ -48,7 +60,7 @@ export function loadPassModule(modulePath: string, options: Record<string, unkno
     if (!isPass(p)) throw new UserError(`pass module '${modulePath}' must export a pass ({ name, run }) or a factory returning one`);
     p.reads ??= [];
     p.writes ??= [];
-    if (builtinPasses[p.name]) throw new UserError(`pass module '${modulePath}' defines '${p.name}', the name of a built-in pass; choose another name`);
+    if (builtin.has(p.name)) throw new UserError(`pass module '${modulePath}' defines '${p.name}', the name of a built-in pass; choose another name`);
     registry.set(p.name, () => p);
     out.push(p);
   }

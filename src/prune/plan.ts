@@ -7,10 +7,11 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { DeclinedGroup, Group, GroupAnalysis } from '../analysis/types';
+import type { BiasAdjustment } from '../score/compensate';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import planSchema from '../../schemas/plan.schema.json';
-import { checkSchema, type JsonSchema } from './json-schema';
+import { checkSchema, type JsonSchema } from '../util/json-schema';
 
 /** Group id → sorted unit indices to remove. */
 export type PlanGroups = Record<string, number[]>;
@@ -23,16 +24,8 @@ export interface ModelFingerprint {
   params?: number;
 }
 
-/**
- * One consumer's bias change from bias compensation (src/score/compensate.ts): the consumer node (its id as in
- * group members), the input slot of its weight, and Δ per output channel (before Gemm's alpha/beta scaling).
- * Re-applying the same adjustments to the same model gives the same bytes.
- */
-export interface BiasAdjustment {
-  node: string;
-  input: number;
-  delta: number[];
-}
+
+export type { BiasAdjustment };
 
 export interface PrunePlan {
   format: 'onnx-prune-plan';

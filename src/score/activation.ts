@@ -20,7 +20,7 @@
  */
 import type { Group } from '../analysis/types';
 import { UserError } from '../ir/errors';
-import { channelRms, channelVariance, statKey } from '../runtime/capture';
+import { channelRms, channelVariance, statKey } from '../ort/capture';
 import type { ScoreContext } from './context';
 import { magnitudeScores } from './magnitude';
 import { inputSite } from './sites';

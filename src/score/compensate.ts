@@ -20,17 +20,25 @@ import { strides } from '../ir/dims';
 import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
 import { DataType, byteLength, dtypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
-import type { BiasAdjustment } from '../prune/plan';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import { makeTensorProto } from '../ir/tensor';
-import { channelMean, statKey, type ActivationStats } from '../runtime/capture';
+import { channelMean, statKey, type ActivationStats } from '../ort/capture';
 import { inputSite } from './sites';
 import { memberUse, WeightCache, weightMembers } from './tensor-math';
 import { type WeightChain, resolveWeight } from '../analysis/weight-chain';
 
-export type { BiasAdjustment };
+/**
+ * One consumer's bias change from bias compensation (src/score/compensate.ts): the consumer node (its id as in
+ * group members), the input slot of its weight, and Δ per output channel (before Gemm's alpha/beta scaling).
+ * Re-applying the same adjustments to the same model gives the same bytes.
+ */
+export interface BiasAdjustment {
+  node: string;
+  input: number;
+  delta: number[];
+}
 
 export interface CompensationReport {
   /** Consumers whose bias was adjusted. */

@@ -1,7 +1,7 @@
 /** State shared by the scoring methods during one scoreGroups call. */
 import type { Group } from '../analysis/types';
 import type { Graph } from '../ir/graph';
-import type { ActivationStats } from '../runtime/capture';
+import type { ActivationStats } from '../ort/capture';
 import type { MemberReduce } from './types';
 import { WeightCache } from './tensor-math';
 

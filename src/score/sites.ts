@@ -12,7 +12,7 @@
  */
 import type { GroupAnalysis, WeightMember } from '../analysis/types';
 import type { Graph } from '../ir/graph';
-import type { CaptureRequest } from '../runtime/capture';
+import type { CaptureRequest } from '../ort/capture';
 import { memberUse } from './tensor-math';
 
 export interface ActivationSite {

@@ -9,7 +9,7 @@
  *     through `ScoreResult.normalized`.
  *   Each importance pass writes ctx.artifacts.scores (GroupScores) and ctx.artifacts.scoreInfo (ScoreInfo).
  */
-import type { ActivationStats } from '../runtime/capture';
+import type { ActivationStats } from '../ort/capture';
 
 export type ScoreMethod = 'l1' | 'l2' | 'bn' | 'lamp' | 'random' | 'wanda' | 'fluctuation' | 'obs';
 

@@ -6,7 +6,7 @@ import { DataType } from '../../src/ir/dtype';
 import { valueTypeOf } from '../../src/ir/graph';
 import { loadModel } from '../../src/ir/io';
 import type { Model } from '../../src/ir/model';
-import { createSession, ort, randomInputs } from '../../src/runtime/ort';
+import { createSession, ort, randomInputs } from '../../src/ort/session';
 
 export type Feeds = Record<string, ort.Tensor>;
 export type Outputs = Record<string, ort.Tensor>;

@@ -20,17 +20,17 @@
 import type { Group, GroupAnalysis } from '../analysis/types';
 import type { Model } from '../ir/model';
 import { applyPlan } from '../prune/apply';
-import { cloneModel } from '../prune/clone';
+import { cloneModel } from '../ir/clone';
 import { maskPlan } from '../prune/mask';
 import type { PlanGroups } from '../prune/plan';
 import { compareOutputs, type OutputComparison } from './compare';
-import type { ort } from './ort';
+import type { ort } from '../ort/session';
 import { conditionValue, inlineIfs, type IfChoice } from './inline-if';
 import { roundingBudgets, type RoundingBudget } from './rounding';
 import { type ActivationTap, activationTaps, ifTapSites, widenToActivationInput, widenToRoundingBudget } from './tolerance';
-import { type Feeds, type FeedOptions, branchSelectors, runModel, runOnAcceptedInputs, scalarValue, withInputValue } from './verify-inputs';
+import { type Feeds, type FeedOptions, branchSelectors, runModel, runOnAcceptedInputs, scalarValue, withInputValue } from '../ort/feeds';
 
-export { type Feeds, runModel, verificationFeeds } from './verify-inputs';
+export { type Feeds, runModel, verificationFeeds } from '../ort/feeds';
 
 export const DEFAULT_RTOL = 1e-4;
 

@@ -3,7 +3,7 @@
  * the last axis, and KL divergence of softmax(last axis) for logits.
  */
 import { float16ToFloat32 } from '../ir/dtype';
-import type { ort } from './ort';
+import type { ort } from '../ort/session';
 
 export interface OutputComparison {
   name: string;

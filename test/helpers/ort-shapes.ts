@@ -13,16 +13,16 @@
  * nested Ifs; see ./inline-if), so the taken branches' tensors become main-graph tensors. Tensors of branches not
  * taken, and of Loop/Scan bodies, get no measurement.
  */
-import { DataType } from '../dtype';
-import { loadModel } from '../io';
-import type { Model } from '../model';
-import { createSession, ort, randomInputs } from '../../runtime/ort';
-import type { Graph } from '../graph';
-import { decodeModelProto, encodeModelProto, onnx } from '../proto';
-import { ConstTensor } from '../tensor';
-import { type ShapeInferenceOptions, inferShapes } from './index';
-import { inlineIfs, mainIfConditions } from './inline-if';
-import { isFullyKnown } from './sym';
+import { DataType } from '../../src/ir/dtype';
+import { loadModel } from '../../src/ir/io';
+import type { Model } from '../../src/ir/model';
+import { createSession, ort, randomInputs } from '../../src/ort/session';
+import type { Graph } from '../../src/ir/graph';
+import { decodeModelProto, encodeModelProto, onnx } from '../../src/ir/proto';
+import { ConstTensor } from '../../src/ir/tensor';
+import { type ShapeInferenceOptions, inferShapes } from '../../src/ir/shapes/index';
+import { inlineIfs, mainIfConditions } from './inline-if-proto';
+import { isFullyKnown } from '../../src/ir/shapes/sym';
 
 export interface OrtShapeOptions extends ShapeInferenceOptions {
   /** Inputs to run with; default seeded random inputs (see randomInputs) with `dims`, `seed`, `intHigh`. */

@@ -8,13 +8,13 @@
  * shows up as a difference. Members are edited through private copies wired into their (node, input), so
  * weights shared with other nodes are left alone.
  */
-import { DataType } from '../ir/dtype';
-import { loadModel } from '../ir/io';
-import type { Model } from '../ir/model';
-import { encodeModelProto, onnx } from '../ir/proto';
-import { makeTensorProto } from '../ir/tensor';
-import { createSession, ort, randomInputs, rng } from '../runtime/ort';
-import type { Group, WeightMember } from './types';
+import { DataType } from '../../src/ir/dtype';
+import { loadModel } from '../../src/ir/io';
+import type { Model } from '../../src/ir/model';
+import { encodeModelProto, onnx } from '../../src/ir/proto';
+import { makeTensorProto } from '../../src/ir/tensor';
+import { createSession, ort, randomInputs, rng } from '../../src/ort/session';
+import type { Group, WeightMember } from '../../src/analysis/types';
 
 export interface MaskCheckResult {
   /** Largest |A − B| over all outputs. */

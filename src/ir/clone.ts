@@ -4,7 +4,7 @@
  * writes into a tensor's bytes in place (ConstTensor.setData and the tensor edits always store new arrays), so a
  * copy costs no weight memory and no encode/decode. External data stays external, read lazily by each copy.
  */
-import { Model } from '../ir/model';
+import { Model } from './model';
 
 /** A deep copy of a protobuf message tree; Uint8Arrays (bytes) and Long values (immutable) are shared. */
 export function cloneMessage<T extends object>(root: T): T {

@@ -1,8 +1,8 @@
 /** Typed access to the pipeline artifacts the pruning passes share (with clear errors when one is missing). */
 import type { GroupAnalysis } from '../analysis/types';
 import type { Model } from '../ir/model';
-import type { PassContext } from '../pipeline/pass';
-import type { PrunePlan } from './plan';
+import type { PassContext } from './pass';
+import type { PrunePlan } from '../prune/plan';
 
 export function analysisOf(ctx: PassContext, pass: string): GroupAnalysis {
   const a = ctx.artifacts.groups as GroupAnalysis | undefined;

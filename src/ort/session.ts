@@ -9,7 +9,7 @@ import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { runtimeModel, type RuntimeModel } from '../ir/io';
-import { rng } from './rng';
+import { rng } from '../util/rng';
 
 export { ort, rng };
 

@@ -11,14 +11,14 @@
  * the user chose are used as given: a model that does not run on them is a UserError naming the options.
  */
 import { numel } from '../ir/dims';
-import { uniformInputShapes, formatInputShapes } from '../analysis/shape-source';
+import { formatInputShapes, uniformInputShapes } from '../ir/input-shapes';
 import { DataType } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { runtimeModel, type RuntimeModel } from '../ir/io';
-import { createSession, ort, randomInputs } from './ort';
-import { ortErrorSummary } from './ort-errors';
+import { createSession, ort, randomInputs } from './session';
+import { ortErrorSummary } from './errors';
 
 export type Feeds = Record<string, ort.Tensor>;
 

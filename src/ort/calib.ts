@@ -18,9 +18,9 @@ import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TypedArray } from '../ir/tensor';
 import { isNpy, parseNpy, typedView, type NdArray } from './npy';
-import { uniformInputShapes } from '../analysis/shape-source';
-import { ort } from './ort';
-import { VERIFY_SEQ_LADDER, runOnAcceptedInputs, verificationFeeds } from './verify-inputs';
+import { uniformInputShapes } from '../ir/input-shapes';
+import { ort } from './session';
+import { VERIFY_SEQ_LADDER, runOnAcceptedInputs, verificationFeeds } from './feeds';
 import { readZip } from './zip';
 
 export interface CalibInput {

@@ -14,8 +14,8 @@
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
-import { cloneModel } from '../prune/clone';
-import type { ort } from './ort';
+import { cloneModel } from '../ir/clone';
+import type { ort } from '../ort/session';
 
 /** Which branch of the main-graph If whose first output is `ifOutput` a run takes. */
 export interface IfChoice {

@@ -9,12 +9,12 @@
  */
 import { float16ToFloat32 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
-import { cloneModel } from '../prune/clone';
+import { cloneModel } from '../ir/clone';
 import type { Model } from '../ir/model';
 import { onnx } from '../ir/proto';
 import { batchCount, calibBatches, type CalibSet } from './calib';
-import { createSession, ort } from './ort';
-import { ortErrorSummary } from './ort-errors';
+import { createSession, ort } from './session';
+import { ortErrorSummary } from './errors';
 import { progressBar } from './progress';
 
 export interface CaptureRequest {

@@ -9,7 +9,7 @@
  * Tensor names must be unique across the graph and its subgraphs (as ONNX requires); a clash throws. Node names
  * that clash are made unique.
  */
-import { onnx } from '../proto';
+import { onnx } from '../../src/ir/proto';
 
 const isIf = (n: onnx.INodeProto) => n.opType === 'If' && (!n.domain || n.domain === 'ai.onnx');
 

@@ -7,13 +7,13 @@
  * Options read from ctx.options (see src/pipeline/config.ts): seed, reduce, calib, calibShape, calibDtype,
  * calibBatch, calibSamples, quiet, verifySeq / verifyBatch (sizes of random calibration inputs).
  */
-import type { GroupAnalysis } from '../analysis/types';
-import type { Pass, PassContext } from '../pipeline/pass';
-import { captureStats } from '../runtime/capture';
-import { prepareCalibration } from '../runtime/calib';
-import { activationRequests } from './sites';
-import { scoreGroupsDetailed } from './index';
-import { DATA_AWARE, type MemberReduce, type ScoreMethod } from './types';
+import type { GroupAnalysis } from '../src/analysis/types';
+import type { Pass, PassContext } from '../src/pipeline/pass';
+import { captureStats } from '../src/ort/capture';
+import { prepareCalibration } from '../src/ort/calib';
+import { activationRequests } from '../src/score/sites';
+import { scoreGroupsDetailed } from '../src/score/index';
+import { DATA_AWARE, type MemberReduce, type ScoreMethod } from '../src/score/types';
 
 /** Warnings go to the report and, unless quiet, to stderr (they matter even without --verbose). */
 export function warn(ctx: PassContext, message: string): void {
