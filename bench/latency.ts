@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): Args {
 }
 
 async function prune(file: string, ratio: number): Promise<{ pruned: Model; report: Record<string, unknown> }> {
-  const options = { ratio, verify: false, rewriteComputedShapes: true };
+  const options = { ratio, verify: false };
   const ctx = newContext({ inputPath: file, options });
   await Pipeline.fromNames(['load', 'analyze', 'importance-l2', 'plan', 'prune'], options).run(ctx);
   return { pruned: ctx.model!, report: ctx.report };

@@ -3,10 +3,9 @@
  * budget in ctx.options (ratio, target, allocation, maxRatio, roundTo, protect, protectDefaults, excludeOp), and
  * puts what it achieved in ctx.report.allocation. See src/allocate/types.ts for the contract.
  */
-import type { GroupAnalysis } from '../src/analysis/types';
-import { allocate, type AllocationMode, type BudgetTarget } from '../src/allocate/allocate';
+import { allocate } from '../src/allocate/allocate';
+import { analysisOf } from '../src/pipeline/artifacts';
 import type { Pass } from '../src/pipeline/pass';
-import type { GroupScores, ScoreInfo } from '../src/score/types';
 
 export function allocatePass(): Pass {
   return {
@@ -15,20 +14,20 @@ export function allocatePass(): Pass {
     reads: ['model', 'artifacts.groups', 'artifacts.scores'],
     writes: ['artifacts.removed'],
     run(ctx) {
-      const analysis = ctx.artifacts.groups as GroupAnalysis;
-      const scores = ctx.artifacts.scores as GroupScores;
-      const info = ctx.artifacts.scoreInfo as ScoreInfo | undefined;
+      const analysis = analysisOf(ctx, 'allocate');
+      const scores = ctx.artifacts.scores;
+      if (!scores) throw new Error("pass 'allocate' needs unit scores (ctx.artifacts.scores): run an importance pass before it");
       const o = ctx.options;
-      const { removed, achieved } = allocate(analysis, scores, {
-        ratio: Number(o.ratio ?? 0),
-        target: o.target as BudgetTarget | undefined,
-        mode: (o.allocation as AllocationMode | undefined) ?? 'uniform',
-        maxRatio: o.maxRatio as number | undefined,
-        roundTo: o.roundTo as number | undefined,
-        protect: o.protect as string[] | undefined,
-        protectDefaults: o.protectDefaults as boolean | undefined,
-        excludeOp: o.excludeOp as string[] | undefined,
-        normalized: info?.normalized,
+      const { removed, achieved } = allocate(analysis, scores.scores, {
+        ratio: o.ratio ?? 0,
+        target: o.target,
+        mode: o.allocation ?? 'uniform',
+        maxRatio: o.maxRatio,
+        roundTo: o.roundTo,
+        protect: o.protect,
+        protectDefaults: o.protectDefaults,
+        excludeOp: o.excludeOp,
+        normalized: scores.info.normalized,
         model: ctx.model,
       });
       ctx.artifacts.removed = removed;

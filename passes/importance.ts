@@ -1,71 +1,68 @@
 /**
- * The importance pass shared by passes/importance-*.ts: scores ctx.artifacts.groups (a GroupAnalysis) and
- * writes ctx.artifacts.scores (GroupScores) and ctx.artifacts.scoreInfo (ScoreInfo). Data-aware methods first
- * capture calibration statistics through onnxruntime and also write ctx.artifacts.activationStats (which the
- * prune pass hands to compensateBias for fluctuation).
+ * `importance-<method>`: one pass per importance method of the registry (src/score/methods.ts). Scores
+ * ctx.artifacts.groups and writes ctx.artifacts.scores (the scores with the method that produced them, see
+ * src/score/types.ts); a data-aware method first captures calibration statistics in onnxruntime and also writes
+ * ctx.artifacts.activationStats (bias compensation reuses them).
  *
- * Options read from ctx.options (see src/pipeline/config.ts): seed, reduce, calib, calibShape, calibDtype,
- * calibBatch, calibSamples, quiet, verifySeq / verifyBatch (sizes of random calibration inputs).
+ * Options: seed, reduce, calib, calibShape, calibDtype, calibBatch, calibSamples, quiet, verifySeq / verifyBatch
+ * (sizes of random calibration inputs).
  */
-import type { GroupAnalysis } from '../src/analysis/types';
-import type { Pass, PassContext } from '../src/pipeline/pass';
-import { captureStats } from '../src/ort/capture';
-import { prepareCalibration } from '../src/ort/calib';
-import { activationRequests } from '../src/score/sites';
-import { scoreGroupsDetailed } from '../src/score/index';
-import { DATA_AWARE, type MemberReduce, type ScoreMethod } from '../src/score/types';
+import { analysisOf, modelOf } from '../src/pipeline/artifacts';
+import type { Pass, PassContext, PassFactory } from '../src/pipeline/pass';
+import { scoreGroups } from '../src/pipeline/stages';
+import type { ImportanceMethod } from '../src/score/methods';
+import type { ScoreMethod } from '../src/score/types';
 
-/** Warnings go to the report and, unless quiet, to stderr (they matter even without --verbose). */
+/** A warning: in the report and, unless quiet, on stderr (kept for passes written against the old helper). */
 export function warn(ctx: PassContext, message: string): void {
-  const list = (ctx.report.warnings ??= []) as string[];
-  list.push(message);
-  if (!ctx.options.quiet) process.stderr.write(`onnx-prune: warning: ${message}\n`);
+  ctx.warn(message);
 }
 
 export async function runImportance(ctx: PassContext, method: ScoreMethod): Promise<void> {
-  const model = ctx.model;
-  const analysis = ctx.artifacts.groups as GroupAnalysis | undefined;
-  if (!model || !analysis) throw new Error(`importance-${method}: needs the model and ctx.artifacts.groups`);
+  const pass = `importance-${method}`;
+  const model = modelOf(ctx, pass);
+  const analysis = analysisOf(ctx, pass);
   const o = ctx.options;
-  let stats;
-  if (DATA_AWARE.includes(method)) {
-    const calib = await prepareCalibration(model, {
-      file: o.calib as string | undefined,
-      // Random inputs use the verification sizes: --verify-seq / --verify-batch, else the first size that runs.
-      seq: o.verifySeq !== undefined ? Number(o.verifySeq) : undefined,
-      batch: o.verifyBatch !== undefined ? Number(o.verifyBatch) : undefined,
-      shape: o.calibShape as number[] | undefined,
-      dtype: o.calibDtype as string | undefined,
-      seed: (o.seed as number | undefined) ?? 0,
-      randomSamples: o.calibSamples as number | undefined,
-      warn: (m) => warn(ctx, m),
-    });
-    const t0 = Date.now();
-    stats = await captureStats(model, calib, activationRequests(model.graph, analysis), {
-      batch: (o.calibBatch as number | undefined) ?? 16,
-      quiet: !!o.quiet || !!o.json,
-    });
-    ctx.artifacts.activationStats = stats;
-    ctx.log(`calibration: ${calib.samples} samples from ${calib.source}${calib.seq !== undefined ? ` (symbolic dims = ${calib.seq})` : ''}, ${stats.size} activations in ${Date.now() - t0} ms`);
-  }
-  const { scores, info } = scoreGroupsDetailed(model, analysis, {
+  const r = await scoreGroups(model, analysis, {
     method,
-    reduce: o.reduce as MemberReduce | undefined,
-    seed: (o.seed as number | undefined) ?? 0,
-    stats,
+    reduce: o.reduce,
+    seed: o.seed ?? 0,
     log: ctx.log,
+    calib: {
+      file: o.calib,
+      // Random inputs use the verification sizes: --verify-seq / --verify-batch, else the first size that runs.
+      seq: o.verifySeq,
+      batch: o.verifyBatch,
+      shape: o.calibShape,
+      dtype: o.calibDtype,
+      randomSamples: o.calibSamples,
+      warn: ctx.warn,
+    },
+    calibBatch: o.calibBatch,
+    quiet: !!o.quiet || !!o.json,
   });
-  ctx.artifacts.scores = scores;
-  ctx.artifacts.scoreInfo = info;
-  ctx.report.importance = { method, groups: Object.keys(scores).length, fallbacks: info.fallbacks.length };
+  if (r.stats) ctx.artifacts.activationStats = r.stats;
+  if (r.calibration) {
+    const c = r.calibration;
+    ctx.log(`calibration: ${c.samples} samples from ${c.source}${c.seq !== undefined ? ` (symbolic dims = ${c.seq})` : ''}, ${c.activations} activations in ${c.ms} ms`);
+  }
+  // A fallback is a different method than the one asked for: say so (e.g. bn on a model whose BatchNormalization
+  // nodes were all folded into convolutions is plain L2).
+  const byReason = new Map<string, number>();
+  for (const f of r.info.fallbacks) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
+  const total = Object.keys(r.scores).length;
+  for (const [reason, n] of byReason) ctx.warn(`importance ${method}: ${n === total ? 'every group' : `${n} of ${total} groups`} ${n === 1 ? 'was' : 'were'} not scored by ${method} (${reason})`);
+  ctx.artifacts.scores = { scores: r.scores, info: r.info };
+  ctx.report.importance = { method, groups: Object.keys(r.scores).length, fallbacks: r.info.fallbacks.length };
 }
 
-export function importancePass(method: ScoreMethod, description: string): () => Pass {
-  return () => ({
-    name: `importance-${method}`,
-    description,
+/** The pass factory of one importance method. */
+export function importancePass(m: ImportanceMethod): PassFactory {
+  return (): Pass => ({
+    name: `importance-${m.name}`,
+    description: m.description,
     reads: ['model', 'artifacts.groups'],
-    writes: DATA_AWARE.includes(method) ? ['artifacts.scores', 'artifacts.scoreInfo', 'artifacts.activationStats'] : ['artifacts.scores', 'artifacts.scoreInfo'],
-    run: (ctx) => runImportance(ctx, method),
+    writes: m.dataAware ? ['artifacts.scores', 'artifacts.activationStats'] : ['artifacts.scores'],
+    run: (ctx) => runImportance(ctx, m.name as ScoreMethod),
   });
 }

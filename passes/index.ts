@@ -1,17 +1,14 @@
-/** The built-in passes, by pipeline name. One file per pass in this folder. */
+/**
+ * The built-in passes, by pipeline name. One file per pass in this folder; the `importance-<method>` passes are
+ * made from the importance-method registry (src/score/methods.ts).
+ */
 import type { PassFactory } from '../src/pipeline/pass';
 import { registerPass } from '../src/pipeline/registry';
+import { IMPORTANCE_METHODS } from '../src/score/methods';
 import { allocatePass } from './allocate';
 import { analyzePass } from './analyze';
 import { compensatePass } from './compensate';
-import { importanceBnPass } from './importance-bn';
-import { importanceFluctuationPass } from './importance-fluctuation';
-import { importanceL1Pass } from './importance-l1';
-import { importanceL2Pass } from './importance-l2';
-import { importanceLampPass } from './importance-lamp';
-import { importanceObsPass } from './importance-obs';
-import { importanceRandomPass } from './importance-random';
-import { importanceWandaPass } from './importance-wanda';
+import { importancePass } from './importance';
 import { loadPass } from './load';
 import { planPass } from './plan';
 import { prunePass } from './prune';
@@ -23,21 +20,14 @@ export const builtinPasses: Record<string, PassFactory> = {
   analyze: analyzePass,
   prune: prunePass,
   save: savePass,
-  'importance-l1': importanceL1Pass,
-  'importance-l2': importanceL2Pass,
-  'importance-bn': importanceBnPass,
-  'importance-lamp': importanceLampPass,
-  'importance-random': importanceRandomPass,
-  'importance-wanda': importanceWandaPass,
-  'importance-fluctuation': importanceFluctuationPass,
-  'importance-obs': importanceObsPass,
+  ...Object.fromEntries(IMPORTANCE_METHODS.map((m) => [`importance-${m.name}`, importancePass(m)])),
   allocate: allocatePass,
   plan: planPass,
   compensate: compensatePass,
   verify: verifyPass,
 };
 
-/** Registers every built-in pass (idempotent); the entry points call it. */
+/** Registers every built-in pass (idempotent; a pass registered under a built-in name before is kept). */
 export function registerBuiltinPasses(): void {
   for (const [name, factory] of Object.entries(builtinPasses)) registerPass(name, factory, { builtin: true });
 }

@@ -3,14 +3,14 @@
  * (params and FLOPs before/after, per layer). With ratio 0 and no plan file it is a lossless no-op that does
  * not touch the model. When verification follows, the dense model is kept in ctx.artifacts.dense.
  */
+import type { GroupAnalysis } from '../src/analysis/types';
+import { cloneModel } from '../src/ir/clone';
 import { analysisOf, modelOf, planOf } from '../src/pipeline/artifacts';
+import type { PruneOptions } from '../src/pipeline/options';
+import type { Pass } from '../src/pipeline/pass';
 import { compareCost, measureModel } from '../src/prune/accounting';
 import { applyPlan } from '../src/prune/apply';
-import type { GroupAnalysis } from '../src/analysis/types';
-import type { Pass } from '../src/pipeline/pass';
-import { cloneModel } from '../src/ir/clone';
 import { nothingPrunedNote } from '../src/prune/explain';
-import { warn } from './importance';
 
 /** Declined reasons with their counts, most frequent first. */
 function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
@@ -19,9 +19,9 @@ function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
   return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)));
 }
 
-export function prunePass(options: Record<string, unknown>): Pass {
-  const ratio = Number(options.ratio ?? 0);
-  const active = ratio !== 0 || !!options.planFile;
+export function prunePass(options: PruneOptions): Pass {
+  const ratio = options.ratio ?? 0;
+  const active = ratio !== 0 || !!options.plan;
   return {
     name: 'prune',
     description: 'remove the planned units (no-op at ratio 0)',
@@ -53,22 +53,22 @@ export function prunePass(options: Record<string, unknown>): Pass {
       groups.pruned = summary.groupsPruned;
       groups.unitsRemoved = summary.unitsRemoved;
       if (groups.pruned === 0) {
-        groups.note = nothingPrunedNote(dense, analysis, { ratio, planFile: options.planFile as string | undefined });
-        warn(ctx, `${groups.note}; the output is the input model unchanged`);
+        groups.note = nothingPrunedNote(dense, analysis, { ratio, planFile: options.plan });
+        ctx.warn(`${groups.note}; the output is the input model unchanged`);
       }
       if (!groups.note) delete (groups as { note?: string }).note;
       ctx.model = pruned;
       if (keepDense) ctx.artifacts.dense = dense;
       ctx.report.prune = {
         ratio,
-        plan: options.planFile ?? undefined,
+        plan: options.plan,
         copies: summary.copies,
         attributes: summary.attrs,
         replaced: summary.replaced,
       };
       ctx.report.params = cost.params;
       ctx.report.flops = cost.flops;
-      ctx.report.groups = { ...((ctx.report.groups as object | undefined) ?? {}), ...groups }; // keeps the analyze pass's summary
+      ctx.report.groups = { ...ctx.report.groups, ...groups }; // keeps the analyze pass's summary
       ctx.report.layers = cost.layers;
       ctx.log(`prune: ${groups.pruned} groups, ${groups.unitsRemoved} units; params ${cost.params.before} → ${cost.params.after}`);
     },

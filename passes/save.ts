@@ -1,6 +1,7 @@
 /** `save`: writes ctx.model to ctx.outputPath (temp file + rename; external data per options.externalData). */
 import { UserError } from '../src/ir/errors';
 import { saveModel } from '../src/ir/io';
+import { modelOf } from '../src/pipeline/artifacts';
 import type { Pass } from '../src/pipeline/pass';
 
 export function savePass(): Pass {
@@ -10,10 +11,9 @@ export function savePass(): Pass {
     reads: ['model', 'outputPath'],
     writes: [],
     run(ctx) {
-      if (!ctx.model) throw new Error('save: no model in context');
+      const model = modelOf(ctx, 'save');
       if (!ctx.outputPath) throw new UserError('no output path given');
-      const ext = ctx.options.externalData;
-      const files = saveModel(ctx.model, ctx.outputPath, { externalData: ext === undefined ? 'auto' : (ext as boolean | 'auto') });
+      const files = saveModel(model, ctx.outputPath, { externalData: ctx.options.externalData ?? 'auto' });
       ctx.report.output = { files };
     },
   };

@@ -6,11 +6,11 @@
  * unchanged and verification is skipped (`verify.skipped` says so).
  */
 import { analysisOf, modelOf, planOf } from '../src/pipeline/artifacts';
-import type { Model } from '../src/ir/model';
+import type { PruneOptions } from '../src/pipeline/options';
 import type { Pass } from '../src/pipeline/pass';
 import { DEFAULT_RTOL, VerificationError, findFailingGroups, verifyPruned, type VerifyOptions } from '../src/verify/verify';
 
-export function verifyPass(options: Record<string, unknown>): Pass {
+export function verifyPass(options: PruneOptions): Pass {
   return {
     name: 'verify',
     description: 'check the pruned model against the masked dense model in onnxruntime',
@@ -18,43 +18,40 @@ export function verifyPass(options: Record<string, unknown>): Pass {
     writes: ['artifacts.verify'],
     async run(ctx) {
       const pruned = modelOf(ctx, 'verify');
-      const dense = ctx.artifacts.dense as Model | undefined;
+      const dense = ctx.artifacts.dense;
       if (!dense) throw new Error("pass 'verify' needs the dense model (ctx.artifacts.dense), kept by the 'prune' pass");
       const analysis = analysisOf(ctx, 'verify');
       const plan = planOf(ctx, 'verify');
       const opts: VerifyOptions = {
-        seed: Number(options.seed ?? 0),
-        rtol: Number(options.tolerance ?? DEFAULT_RTOL),
-        batch: options.verifyBatch !== undefined ? Number(options.verifyBatch) : undefined,
-        seq: options.verifySeq !== undefined ? Number(options.verifySeq) : undefined,
+        seed: options.seed ?? 0,
+        rtol: options.tolerance ?? DEFAULT_RTOL,
+        batch: options.verifyBatch,
+        seq: options.verifySeq,
         // A pass that edited the dense model on purpose (bias compensation) keeps the untouched one here.
-        original: ctx.artifacts.original as Model | undefined,
+        original: ctx.artifacts.original,
       };
       if (!Object.values(plan.groups).some((units) => units.length > 0)) {
         // Nothing was removed: the output is the input model, unchanged; there is nothing to compare.
         // The numbers hold by construction (the pruned model is the dense one); `outputs` is empty: none was run.
         ctx.report.verify = {
           passed: true, skipped: 'nothing was pruned: the output is the input model unchanged',
-          rtol: opts.rtol, maxAbsDiff: 0, maxRelDiff: 0, cosine: 1, outputs: [],
+          rtol: opts.rtol ?? DEFAULT_RTOL, maxAbsDiff: 0, maxRelDiff: 0, cosine: 1, outputs: [],
         };
         ctx.log('verify: skipped (nothing was pruned)');
         return;
       }
       const r = await verifyPruned(dense, pruned, analysis, plan.groups, opts);
       ctx.artifacts.verify = r;
-      const report: Record<string, unknown> = { ...r.verify };
+      const report: NonNullable<typeof ctx.report.verify> = { ...r.verify };
       ctx.report.verify = report;
       if (r.fidelity) ctx.report.fidelity = r.fidelity;
       if (r.verify.passed) {
         ctx.log(`verify: passed (max rel diff ${r.verify.maxRelDiff.toExponential(2)}); fidelity cosine ${r.fidelity?.cosine.toFixed(4)}`);
         return;
       }
-      let failing = '';
-      if (options.diagnose !== false) {
-        const failures = await findFailingGroups(dense, analysis, plan.groups, { ...opts, feeds: r.feeds });
-        report.failingGroups = failures;
-        if (failures.length) failing = `; failing groups: ${failures.map((f) => `${f.group} (${f.label})`).join(', ')}`;
-      }
+      const failures = await findFailingGroups(dense, analysis, plan.groups, { ...opts, feeds: r.feeds });
+      report.failingGroups = failures;
+      const failing = failures.length ? `; failing groups: ${failures.map((f) => `${f.group} (${f.label})`).join(', ')}` : '';
       const msg = `verification failed: ${r.verify.error}${failing}`;
       if (!options.keepInvalid) throw new VerificationError(msg, r.verify);
       ctx.log(`${msg} (kept: --keep-invalid)`);

@@ -9,7 +9,9 @@ import { Pipeline, newContext } from '../src/pipeline/pipeline';
 import { registerBuiltinPasses } from '../passes';
 registerBuiltinPasses();
 import type { GroupAnalysis } from '../src/analysis/types';
-import { SHARED, analyze, sharedModel, validate } from './analysis-kit';
+import { SHARED, analyze, sharedModel } from './analysis-kit';
+import { checkSchema, type JsonSchema } from '../src/util/json-schema';
+const validate = (v: unknown, s: JsonSchema) => checkSchema(v, s);
 import { runCliInProcess } from './helpers/cli';
 
 const schema = JSON.parse(fs.readFileSync(path.resolve(__dirname, '../schemas/groups.schema.json'), 'utf8'));

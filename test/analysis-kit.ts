@@ -1,8 +1,7 @@
 /**
  * Shared helpers for the group-analysis tests (test/analysis-*.test.ts): a tiny graph DSL with seeded random
- * weights, group lookups, the masked-vs-scrambled onnxruntime check, and a small JSON Schema checker for the
- * draft-07 subset schemas/groups.schema.json uses (type, const, enum, required, properties,
- * additionalProperties, items, oneOf, $ref to #/definitions, minimum, maximum, minItems, maxItems, minLength).
+ * weights, group lookups, the masked-vs-scrambled onnxruntime check. The groups JSON is checked
+ * against schemas/groups.schema.json with the product's own checker (src/util/json-schema.ts).
  */
 import * as path from 'path';
 import type { GroupAnalysisOptions } from '../src/analysis/analyze';
@@ -144,57 +143,4 @@ export async function expectMaskOk(model: Model, g: Group, units?: number[], obs
   const r = await maskCheck(model, g, u.length ? u : [0], { dims: { batch: 2, seq: 5 }, observe });
   expect(r.scale).toBeGreaterThan(0);
   expect(r.maxAbsDiff).toBeLessThanOrEqual(1e-5 * Math.max(1, r.scale));
-}
-
-// JSON Schema (draft-07 subset) ----------------------------------------------------------------------------
-
-type Schema = Record<string, unknown>;
-
-function typeOk(v: unknown, t: string): boolean {
-  switch (t) {
-    case 'object': return typeof v === 'object' && v !== null && !Array.isArray(v);
-    case 'array': return Array.isArray(v);
-    case 'integer': return Number.isInteger(v);
-    case 'number': return typeof v === 'number';
-    case 'string': return typeof v === 'string';
-    case 'boolean': return typeof v === 'boolean';
-    case 'null': return v === null;
-    default: throw new Error(`schema type '${t}' not supported`);
-  }
-}
-
-/** First violation as "path: problem", or undefined. */
-export function validate(v: unknown, s: Schema, root: Schema = s, p = '$'): string | undefined {
-  if (typeof s.$ref === 'string') {
-    const m = /^#\/definitions\/(.+)$/.exec(s.$ref);
-    const target = m ? (root.definitions as Record<string, Schema>)[m[1]] : undefined;
-    if (!target) throw new Error(`cannot resolve ${s.$ref}`);
-    return validate(v, target, root, p);
-  }
-  if (s.oneOf) {
-    const ok = (s.oneOf as Schema[]).filter((x) => validate(v, x, root, p) === undefined).length;
-    if (ok !== 1) return `${p}: matches ${ok} of oneOf`;
-  }
-  if (typeof s.type === 'string' && !typeOk(v, s.type)) return `${p}: expected ${s.type}`;
-  if ('const' in s && v !== s.const) return `${p}: expected ${JSON.stringify(s.const)}`;
-  if (s.enum && !(s.enum as unknown[]).includes(v)) return `${p}: not in enum`;
-  if (typeof v === 'number') {
-    if (typeof s.minimum === 'number' && v < s.minimum) return `${p}: < ${s.minimum}`;
-    if (typeof s.maximum === 'number' && v > s.maximum) return `${p}: > ${s.maximum}`;
-  }
-  if (typeof v === 'string' && typeof s.minLength === 'number' && v.length < s.minLength) return `${p}: too short`;
-  if (Array.isArray(v)) {
-    if (typeof s.minItems === 'number' && v.length < s.minItems) return `${p}: too few items`;
-    if (typeof s.maxItems === 'number' && v.length > s.maxItems) return `${p}: too many items`;
-    if (s.items) for (let i = 0; i < v.length; i++) { const e = validate(v[i], s.items as Schema, root, `${p}[${i}]`); if (e) return e; }
-  }
-  if (typeOk(v, 'object') && (s.properties || s.required)) {
-    const o = v as Record<string, unknown>;
-    for (const r of (s.required as string[]) ?? []) if (!(r in o)) return `${p}: missing ${r}`;
-    const props = (s.properties ?? {}) as Record<string, Schema>;
-    for (const [k, x] of Object.entries(o)) {
-      if (props[k]) { const e = validate(x, props[k], root, `${p}.${k}`); if (e) return e; } else if (s.additionalProperties === false) return `${p}: unexpected key ${k}`;
-    }
-  }
-  return undefined;
 }

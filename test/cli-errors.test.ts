@@ -58,7 +58,7 @@ describe('prune command: bad input gives one line on stderr, exit 1, no output f
     ['missing file', (o) => [inp('nope.onnx'), path.join(o, 'o.onnx')], /nope\.onnx': no such file/],
     ['directory as input', (o) => [inp('folder.onnx'), path.join(o, 'o.onnx')], /is a directory/],
     ['output into a missing folder', (o) => [MODEL, path.join(o, 'missing', 'o.onnx')], /does not exist/],
-    ['--ratio out of range', (o) => [MODEL, path.join(o, 'o.onnx'), '--ratio', '1.5'], /--ratio must be < 1, got 1\.5/],
+    ['--ratio out of range', (o) => [MODEL, path.join(o, 'o.onnx'), '--ratio', '1.5'], /--ratio: must be < 1, got 1\.5/],
     ['--ratio negative', (o) => [MODEL, path.join(o, 'o.onnx'), '--ratio', '-0.1'], /--ratio.*0/],
     ['--ratio not a number', (o) => [MODEL, path.join(o, 'o.onnx'), '--ratio', 'abc'], /--ratio/],
     ['unknown option', (o) => [MODEL, path.join(o, 'o.onnx'), '--frobnicate'], /frobnicate/],

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { loadConfig, resolveOptions, validateOptions } from '../src/pipeline/config';
+import { loadConfig, resolveOptions, validateOptions } from '../src/pipeline/options';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -32,7 +32,7 @@ describe('config file', () => {
     const bad = (content: unknown) => () => loadConfig(write('bad.json', content));
     expect(bad({ ratio: 0.5, importanc: 'l2' })).toThrow(/config '.*bad\.json': unknown option 'importanc' \(did you mean 'importance'\?\)/);
     expect(bad({ roundTo: 8 })).toThrow(/unknown option 'roundTo' \(did you mean 'round-to'\?\)/);
-    expect(bad({ ratio: 1.5 })).toThrow(/bad\.json': ratio must be < 1, got 1\.5/);
+    expect(bad({ ratio: 1.5 })).toThrow(/bad\.json': ratio: must be < 1, got 1\.5/);
     expect(bad({ ratio: -0.1 })).toThrow(/ratio: must be ≥ 0, got -0\.1/);
     expect(bad({ ratio: '0.5' })).toThrow(/ratio: expected number, got string/);
     expect(bad({ importance: 'magic' })).toThrow(/importance: must be one of "l1", "l2"/);
@@ -55,7 +55,7 @@ describe('config file', () => {
   test('command-line options override the file and are checked the same way', () => {
     const file = write('base.json', { importance: 'l1', ratio: 0.3, 'round-to': 4 });
     expect(resolveOptions({ ratio: 0.5, importance: undefined }, file)).toEqual({ importance: 'l1', ratio: 0.5, roundTo: 4 });
-    expect(() => validateOptions({ ratio: 1.5 })).toThrow(/^--ratio must be < 1, got 1\.5$/);
+    expect(() => validateOptions({ ratio: 1.5 })).toThrow(/^--ratio: must be < 1, got 1\.5$/);
     expect(() => validateOptions({ calib: path.join(tmp, 'nope.bin') })).toThrow(/--calib: calibration file '.*nope\.bin' does not exist/);
     expect(() => validateOptions({ allocation: 'best' })).toThrow(/^--allocation: must be one of "uniform", "global", got "best"$/);
     expect(validateOptions({ 'calib-shape': '4,10', protect: ['a', 'b'] })).toEqual({ calibShape: [4, 10], protect: ['a', 'b'] });

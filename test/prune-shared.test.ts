@@ -31,7 +31,7 @@ interface Report {
 }
 
 async function prune(file: string, ratio: number) {
-  const options = { ratio, seed: 0, verifyBatch: 1, verifySeq: 8, keepInvalid: true, rewriteComputedShapes: true };
+  const options = { ratio, seed: 0, verifyBatch: 1, verifySeq: 8, keepInvalid: true };
   const ctx = newContext({ inputPath: file, options });
   await Pipeline.fromNames(['load', 'analyze', 'importance-l2', 'plan', 'prune', 'verify'], options).run(ctx);
   return { ctx, report: ctx.report as unknown as Report };

@@ -192,9 +192,9 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
     }
   }
   const pRemoved = cost.paramsRemoved(removed, analysis.groups);
-  const achievedParams = { before: totalParams, after: totalParams - pRemoved, ratio: totalParams ? pRemoved / totalParams : 0 };
+  const achievedParams = { before: totalParams, after: totalParams - pRemoved, removedRatio: totalParams ? pRemoved / totalParams : 0 };
   const achievedFlops = cost.totalMacs !== undefined
-    ? { before: totalMacs, after: totalMacs - cost.macsRemoved(removed), ratio: totalMacs ? cost.macsRemoved(removed) / totalMacs : 0 }
+    ? { before: totalMacs, after: totalMacs - cost.macsRemoved(removed), removedRatio: totalMacs ? cost.macsRemoved(removed) / totalMacs : 0 }
     : undefined;
   return {
     removed,
@@ -202,7 +202,7 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
       target,
       mode,
       requested: want,
-      achieved: target === 'params' ? achievedParams.ratio : achievedFlops!.ratio,
+      achieved: target === 'params' ? achievedParams.removedRatio : achievedFlops!.removedRatio,
       maxAchievable,
       params: achievedParams,
       flops: achievedFlops,

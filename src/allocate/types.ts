@@ -46,17 +46,18 @@ export interface AllocateOptions {
 export interface QuantityReport {
   before: number;
   after: number;
-  /** Fraction removed. */
-  ratio: number;
+  /** Fraction removed, (before − after) / before. */
+  removedRatio: number;
 }
 
 export interface Achieved {
   target: BudgetTarget;
   mode: AllocationMode;
+  /** Fraction of the target quantity asked to be removed (--ratio). */
   requested: number;
   /** Fraction of the target quantity removed (estimated from the allocation). */
   achieved: number;
-  /** Largest fraction of the target that the unprotected groups could give. */
+  /** Largest fraction of the target that the unprotected groups could remove. */
   maxAchievable: number;
   params: QuantityReport;
   flops?: QuantityReport;

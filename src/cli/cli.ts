@@ -3,8 +3,8 @@
  * failed verification against the masked dense model (nothing written unless --keep-invalid).
  */
 import yargs from 'yargs';
-import { isUserError } from '../ir/errors';
-import { isVerificationError } from '../verify/verify';
+import { isUserError } from '../index';
+import { isVerificationError } from '../index';
 import { pruneCommand } from './prune-command';
 import { inspectCommand } from './inspect-command';
 import { groupsCommand } from './groups-command';

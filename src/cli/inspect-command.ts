@@ -1,7 +1,7 @@
 /** `onnx-prune inspect MODEL [--json]`. */
 import type { CommandModule } from 'yargs';
 import { formatSummary, summarizeModel } from '../analysis/inspect';
-import { loadModel } from '../ir/io';
+import { loadModel } from '../index';
 
 interface InspectArgs {
   model: string;

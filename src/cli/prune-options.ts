@@ -1,35 +1,36 @@
 /**
- * Command-line options of issue 5 (importance, allocation, calibration, config), for the prune command's
- * builder: `addPruneOptions(yargs)`. No yargs defaults, so that only explicitly given flags override a config
- * file; `explicitOptions(args)` collects them by long name for resolveOptions() (src/pipeline/config.ts).
+ * The command line's options, made from the option registry (src/pipeline/options.ts): `addOptions(yargs,
+ * command)` declares them (no yargs defaults, so that only explicitly given flags override a config file);
+ * `explicitOptions(args)` collects the given ones by long name for resolveOptions().
  */
-import type { Argv } from 'yargs';
-import { OPTION_NAMES } from '../pipeline/config';
+import type { Argv, Options } from 'yargs';
+import { OPTION_SPECS, optionsOf, type OptionName } from '../pipeline/options';
 
-export function addPruneOptions<T>(y: Argv<T>): Argv<T> {
-  return y
-    .option('importance', { type: 'string', choices: ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs'], describe: 'unit importance (default l2)' })
-    .option('compensate', { type: 'boolean', describe: 'bias compensation with wanda / fluctuation, or from a --plan that carries it (default on; --no-compensate)' })
-    .option('reduce', { type: 'string', choices: ['mean', 'sum', 'max'], describe: 'combine a group\'s member scores (default mean)' })
-    .option('allocation', { type: 'string', choices: ['uniform', 'global'], describe: 'same ratio per group, or ranked across comparable groups (default uniform)' })
-    .option('target', { type: 'string', choices: ['params', 'flops'], describe: 'quantity --ratio removes (default params)' })
-    .option('max-ratio', { type: 'number', describe: 'largest fraction of one group removed (default 0.9)' })
-    .option('round-to', { type: 'number', describe: 'kept unit counts are multiples of N' })
-    .option('protect', { type: 'string', array: true, describe: 'group ids, node or weight names never pruned' })
-    .option('protect-defaults', { type: 'boolean', describe: 'protect the first conv and the classifier (default on)' })
-    .option('exclude-op', { type: 'string', array: true, describe: 'op types whose groups are never pruned' })
-    .option('calib', { type: 'string', describe: 'calibration inputs: .npy, .npz (one array per input) or raw .bin' })
-    .option('calib-shape', { type: 'string', describe: 'shape of a raw .bin, e.g. 256,1,28,28' })
-    .option('calib-dtype', { type: 'string', describe: 'element type of a raw .bin (default: the input\'s)' })
-    .option('calib-batch', { type: 'number', describe: 'samples per onnxruntime run (default 16)' })
-    .option('calib-samples', { type: 'number', describe: 'random samples without --calib (default 16)' })
-    .option('seed', { type: 'number', describe: 'seed for random inputs and random importance (default 0)' })
-    .option('config', { type: 'string', describe: 'JSON config file with the same options (schemas/config.schema.json)' });
+function yargsOption(name: OptionName): Options {
+  const s = OPTION_SPECS[name] as (typeof OPTION_SPECS)[OptionName] & { choices?: readonly string[]; alias?: string; default?: unknown };
+  const describe = s.default !== undefined && s.kind !== 'boolean' ? `${s.describe} (default ${String(s.default)})` : s.describe;
+  const o: Options = { describe };
+  switch (s.kind) {
+    case 'boolean': o.type = 'boolean'; break;
+    case 'number': case 'integer': o.type = 'number'; break;
+    case 'strings': case 'paths': case 'dims': o.type = 'string'; o.array = true; break;
+    default: o.type = 'string';
+  }
+  if (s.choices) o.choices = [...s.choices];
+  if (s.alias) o.alias = s.alias;
+  return o;
 }
 
-/** The explicitly given options among OPTION_NAMES, by long name (yargs also sets camelCase aliases). */
-export function explicitOptions(args: Record<string, unknown>): Record<string, unknown> {
+/** Declares the options of `command` (every option of the registry for `prune`). */
+export function addOptions<T>(y: Argv<T>, command: 'prune' | 'groups'): Argv<T> {
+  let out = y;
+  for (const name of optionsOf(command)) out = out.option(name, yargsOption(name));
+  return out;
+}
+
+/** The explicitly given options among the registry's, by long name (yargs also sets camelCase aliases). */
+export function explicitOptions(args: Record<string, unknown>, command: 'prune' | 'groups' = 'prune'): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of OPTION_NAMES) if (args[k] !== undefined) out[k] = args[k];
+  for (const k of optionsOf(command)) if (k !== 'config' && args[k] !== undefined) out[k] = args[k];
   return out;
 }

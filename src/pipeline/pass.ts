@@ -1,24 +1,98 @@
 /**
  * The pass interface. A pipeline is a list of passes that run in order on one shared context; each pass
  * declares the context keys it reads and writes, so the pipeline can check the order before running anything.
+ *
+ * The context is typed: `options` (PruneOptions, the same type as the CLI flags and the config file),
+ * `artifacts` (what passes hand to later passes: the group analysis, scores with the method that produced them,
+ * the plan, …) and `report` (what the run prints with --json, schemas/report.schema.json). A plugin pass may add
+ * artifacts and report sections of its own under other keys.
  */
+import type { Achieved } from '../allocate/types';
+import type { GroupAnalysis } from '../analysis/types';
 import type { Model } from '../ir/model';
+import type { ActivationStats } from '../ort/capture';
+import type { CostReport } from '../prune/accounting';
+import type { ApplySummary } from '../prune/apply';
+import type { PlanGroups, PrunePlan } from '../prune/plan';
+import type { ScoreResult } from '../score/types';
+import type { FidelityReport, GroupFailure, VerifyReport, VerifyResult } from '../verify/verify';
+import type { PruneOptions } from './options';
+
+/** What passes hand to later passes. */
+export interface Artifacts {
+  /** The coupled-group analysis (`analyze`). */
+  groups?: GroupAnalysis;
+  /** Unit scores, with the method that produced them in `info.method` (`importance-<method>`). */
+  scores?: ScoreResult;
+  /** Calibration activation statistics (data-aware importance methods); bias compensation reuses them. */
+  activationStats?: ActivationStats;
+  /** Units to remove per group, chosen under the budget (`allocate`). */
+  removed?: PlanGroups;
+  /** The plan (`plan`): units removed per group, and the bias compensation made with it (`compensate`). */
+  plan?: PrunePlan;
+  /** The model before bias compensation edited it (fidelity is measured against it). */
+  original?: Model;
+  /** The dense model, kept by `prune` for verification. */
+  dense?: Model;
+  /** Verification result (`verify`). */
+  verify?: VerifyResult;
+  /** Artifacts of plugin passes. */
+  [key: string]: unknown;
+}
+
+/** The report of a run (`--json`; schemas/report.schema.json). Every ratio in it is a fraction *removed*. */
+export interface Report {
+  prune?: {
+    /** The --ratio asked for (fraction of the target to remove). */
+    ratio: number;
+    plan?: string;
+    groupsPruned?: number;
+    copies?: ApplySummary['copies'];
+    attributes?: ApplySummary['attrs'];
+    replaced?: ApplySummary['replaced'];
+  };
+  params?: CostReport['params'];
+  flops?: CostReport['flops'];
+  layers?: CostReport['layers'];
+  groups?: {
+    total?: number;
+    found?: number;
+    pruned?: number;
+    declined: number;
+    unitsRemoved?: number;
+    declinedReasons?: Record<string, number>;
+    prunableParams?: number;
+    totalParams?: number;
+    note?: string;
+  };
+  importance?: { method: string; groups: number; fallbacks: number };
+  allocation?: Achieved;
+  compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
+  /** Verification (`verify`); `skipped` when nothing was compared (nothing pruned: `inputs` is then absent). */
+  verify?: Omit<VerifyReport, 'inputs'> & { inputs?: VerifyReport['inputs']; skipped?: string; failingGroups?: GroupFailure[] };
+  fidelity?: FidelityReport;
+  output?: { files: string[] };
+  /** Every warning of the run (also printed on stderr by the CLI unless --quiet). */
+  warnings?: string[];
+  /** Report sections of plugin passes. */
+  [key: string]: unknown;
+}
 
 export interface PassContext {
   /** Path of the input model (the `load` pass reads it). */
   inputPath?: string;
   /** Path to write the result to (the `save` pass writes it). */
   outputPath?: string;
-  /** The model being compiled (set by `load`). */
+  /** The model being compiled (set by `load`, or given). */
   model?: Model;
-  /** Options from the CLI / config, shared by all passes. */
-  options: Record<string, unknown>;
-  /** Free-form results that later passes and the final report read (e.g. `groups`, `plan`, `verify`). */
-  artifacts: Record<string, unknown>;
-  /** The report printed at the end (`--json`), filled by passes. */
-  report: Record<string, unknown>;
-  /** Progress / diagnostic messages (stderr in the CLI). */
+  /** Options from the CLI / config file / API, shared by all passes. */
+  options: PruneOptions;
+  artifacts: Artifacts;
+  report: Report;
+  /** Progress / diagnostic messages (stderr in the CLI with --verbose). */
   log: (message: string) => void;
+  /** A warning: recorded in report.warnings and shown to the user (stderr in the CLI unless --quiet). */
+  warn: (message: string) => void;
 }
 
 export interface Pass {
@@ -32,5 +106,5 @@ export interface Pass {
   run(ctx: PassContext): void | Promise<void>;
 }
 
-/** A factory makes a pass from its options (the CLI passes the shared options object). */
-export type PassFactory = (options: Record<string, unknown>) => Pass;
+/** A factory makes a pass from the run's options. */
+export type PassFactory = (options: PruneOptions) => Pass;

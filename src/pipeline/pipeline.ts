@@ -1,20 +1,28 @@
 /** Builds a pipeline from pass names and runs it on a shared context. */
 import { UserError } from '../ir/errors';
+import type { PruneOptions } from './options';
 import type { Pass, PassContext } from './pass';
 import { createPass } from './registry';
 
+/** Context keys every context has. */
+const ALWAYS = ['options', 'artifacts', 'report'];
+
 export class Pipeline {
-  constructor(public readonly passes: Pass[]) {
-    this.checkOrder();
+  /**
+   * `given`: the context keys present before the first pass (default: the input and output paths; a pipeline that
+   * starts from a model in memory gives 'model').
+   */
+  constructor(public readonly passes: Pass[], given: string[] = ['inputPath', 'outputPath']) {
+    this.checkOrder(given);
   }
 
-  static fromNames(names: string[], options: Record<string, unknown>): Pipeline {
-    return new Pipeline(names.map((n) => createPass(n, options)));
+  static fromNames(names: string[], options: PruneOptions, given?: string[]): Pipeline {
+    return new Pipeline(names.map((n) => createPass(n, options)), given);
   }
 
   /** Every key a pass reads must be written by an earlier pass or be given in the initial context. */
-  private checkOrder(): void {
-    const available = new Set<string>(['options', 'inputPath', 'outputPath', 'artifacts', 'report']);
+  private checkOrder(given: string[]): void {
+    const available = new Set<string>([...ALWAYS, ...given]);
     for (const p of this.passes) {
       for (const r of p.reads) {
         if (!available.has(r)) throw new UserError(`pass '${p.name}' reads '${r}', which no earlier pass writes`);
@@ -33,6 +41,22 @@ export class Pipeline {
   }
 }
 
+/**
+ * A fresh context. `warn` records warnings in report.warnings and then calls `init.warn` (if given) to show
+ * them; `log` defaults to dropping messages.
+ */
 export function newContext(init: Partial<PassContext> = {}): PassContext {
-  return { options: {}, artifacts: {}, report: {}, log: () => {}, ...init };
+  const show = init.warn;
+  const ctx: PassContext = {
+    log: () => {},
+    ...init,
+    options: init.options ?? {},
+    artifacts: init.artifacts ?? {},
+    report: init.report ?? {},
+    warn: (message: string) => {
+      (ctx.report.warnings ??= []).push(message);
+      show?.(message);
+    },
+  };
+  return ctx;
 }

@@ -4,6 +4,7 @@
  */
 import * as path from 'path';
 import { UserError } from '../ir/errors';
+import type { PruneOptions } from './options';
 import type { Pass, PassFactory } from './pass';
 
 const registry = new Map<string, PassFactory>();
@@ -26,7 +27,7 @@ export function passNames(): string[] {
   return [...registry.keys()];
 }
 
-export function createPass(name: string, options: Record<string, unknown>): Pass {
+export function createPass(name: string, options: PruneOptions): Pass {
   const f = registry.get(name);
   if (!f) throw new UserError(`unknown pass '${name}' (known: ${passNames().join(', ')})`);
   return f(options);
@@ -41,7 +42,7 @@ function isPass(x: unknown): x is Pass {
  * Loads passes from a CommonJS module. The module may export a Pass, a factory `(options) => Pass`, an array
  * of either, or `{ default: ... }`. Loaded passes are registered under their names and returned.
  */
-export function loadPassModule(modulePath: string, options: Record<string, unknown>): Pass[] {
+export function loadPassModule(modulePath: string, options: PruneOptions): Pass[] {
   const abs = path.resolve(modulePath);
   let mod: unknown;
   try {

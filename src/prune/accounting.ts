@@ -76,9 +76,10 @@ export interface LayerDelta {
 }
 
 export interface CostReport {
-  params: { before: number; after: number; removed: number; ratio: number };
+  /** `removedRatio` = removed / before (every ratio in the report is a fraction removed, like --ratio). */
+  params: { before: number; after: number; removed: number; removedRatio: number };
   /** FLOPs = 2 × MACs; null when MACs are unknown. */
-  flops: { before: number | null; after: number | null; ratio: number | null; macsBefore: number | null; macsAfter: number | null; note?: string };
+  flops: { before: number | null; after: number | null; removedRatio: number | null; macsBefore: number | null; macsAfter: number | null; note?: string };
   /** Layers whose params or MACs changed (all layers when `allLayers`). */
   layers: LayerDelta[];
 }
@@ -90,7 +91,7 @@ export function compareCost(before: ModelCost, after: ModelCost, allLayers = fal
   const flops: CostReport['flops'] = {
     before: macsBefore === null ? null : 2 * macsBefore,
     after: macsAfter === null ? null : 2 * macsAfter,
-    ratio: known && macsBefore! > 0 ? macsAfter! / macsBefore! : null,
+    removedRatio: known && macsBefore! > 0 ? (macsBefore! - macsAfter!) / macsBefore! : null,
     macsBefore,
     macsAfter,
   };
@@ -112,7 +113,7 @@ export function compareCost(before: ModelCost, after: ModelCost, allLayers = fal
     if (!before.layers.has(key)) layers.push({ node: key, opType: a.opType, paramsBefore: 0, paramsAfter: a.params, macsBefore: 0, macsAfter: a.macs });
   }
   return {
-    params: { before: before.params, after: after.params, removed: before.params - after.params, ratio: before.params > 0 ? after.params / before.params : 1 },
+    params: { before: before.params, after: after.params, removed: before.params - after.params, removedRatio: before.params > 0 ? (before.params - after.params) / before.params : 0 },
     flops,
     layers,
   };

@@ -4,21 +4,19 @@
 import type { GroupAnalysis } from '../analysis/types';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
-import { activationScores } from './activation';
 import type { ScoreContext } from './context';
-import { lampScores } from './lamp';
-import { bnScaleScores, magnitudeScores } from './magnitude';
-import { obsScores } from './obs';
-import { randomScores } from './random';
+import { SCORE_METHODS, importanceMethod } from './methods';
 import { WeightCache } from './tensor-math';
-import { SCORE_METHODS, type GroupScores, type ScoreInfo, type ScoreOptions, type ScoreResult } from './types';
+import type { GroupScores, ScoreInfo, ScoreOptions, ScoreResult } from './types';
 
 export * from './types';
+export { IMPORTANCE_METHODS, importanceMethod, type ImportanceMethod } from './methods';
 export { activationRequests, inputSite } from './sites';
 
 export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts: ScoreOptions): ScoreResult {
-  if (!SCORE_METHODS.includes(opts.method)) throw new UserError(`unknown importance '${opts.method}' (known: ${SCORE_METHODS.join(', ')})`);
-  const info: ScoreInfo = { method: opts.method, normalized: opts.method === 'lamp', fallbacks: [] };
+  const method = importanceMethod(opts.method);
+  if (!method) throw new UserError(`unknown importance '${opts.method}' (known: ${SCORE_METHODS.join(', ')})`);
+  const info: ScoreInfo = { method: method.name as ScoreInfo['method'], normalized: method.normalized, fallbacks: [] };
   const ctx: ScoreContext = {
     graph: model.graph,
     weights: new WeightCache(model),
@@ -35,16 +33,7 @@ export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts:
   const lastUse = new Map<string, number>();
   analysis.groups.forEach((g, gi) => { for (const m of g.members) if (m.kind === 'weight') lastUse.set(m.tensor, gi); });
   for (const [gi, g] of analysis.groups.entries()) {
-    let s: Float64Array;
-    switch (opts.method) {
-      case 'l1': s = magnitudeScores(ctx, g, 1); break;
-      case 'l2': s = magnitudeScores(ctx, g, 2); break;
-      case 'bn': s = bnScaleScores(ctx, g); break;
-      case 'lamp': s = lampScores(ctx, g); break;
-      case 'random': s = randomScores(ctx, g); break;
-      case 'wanda': case 'fluctuation': s = activationScores(ctx, g, opts.method); break;
-      case 'obs': s = obsScores(ctx, g); break;
-    }
+    const s = method.score(ctx, g);
     if (s.length !== g.size) throw new Error(`scoring '${g.id}': ${s.length} scores for ${g.size} units`);
     for (let u = 0; u < s.length; u++) if (!Number.isFinite(s[u])) s[u] = 0;
     scores[g.id] = s;

@@ -1,6 +1,6 @@
 /** Random scores (a baseline): uniform in [0, 1), seeded by the seed and the group id, so group order does not matter. */
 import type { Group } from '../analysis/types';
-import { rng } from '../ort/session';
+import { rng } from '../util/rng';
 import type { ScoreContext } from './context';
 
 function hash(s: string): number {

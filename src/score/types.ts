@@ -10,13 +10,10 @@
  *   Each importance pass writes ctx.artifacts.scores (GroupScores) and ctx.artifacts.scoreInfo (ScoreInfo).
  */
 import type { ActivationStats } from '../ort/capture';
+import type { ScoreMethod } from './methods';
 
-export type ScoreMethod = 'l1' | 'l2' | 'bn' | 'lamp' | 'random' | 'wanda' | 'fluctuation' | 'obs';
-
-export const SCORE_METHODS: ScoreMethod[] = ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs'];
-
-/** Methods that need activations from calibration data. */
-export const DATA_AWARE: ScoreMethod[] = ['wanda', 'fluctuation'];
+export type { ScoreMethod };
+export { DATA_AWARE, SCORE_METHODS } from './methods';
 
 /** How the per-member unit scores of one group are combined into one score per unit. */
 export type MemberReduce = 'mean' | 'sum' | 'max';

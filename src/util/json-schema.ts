@@ -1,7 +1,7 @@
 /**
- * A small JSON Schema checker for the subset our schemas use (type, const, enum, required, properties,
- * additionalProperties, items, minimum, maximum, minItems, uniqueItems, pattern, minLength, local $ref to
- * `#/$defs/NAME`). It returns the
+ * A small JSON Schema checker for the subset our schemas use (type, const, enum, oneOf, required, properties,
+ * additionalProperties, items, minimum, maximum, exclusiveMinimum, exclusiveMaximum, minItems, maxItems,
+ * uniqueItems, pattern, minLength, local $ref to `#/$defs/NAME` or `#/definitions/NAME`). It returns the
  * first problem as a readable path + message, for one-line user errors.
  */
 
@@ -9,18 +9,23 @@ export interface JsonSchema {
   type?: string | string[];
   const?: unknown;
   enum?: unknown[];
+  oneOf?: JsonSchema[];
   required?: string[];
   properties?: Record<string, JsonSchema>;
   additionalProperties?: boolean | JsonSchema;
   items?: JsonSchema;
   minimum?: number;
   maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
   minItems?: number;
+  maxItems?: number;
   uniqueItems?: boolean;
   pattern?: string;
   minLength?: number;
   $ref?: string;
   $defs?: Record<string, JsonSchema>;
+  definitions?: Record<string, JsonSchema>;
   [k: string]: unknown;
 }
 
@@ -44,10 +49,14 @@ function show(v: unknown): string {
 /** Returns undefined when `value` satisfies `schema`, else `"<path>: <problem>"`. */
 export function checkSchema(value: unknown, schema: JsonSchema, path = '$', root: JsonSchema = schema): string | undefined {
   if (schema.$ref !== undefined) {
-    const m = /^#\/\$defs\/(.+)$/.exec(schema.$ref);
-    const target = m ? root.$defs?.[m[1]] : undefined;
+    const m = /^#\/(\$defs|definitions)\/(.+)$/.exec(schema.$ref);
+    const target = m ? (m[1] === '$defs' ? root.$defs : root.definitions)?.[m[2]] : undefined;
     if (!target) throw new Error(`schema: cannot resolve $ref '${schema.$ref}'`);
     return checkSchema(value, target, path, root);
+  }
+  if (schema.oneOf) {
+    const ok = schema.oneOf.filter((x) => checkSchema(value, x, path, root) === undefined).length;
+    if (ok !== 1) return `${path}: must match exactly one of ${schema.oneOf.length} forms, matches ${ok}`;
   }
   if (schema.type !== undefined) {
     const types = Array.isArray(schema.type) ? schema.type : [schema.type];
@@ -60,6 +69,8 @@ export function checkSchema(value: unknown, schema: JsonSchema, path = '$', root
   if (typeof value === 'number') {
     if (schema.minimum !== undefined && value < schema.minimum) return `${path}: must be ≥ ${schema.minimum}, got ${value}`;
     if (schema.maximum !== undefined && value > schema.maximum) return `${path}: must be ≤ ${schema.maximum}, got ${value}`;
+    if (schema.exclusiveMinimum !== undefined && !(value > schema.exclusiveMinimum)) return `${path}: must be > ${schema.exclusiveMinimum}, got ${value}`;
+    if (schema.exclusiveMaximum !== undefined && !(value < schema.exclusiveMaximum)) return `${path}: must be < ${schema.exclusiveMaximum}, got ${value}`;
   }
   if (typeof value === 'string') {
     if (schema.minLength !== undefined && value.length < schema.minLength) return `${path}: must have at least ${schema.minLength} characters`;
@@ -67,6 +78,7 @@ export function checkSchema(value: unknown, schema: JsonSchema, path = '$', root
   }
   if (Array.isArray(value)) {
     if (schema.minItems !== undefined && value.length < schema.minItems) return `${path}: needs at least ${schema.minItems} items`;
+    if (schema.maxItems !== undefined && value.length > schema.maxItems) return `${path}: has more than ${schema.maxItems} items`;
     if (schema.uniqueItems) {
       const seen = new Set<string>();
       for (const v of value) {

@@ -1,0 +1,124 @@
+/**
+ * `prune(model | path, options)`: the whole pruning pipeline in one call — what the `onnx-prune IN OUT` command
+ * runs. The built-in passes must be registered (src/index.ts does it when loaded).
+ *
+ *   const { model, report, plan } = await prune('in.onnx', { ratio: 0.3, importance: 'l2', output: 'out.onnx' });
+ *
+ * Options are the CLI's (PruneOptions, camelCase: `maxRatio` is `--max-ratio`), checked the same way, plus
+ * `output` (write the result there; without it nothing is written) and hooks for toolchains. The input model
+ * object is not modified. Errors: UserError (bad input or options; nothing written), VerificationError (the
+ * pruned model does not match the masked dense model; nothing written unless `keepInvalid`), both carrying the
+ * run's report so far in `runReport`.
+ */
+import * as path from 'path';
+import { cloneModel } from '../ir/clone';
+import { UserError } from '../ir/errors';
+import type { Model } from '../ir/model';
+import type { PrunePlan } from '../prune/plan';
+import { importanceMethod } from '../score/methods';
+import { pruningPipeline } from './default';
+import { DEFAULTS, OPTION_SPECS, loadConfig, validateOptions, type OptionName, type PruneOptions } from './options';
+import type { Artifacts, Pass, PassContext, Report } from './pass';
+import { Pipeline, newContext } from './pipeline';
+import { createPass, loadPassModule } from './registry';
+
+export interface PruneRunOptions extends PruneOptions {
+  /** Where to write the pruned model (temp file + rename); nothing is written without it. */
+  output?: string;
+  /** Pass objects to run after the built-in ones, before `save` (like `pass` modules). */
+  extraPasses?: Pass[];
+  /** Progress messages (pass timings). */
+  log?: (message: string) => void;
+  /** Called with each warning (they are in report.warnings too). */
+  onWarning?: (message: string) => void;
+}
+
+export interface PruneResult {
+  /** The pruned model (the input unchanged when nothing was pruned). */
+  model: Model;
+  report: Report;
+  /** The plan applied: units removed per group (and bias compensation); absent for the ratio-0 no-op. */
+  plan?: PrunePlan;
+  /** Everything the passes produced (group analysis, scores, …). */
+  artifacts: Artifacts;
+}
+
+/** An error of a prune run, with the run's report so far (e.g. which groups failed verification). */
+export interface RunError extends Error {
+  runReport?: Report;
+}
+
+/** `maxRatio` → `max-ratio`. */
+function kebab(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+const API_KEYS = new Set(['output', 'extraPasses', 'log', 'onWarning']);
+
+/** Typed options checked like the command line's (the same one-line errors, naming the option). */
+export function checkOptions(o: PruneOptions, source = 'options'): PruneOptions {
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined || API_KEYS.has(k) || k === 'config') continue;
+    const name = kebab(k);
+    if (!(name in OPTION_SPECS)) throw new UserError(`${source}: unknown option '${k}'`);
+    raw[name] = OPTION_SPECS[name as OptionName].kind === 'dims' && v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.entries(v as Record<string, number>).map(([d, n]) => `${d}=${n}`)
+      : v;
+  }
+  return validateOptions(raw, source === 'options' ? 'command line' : source);
+}
+
+/** The checks that involve several options or the files. */
+function checkRun(input: string | undefined, output: string | undefined, o: PruneOptions): void {
+  const ratio = o.ratio ?? 0;
+  if (input !== undefined && output !== undefined && path.resolve(input) === path.resolve(output)) throw new UserError('input and output must be different files');
+  if (o.plan !== undefined && ratio !== 0) throw new UserError('--plan and --ratio are exclusive: the plan says which units to remove');
+  for (const f of [o.plan, o.savePlan]) {
+    if (f === undefined) continue;
+    const p = path.resolve(f);
+    if ((output !== undefined && p === path.resolve(output)) || (input !== undefined && p === path.resolve(input))) throw new UserError(`plan file '${f}' is also the model input or output`);
+  }
+  if (o.compensate === true && !o.plan && !importanceMethod(o.importance ?? 'l2')?.dataAware) {
+    throw new UserError(`--compensate needs calibration statistics: use --importance wanda or fluctuation (got ${o.importance ?? 'l2'})`);
+  }
+}
+
+export async function prune(input: Model | string, options: PruneRunOptions = {}): Promise<PruneResult> {
+  const { output, extraPasses = [], log, onWarning } = options;
+  // Options given in code are checked like flags; a config file's options come first, the given ones win.
+  let o = checkOptions(options);
+  if (options.config) o = { ...loadConfig(options.config), ...o };
+  checkRun(typeof input === 'string' ? input : undefined, output, o);
+  // Passes see the effective value of every option that has a default.
+  o = { ...DEFAULTS, ...o };
+  const inputPath = typeof input === 'string' ? input : undefined;
+
+  let names = o.passes ? o.passes.split(',').map((s) => s.trim()).filter(Boolean) : pruningPipeline(o);
+  if (!inputPath) names = names.filter((n) => n !== 'load');
+  if (output === undefined) names = names.filter((n) => n !== 'save');
+  const passes = names.map((n) => createPass(n, o));
+  const extra = [...(o.pass ?? []).flatMap((p) => loadPassModule(p, o)), ...extraPasses];
+  if (extra.length) {
+    const at = names.lastIndexOf('save');
+    passes.splice(at === -1 ? passes.length : at, 0, ...extra);
+  }
+  const given = [...(inputPath ? ['inputPath'] : ['model']), ...(output !== undefined ? ['outputPath'] : [])];
+  const pipeline = new Pipeline(passes, given);
+  const ctx: PassContext = newContext({
+    inputPath,
+    outputPath: output,
+    model: typeof input === 'string' ? undefined : cloneModel(input),
+    options: o,
+    log: log ?? (() => {}),
+    warn: onWarning,
+  });
+  try {
+    await pipeline.run(ctx);
+  } catch (e) {
+    if (e instanceof Error) (e as RunError).runReport = ctx.report;
+    throw e;
+  }
+  if (!ctx.model) throw new Error('the pipeline produced no model');
+  return { model: ctx.model, report: ctx.report, plan: ctx.artifacts.plan, artifacts: ctx.artifacts };
+}
