@@ -51,7 +51,7 @@ export async function runImportance(ctx: PassContext, method: ScoreMethod): Prom
   const byReason = new Map<string, number>();
   for (const f of r.info.fallbacks) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
   const total = Object.keys(r.scores).length;
-  for (const [reason, n] of byReason) ctx.warn(`importance ${method}: ${n === total ? 'every group' : `${n} of ${total} groups`} ${n === 1 ? 'was' : 'were'} not scored by ${method} (${reason})`);
+  for (const [reason, n] of byReason) ctx.warn(`importance ${method}: ${n === total ? `no group was scored by ${method}` : `${n} of ${total} groups were not scored by ${method}`}: ${reason}`);
   ctx.artifacts.scores = { scores: r.scores, info: r.info };
   ctx.report.importance = { method, groups: Object.keys(r.scores).length, fallbacks: r.info.fallbacks.length };
 }

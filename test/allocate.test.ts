@@ -74,14 +74,19 @@ describe('allocate', () => {
 
   test('global: units ranked together by score / group mean', () => {
     const { model, analysis } = mlp();
-    // g1: eight near-useless units, eight strong ones (normalized ≈ 0.01 and ≈ 1.99); g2: all ≈ 1.
+    // g1: eight near-useless units, eight strong ones (normalized ≈ 0.01 and ≈ 1.99); g2: all ≈ 1 after dividing
+    // by its mean, but 100× larger raw scores, so that ranking raw scores would take g1's strong units first.
     const s1 = Float64Array.from({ length: 16 }, (_, u) => (u % 2 ? 1.99 : 0.01));
-    const { removed, achieved } = allocate(analysis, { g1: s1, g2: flat(1, 32) }, { ratio: 0.35, model, mode: 'global', protectDefaults: false });
+    const s2 = flat(100, 32);
+    const { removed, achieved } = allocate(analysis, { g1: s1, g2: s2 }, { ratio: 0.35, model, mode: 'global', protectDefaults: false });
     expect(removed.g1).toEqual([0, 2, 4, 6, 8, 10, 12, 14]);
     expect(removed.g2.length).toBeGreaterThan(0);
     expect(Math.abs(achieved.achieved - 0.35)).toBeLessThan(0.02);
-    const uni = allocate(analysis, { g1: s1, g2: flat(1, 32) }, { ratio: 0.35, model, mode: 'uniform', protectDefaults: false });
+    const uni = allocate(analysis, { g1: s1, g2: s2 }, { ratio: 0.35, model, mode: 'uniform', protectDefaults: false });
     expect(uni.removed.g1.length).not.toBe(8);
+    // Scores that say they are comparable already (LAMP) are ranked raw: g1's strong units then go before g2's.
+    const raw = allocate(analysis, { g1: s1, g2: s2 }, { ratio: 0.35, model, mode: 'global', protectDefaults: false, normalized: true });
+    expect(raw.removed.g1.length).toBeGreaterThan(8);
   });
 
   test('round-to: kept counts are multiples of N; max-ratio caps every group', () => {

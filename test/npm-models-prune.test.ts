@@ -30,6 +30,8 @@ import { lines, mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 import { type NpmModel, npmModelsOrSkip } from './helpers/npm-models';
 
 const MODELS: NpmModel[] = npmModelsOrSkip();
+/** Tests that need the npm models: skipped (not passed vacuously) when they could not be fetched offline. */
+const withModels = MODELS.length ? test : test.skip;
 
 type Outcome =
   | { kind: 'pruned'; flags?: string[]; check?: (report: Report) => void; ratio?: number }
@@ -99,11 +101,11 @@ function normalized(file: string): Buffer {
 }
 
 describe('onnx-prune IN OUT --ratio 0.3', () => {
-  test('every npm model has an expected outcome', () => {
-    expect(MODELS.map((m) => path.basename(m.file)).sort()).toEqual(MODELS.length ? Object.keys(OUTCOMES).sort() : []);
+  withModels('every npm model has an expected outcome', () => {
+    expect(MODELS.map((m) => path.basename(m.file)).sort()).toEqual(Object.keys(OUTCOMES).sort());
   });
 
-  test.each(MODELS.map((m) => [path.basename(m.file), m] as const))('%s', async (name, m) => {
+  withModels.each(MODELS.map((m) => [path.basename(m.file), m] as const))('%s', async (name, m) => {
     const outcome = OUTCOMES[name];
     const out = path.join(tmp, name);
     const flags = outcome.kind === 'pruned' ? outcome.flags ?? [] : [];
@@ -144,8 +146,7 @@ describe('onnx-prune IN OUT --ratio 0.3', () => {
 });
 
 describe('explained outcomes and user errors', () => {
-  test('nothing prunable: a warning on stderr, the note in the summary, exit 0', async () => {
-    if (!MODELS.length) return;
+  withModels('nothing prunable: a warning on stderr, the note in the summary, exit 0', async () => {
     const out = path.join(tmp, 'jarvis-plain.onnx');
     const r = await runCliInProcess([modelFile('hey_jarvis_v0.1.onnx'), out, '--ratio', '0.3']);
     expect(r.code).toBe(0);
@@ -154,8 +155,7 @@ describe('explained outcomes and user errors', () => {
     expect(fs.existsSync(out)).toBe(true);
   });
 
-  test('a model whose only group is protected by default: a one-line error naming --no-protect-defaults', async () => {
-    if (!MODELS.length) return;
+  withModels('a model whose only group is protected by default: a one-line error naming --no-protect-defaults', async () => {
     const out = path.join(tmp, 'mel-plain.onnx');
     const r = await runCliInProcess([modelFile('melspectrogram.onnx'), out, '--ratio', '0.3']);
     expect(r.code).toBe(1);
@@ -163,8 +163,7 @@ describe('explained outcomes and user errors', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
-  test('verification sizes the model rejects (--verify-seq 8 on det) are a one-line user error, nothing written', async () => {
-    if (!MODELS.length) return;
+  withModels('verification sizes the model rejects (--verify-seq 8 on det) are a one-line user error, nothing written', async () => {
     const out = path.join(tmp, 'det-8.onnx');
     const r = await runCliInProcess([modelFile('ch_PP-OCRv4_det_infer.onnx'), out, '--ratio', '0.3', '--verify-seq', '8']);
     expect(r.code).toBe(1);
@@ -174,8 +173,7 @@ describe('explained outcomes and user errors', () => {
     expect(fs.existsSync(out)).toBe(false);
   });
 
-  test('silero_vad_16k_op15.onnx: --verify-seq 576 works (shape measurement and verification)', async () => {
-    if (!MODELS.length) return;
+  withModels('silero_vad_16k_op15.onnx: --verify-seq 576 works (shape measurement and verification)', async () => {
     const name = 'silero_vad_16k_op15.onnx';
     const r = await runCliInProcess([modelFile(name), path.join(tmp, `576-${name}`), '--ratio', '0.3', '--verify-seq', '576', '--json']);
     expect(r.code).toBe(0);
@@ -185,8 +183,7 @@ describe('explained outcomes and user errors', () => {
     expect(rep.verify.inputs?.shapes.input).toEqual([2, 576]);
   });
 
-  test('silero_vad_v5.onnx: --verify-seq 576 sets every unnamed dim (the batch too), where its LSTM does not run: a one-line user error', async () => {
-    if (!MODELS.length) return;
+  withModels('silero_vad_v5.onnx: --verify-seq 576 sets every unnamed dim (the batch too), where its LSTM does not run: a one-line user error', async () => {
     // The dense model itself does not run on input[576,576] state[2,576,128]; shape measurement does (the
     // analysis finds the branch groups), verification names the option.
     const out = path.join(tmp, '576-silero_vad_v5.onnx');
@@ -200,8 +197,7 @@ describe('explained outcomes and user errors', () => {
 describe('data-aware importance without --calib', () => {
   // Random calibration inputs take the sizes verification finds (det: sides divisible by 32; Silero: a reflect
   // Pad and an STFT window), and follow the batch dim into Silero's state [2, batch, 128] and its scalar `sr`.
-  test.each(['ch_PP-OCRv4_det_infer.onnx', 'silero_vad_16k_op15.onnx'])('%s: --importance wanda prunes and verifies', async (name) => {
-    if (!MODELS.length) return;
+  withModels.each(['ch_PP-OCRv4_det_infer.onnx', 'silero_vad_16k_op15.onnx'])('%s: --importance wanda prunes and verifies', async (name) => {
     const out = path.join(tmp, `wanda-${name}`);
     const r = await runCliInProcess([modelFile(name), out, '--ratio', '0.3', '--importance', 'wanda', '--json']);
     expect(r.code).toBe(0);
@@ -213,8 +209,7 @@ describe('data-aware importance without --calib', () => {
     expect(rep.verify.passed).toBe(true);
   });
 
-  test('silero op15: --verify-seq sizes the random calibration too', async () => {
-    if (!MODELS.length) return;
+  withModels('silero op15: --verify-seq sizes the random calibration too', async () => {
     const ok = await runCliInProcess([modelFile('silero_vad_16k_op15.onnx'), path.join(tmp, 'wanda-576.onnx'), '--ratio', '0.3', '--importance', 'wanda', '--verify-seq', '576', '--json']);
     expect(ok.code).toBe(0);
     expect((JSON.parse(ok.stdout) as Report).verify.passed).toBe(true);
@@ -226,16 +221,14 @@ describe('data-aware importance without --calib', () => {
 });
 
 describe('shape measurement probes', () => {
-  test('silero v5 (unnamed dims, reflect Pad): a larger probe runs, with the unnamed batch dims equal', async () => {
-    if (!MODELS.length) return;
+  withModels('silero v5 (unnamed dims, reflect Pad): a larger probe runs, with the unnamed batch dims equal', async () => {
     const t = await concreteShapes(loadModel(modelFile('silero_vad_v5.onnx')), { probe: OrtShapeProbe.open });
     const { input, state } = t.inputShapes;
     expect(input[0]).toBe(state[1]);
     expect(input[1]).toBeGreaterThan(128); // the 16 kHz reflect Pad needs more than 64 samples, the STFT a window
   });
 
-  test('silero op15: the analysis finds the encoder groups (shapes measured on a larger probe)', async () => {
-    if (!MODELS.length) return;
+  withModels('silero op15: the analysis finds the encoder groups (shapes measured on a larger probe)', async () => {
     const a = await analyzeGroups(loadModel(modelFile('silero_vad_16k_op15.onnx')));
     expect(a.groups.map((g) => g.size).sort((x, y) => x - y)).toEqual([64, 64, 128, 129]);
   });
@@ -247,8 +240,7 @@ describe('a saturating output cannot hide a wrong group', () => {
     return { ...g, members: g.members.map((mm) => (mm.kind === 'weight' && mm.role === 'in' ? { ...mm, indices: [...mm.indices].reverse() } : mm)) };
   }
 
-  test('PaddleOCR det: the Sigmoid output is ~0 on random images; the logits catch corrupted groups', async () => {
-    if (!MODELS.length) return;
+  withModels('PaddleOCR det: the Sigmoid output is ~0 on random images; the logits catch corrupted groups', async () => {
     const dense = loadModel(modelFile('ch_PP-OCRv4_det_infer.onnx'));
     const analysis = await analyzeGroups(dense);
     // Groups near the head, whose wrong channels change the logits.

@@ -5,6 +5,6 @@ export { Node } from './node';
 export { Graph, implicitInputs, valueTypeOf, type ValueType, type WeightRef } from './graph';
 export { Model } from './model';
 export { loadModel, saveModel, type LoadOptions, type SaveOptions } from './io';
-export { onnx } from './proto';
+export { onnx, encodeModelProto, decodeModelProto } from './proto';
 export { toNumber, toBigInt, toLong } from './long';
 export * as builder from './builder';
