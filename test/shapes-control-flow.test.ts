@@ -8,7 +8,7 @@ import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { inferShapes } from '../src/ir/shapes';
-import { inlineIfs, mainIfConditions } from './helpers/inline-if-proto';
+import { inlineIfs } from '../src/verify/inline-if';
 import { inferShapesWithOrt } from './helpers/ort-shapes';
 import { ort } from '../src/ort/session';
 import { attr, constantNode, floatTensor, graph, int64Tensor, modelBytes, node, onnx, valueInfo } from './helpers/builder';
@@ -186,25 +186,28 @@ describe('measuring tensors inside If branches with onnxruntime', () => {
     expect(m.graph.types.get('z')?.shape).toEqual([3, 8]);
   });
 
-  test('inlineIfs splices the taken branch in, keeping tensor names; a name clash is refused', async () => {
+  test('the product\'s inlineIfs splices the taken branch in, keeping tensor names; a name clash is refused', async () => {
     const m = controlFlowModel();
-    const proto = decodeModelProto(encodeModelProto(m.toProto()));
-    expect(mainIfConditions(proto).sort()).toEqual(['c', 'is16']);
-    expect(inlineIfs(proto, (c) => (c === 'c' ? true : undefined))).toBe(1);
-    expect(mainIfConditions(proto).sort()).toEqual(['c', 'is16']); // the nested If on 'c' moved up
-    expect(inlineIfs(proto, (c) => (c === 'c' ? true : c === 'is16' ? false : undefined))).toBe(2);
-    expect(inlineIfs(proto, () => true)).toBe(1); // the innermost If
-    expect(mainIfConditions(proto)).toEqual([]);
-    const flat = loadModel(encodeModelProto(proto));
+    const mainIfs = (x: Model) => x.graph.nodes.filter((n) => n.opType === 'If').map((n) => n.inputs[0]).sort();
+    expect(mainIfs(m)).toEqual(['c', 'is16']);
+    const ifOn = (x: Model, c: string) => x.graph.nodes.find((n) => n.opType === 'If' && n.inputs[0] === c)!.outputs[0];
+    const one = inlineIfs(m, [{ ifOutput: ifOn(m, 'c'), then: true }])!;
+    expect(mainIfs(one)).toEqual(['c', 'is16']); // the nested If on 'c' moved up
+    const two = inlineIfs(one, [{ ifOutput: ifOn(one, 'c'), then: true }, { ifOutput: ifOn(one, 'is16'), then: false }])!;
+    expect(mainIfs(two)).toEqual(['c']); // the innermost If
+    const flat = inlineIfs(two, [{ ifOutput: ifOn(two, 'c'), then: true }])!;
+    expect(mainIfs(flat)).toEqual([]);
     expect(flat.graph.nodes.some((n) => n.subgraphs.length)).toBe(false);
+    expect(mainIfs(m)).toEqual(['c', 'is16']); // the input model is not modified
     const a = await runOnce(m, feeds(2, 8000));
     const b = await runOnce(flat, feeds(2, 8000));
     for (const k of ['y', 'z', 'w']) expect([k, Array.from(b[k].data as Float32Array)]).toEqual([k, Array.from(a[k].data as Float32Array)]);
 
-    const clash = decodeModelProto(encodeModelProto(m.toProto()));
-    const thenG = clash.graph!.node.find((n) => n.opType === 'If' && n.output[0] === 'y')!.attribute.find((x) => x.name === 'then_branch')!.g!;
+    const clash = loadModel(encodeModelProto(m.toProto()));
+    const thenG = clash.graph.proto.node.find((n) => n.opType === 'If' && n.output[0] === 'y')!.attribute.find((x) => x.name === 'then_branch')!.g!;
     thenG.node[0].output[0] = 'shp';
     thenG.output[0].name = 'shp';
-    expect(() => inlineIfs(clash, () => true)).toThrow(/tensor name 'shp' is used outside the branch/);
+    const reloaded = loadModel(encodeModelProto(clash.toProto()));
+    expect(inlineIfs(reloaded, [{ ifOutput: 'y', then: true }])).toBeUndefined();
   });
 });

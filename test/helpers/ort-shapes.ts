@@ -19,9 +19,8 @@ import type { Model } from '../../src/ir/model';
 import { createSession, ort, randomInputs } from '../../src/ort/session';
 import type { Graph } from '../../src/ir/graph';
 import { decodeModelProto, encodeModelProto, onnx } from '../../src/ir/proto';
-import { ConstTensor } from '../../src/ir/tensor';
 import { type ShapeInferenceOptions, inferShapes } from '../../src/ir/shapes/index';
-import { inlineIfs, mainIfConditions } from './inline-if-proto';
+import { conditionValue, inlineIfs, type IfChoice } from '../../src/verify/inline-if';
 import { isFullyKnown } from '../../src/ir/shapes/sym';
 
 export interface OrtShapeOptions extends ShapeInferenceOptions {
@@ -76,8 +75,8 @@ export async function inferShapesWithOrt(model: Model, opts: OrtShapeOptions = {
   if (names.length === 0) return result;
 
   const feeds = opts.feeds ?? randomInputs(model, { dims: opts.dims, seed: opts.seed, intHigh: opts.intHigh });
-  const proto = decodeCopy(model);
-  if (opts.subgraphs) await inlineTakenBranches(model, proto, feeds);
+  let proto = decodeCopy(model);
+  if (opts.subgraphs) proto = await inlineTakenBranches(model, proto, feeds);
   const present = new Set<string>();
   for (const n of proto.graph?.node ?? []) for (const o of n.output ?? []) if (o) present.add(o);
   const wanted = names.filter((n) => present.has(n));
@@ -116,36 +115,38 @@ function decodeCopy(model: Model): onnx.ModelProto {
   return decodeModelProto(encodeModelProto(model.toProto()));
 }
 
-/** Replaces main-graph If nodes by the branches onnxruntime takes on `feeds`, level by level. */
-async function inlineTakenBranches(model: Model, proto: onnx.ModelProto, feeds: Record<string, ort.Tensor>): Promise<void> {
+/**
+ * Replaces main-graph If nodes by the branches onnxruntime takes on `feeds`, level by level (the product's
+ * inliner, src/verify/inline-if.ts; an If nested in an inlined branch becomes a main-graph If for the next level).
+ */
+async function inlineTakenBranches(model: Model, proto: onnx.ModelProto, feeds: Record<string, ort.Tensor>): Promise<onnx.ModelProto> {
+  let cur = loadModel(encodeModelProto(proto), { baseDir: model.baseDir });
   for (let depth = 0; depth < MAX_IF_DEPTH; depth++) {
-    const conds = mainIfConditions(proto);
-    if (conds.length === 0) return;
-    const known = new Map<string, boolean>();
-    const toRun: string[] = [];
-    const inits = new Map((proto.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
-    for (const c of conds) {
-      if (feeds[c]) known.set(c, firstTrue(feeds[c].data));
-      else if (inits.has(c)) known.set(c, new ConstTensor(inits.get(c)!, model.baseDir).toNumbers()[0] !== 0);
-      else toRun.push(c);
-    }
+    const ifs = cur.graph.nodes.filter((n) => n.opType === 'If' && n.domain === '');
+    if (ifs.length === 0) break;
+    const conds = [...new Set(ifs.map((n) => n.inputs[0]))];
+    const toRun = conds.filter((c) => !feeds[c] && !cur.graph.resolveConstant(c));
+    let run: Record<string, ort.Tensor> = {};
     if (toRun.length) {
-      const m = loadModel(encodeModelProto(proto), { baseDir: model.baseDir });
+      const m = loadModel(encodeModelProto(cur.toProto()), { baseDir: model.baseDir });
       const outs = new Set(m.graph.outputs.map((o) => o.name ?? ''));
       for (const c of toRun) if (!outs.has(c)) m.graph.proto.output.push(onnx.ValueInfoProto.create({ name: c }));
       const session = await createSession(m, { graphOptimizationLevel: 'disabled' });
       try {
-        const out = await session.run(feeds, toRun);
-        for (const c of toRun) known.set(c, firstTrue(out[c].data));
+        run = await session.run(feeds, toRun);
       } finally {
         await session.release();
       }
     }
-    if (inlineIfs(proto, (c) => known.get(c)) === 0) return;
+    const choices: IfChoice[] = [];
+    for (const n of ifs) {
+      const then = conditionValue(cur, n.inputs[0], run, feeds);
+      if (then !== undefined) choices.push({ ifOutput: n.outputs[0], then });
+    }
+    const next = choices.length ? inlineIfs(cur, choices) : undefined;
+    if (!next) break;
+    cur = next;
   }
+  return decodeCopy(cur);
 }
 
-function firstTrue(data: ort.Tensor['data']): boolean {
-  const v = (data as ArrayLike<number | bigint | boolean>)[0];
-  return typeof v === 'bigint' ? v !== 0n : !!v;
-}
