@@ -15,6 +15,7 @@ import type { Node } from '../src/ir/node';
 import { encodeModelProto } from '../src/ir/proto';
 import { RULES } from '../src/ir/shapes';
 import { applyPlan } from '../src/prune/apply';
+import { applyCompensation } from '../src/score/compensate';
 import { inputSite } from '../src/score/sites';
 import { verifyPruned } from '../src/verify/verify';
 import { G, analyze, declinedOf, expectMaskOk, groupOf, weights } from './analysis-kit';
@@ -256,5 +257,21 @@ describe('weighted-layer facts come from the spec', () => {
     expect([w.unit, w.inAxis!(n, 1, 3), w.outAxis!(n, 1, 3), w.site!(n, 1, 3)]).toEqual(['fc', 1, 2, { input: 0, axis: -1 }]);
     expect([w.inAxis!(n, 0, 2), w.outAxis!(n, 0, 2), w.site!(n, 0, 2), w.site!(n, 0, 3)]).toEqual([1, 0, { input: 1, axis: -2 }, undefined]);
     expect(w.compensation).toEqual({ input: 1, rank: 2 });
+  });
+
+  test('bias compensation reads the spec: Gemm beta 0 is skipped, a ConvTranspose has no compensable weight', () => {
+    const empty: GroupAnalysis = { groups: [], declined: [], summary: { totalParams: 0, prunableParams: 0, groups: 0, declined: 0 } };
+    const g = new G();
+    const x = g.input('x', ['batch', 8]);
+    const y = g.op('Gemm', [x, g.weight([8, 6]), g.weight([6])], { beta: { float: 0 } });
+    g.output(y);
+    const gemm = g.model();
+    const report = applyCompensation(gemm, empty, [{ node: y, input: 1, delta: [1, 1, 1, 1, 1, 1] }]);
+    expect(report.skipped).toEqual([{ node: y, reason: 'Gemm with beta 0' }]);
+
+    const h = new G();
+    const z = h.op('ConvTranspose', [h.input('x', X), h.weight([4, 3, 2, 2]), h.weight([3])]);
+    h.output(z);
+    expect(() => applyCompensation(h.model(), empty, [{ node: z, input: 1, delta: [1, 1, 1] }])).toThrow(/no compensable weight/);
   });
 });
