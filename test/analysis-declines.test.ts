@@ -1,5 +1,5 @@
 /**
- * One negative test per decline reason (src/analysis/decline.ts): each graph is built so that the group
+ * One negative test per decline reason (src/ir/ops/decline.ts): each graph is built so that the group
  * produced by a marked node must not be offered for pruning, and the declined entry names the reason.
  * A positive control in the same graph shows the rest of the model still prunes.
  */
@@ -54,11 +54,11 @@ test('unsupported op (and a non-default domain)', async () => {
   const x = g.input('x', X);
   const c = g.conv(x, 4, 4);
   const d = g.conv(x, 4, 4);
-  const [vals] = g.opN('TopK', [c, g.ints([2])], { axis: 1 }, 2);
-  g.output(vals);
+  // Col2Im: a default-domain op without an op spec (src/ir/ops).
+  g.output(g.op('Col2Im', [c, g.ints([6, 6]), g.ints([1, 1])]));
   g.output(g.op('Custom', [d], {}, 1, 'com.example'));
   const a = await analyzeGroupsWithShapes(g.model(), (await concreteShapes(g.model(), { mode: 'static' })).shapes);
-  expectDeclined(a, c, `${DECLINE.unknownOp}: TopK`);
+  expectDeclined(a, c, `${DECLINE.unknownOp}: Col2Im`);
   expectDeclined(a, d, `${DECLINE.unknownOp}: com.example.Custom`);
 });
 

@@ -14,8 +14,9 @@
  * after the chain. MACs(after) = MACs × Π_axis kept(tensor, axis).
  * A MatMul between two activations (attention scores Q·Kᵀ, and probabilities·V) scales with the kept units of the
  * head (or kv-group) group whose head-splitting Reshape its inputs come from: walking up each input through
- * layout and element-wise ops (Transpose, Reshape, Mul/Div by the scale, Add of a mask, Softmax, Cast, ...)
- * and through the other attention MatMul, the first node that is a shape member of a group names it.
+ * layout and element-wise ops (Transpose, Reshape, Mul/Div by the scale, Add of a mask, Softmax, Cast, ...: the
+ * ops whose spec has `attentionPath`, src/ir/ops) and through the other attention MatMul, the first node that is
+ * a shape member of a group names it.
  * Other nodes with no weight member (activations, pooling) keep their MACs.
  */
 import type { Graph } from '../ir/graph';
@@ -23,6 +24,7 @@ import { numel } from '../ir/dims';
 import type { Group, GroupAnalysis } from '../analysis/types';
 import type { FlopsReport } from '../analysis/flops';
 import type { Model } from '../ir/model';
+import { specOf } from '../ir/ops';
 import { weightUse } from '../analysis/weight-chain';
 
 /** Positions of one (tensor, reading node, axis) that groups may remove. */
@@ -247,12 +249,6 @@ function headReshapes(analysis: GroupAnalysis): Map<string, Group> {
   return out;
 }
 
-/** Ops an attention path goes through between the head split and the score / context MatMuls. */
-const ATTENTION_PATH = new Set([
-  'Transpose', 'Reshape', 'Mul', 'Div', 'Add', 'Sub', 'Softmax', 'Cast', 'Identity', 'Where', 'Dropout',
-  'Expand', 'Unsqueeze', 'Squeeze', 'Concat', 'Slice', 'Gather', 'Split', 'Neg', 'MatMul', 'Sqrt', 'Tanh',
-]);
-
 /**
  * The head group whose head-splitting Reshape the inputs of an activation × activation MatMul come from
  * (breadth-first up to 24 nodes; undefined when none, or when two different groups are reached).
@@ -271,7 +267,7 @@ function attentionGroup(graph: Graph, inputs: string[], headOf: Map<string, Grou
       found = g;
       continue;
     }
-    if (!ATTENTION_PATH.has(p.opType)) continue;
+    if (!specOf(p)?.attentionPath) continue;
     for (const x of p.inputs) if (x && !seen.has(x) && !graph.constant(x)) { seen.add(x); queue.push(x); }
   }
   return found;

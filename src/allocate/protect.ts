@@ -1,9 +1,9 @@
 /**
  * Groups that allocation must leave whole.
  *
- * Defaults, in graph terms (a "weighted layer" is a Conv, ConvTranspose, Gemm, MatMul or Einsum node with a
- * constant input of rank ≥ 2):
- *  - first conv: a Conv/ConvTranspose weighted layer with no other weighted layer on any path from a graph input
+ * Defaults, in graph terms (a "weighted layer" is a node whose op spec is `weighted` — Conv, ConvTranspose, Gemm,
+ * MatMul, Einsum — with a constant of rank ≥ 2 at one of its weight inputs):
+ *  - first conv: a convolution (`weighted.unit: 'conv'`) weighted layer with no other weighted layer on any path from a graph input
  *    to it (the stem). Its output-channel group (a group with an 'out' member on it) is protected: the stem is
  *    narrow and everything downstream depends on it.
  *  - classifier: a weighted layer from which some graph output is reached without passing another weighted
@@ -21,14 +21,14 @@ import type { Graph } from '../ir/graph';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
+import { specOf } from '../ir/ops';
 import { resolveWeight, weightUse } from '../analysis/weight-chain';
 
-const WEIGHTED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Einsum']);
-
 export function isWeightedLayer(graph: Graph, n: Node): boolean {
-  if (!WEIGHTED_OPS.has(n.opType) || n.domain !== '') return false;
-  return n.inputs.some((i) => {
-    if (!i) return false;
+  const w = specOf(n)?.weighted;
+  if (!w) return false;
+  return n.inputs.some((i, k) => {
+    if (!i || (w.weights && !w.weights.includes(k))) return false;
     const c = resolveWeight(graph, i)?.tensor;
     return !!c && c.dims.length >= 2;
   });
@@ -46,7 +46,7 @@ export function defaultProtectedNodes(model: Model): { firstConv: string[]; clas
     const weighted = new Set(order.filter((n) => isWeightedLayer(graph, n)));
     for (const n of order) {
       const anc = n.inputs.some((i) => i && afterWeighted.has(i));
-      if (weighted.has(n) && !anc && (n.opType === 'Conv' || n.opType === 'ConvTranspose')) firstConv.push(n.outputs[0]);
+      if (weighted.has(n) && !anc && specOf(n)?.weighted?.unit === 'conv') firstConv.push(n.outputs[0]);
       if (anc || weighted.has(n)) for (const o of n.outputs) if (o) afterWeighted.add(o);
     }
     // Backward: tensors from which a graph output (a subgraph's own output) is reached through non-weighted nodes only.

@@ -2,9 +2,11 @@
  * What a unit is. Units formed by attention-style mixing (an activation·activation contraction over
  * head_dim, e.g. q·kᵀ) are heads; head_dim is the size of the mixed axis. When the output projection reads
  * more than one head per unit (grouped-query attention: k/v heads repeated for several query heads), the
- * unit is a kv-group: one kv head with its `queriesPerKv` query heads. Otherwise units are channels
- * (conv producers) or neurons (fully connected producers: MLP hidden units, SwiGLU gate/up pairs).
+ * unit is a kv-group: one kv head with its `queriesPerKv` query heads. Otherwise units are neurons when every
+ * producer is a fully connected layer (op spec `weighted.unit: 'fc'`: MLP hidden units, SwiGLU gate/up pairs),
+ * else channels (convolutions, embedding tables, repeated k/v heads).
  */
+import { specOf } from '../ir/ops';
 import type { Member, UnitKind } from './types';
 import type { State } from './state';
 
@@ -13,8 +15,6 @@ export interface UnitDescription {
   unitSize: number;
   info: Record<string, unknown>;
 }
-
-const FC = new Set(['MatMul', 'Gemm', 'Einsum']);
 
 /** Describes the units of a group from its spaces, the elements of its first unit and its members. */
 export function describeUnits(st: State, spaces: number[], unitElements: number[], size: number, members: Member[]): UnitDescription {
@@ -41,7 +41,6 @@ export function describeUnits(st: State, spaces: number[], unitElements: number[
     }
     return { unit: 'head', unitSize: headDim, info: { heads: size, headDim } };
   }
-  const ops = spaces.map((s) => st.spaces[s].node.opType);
-  const unit: UnitKind = ops.every((o) => FC.has(o)) ? 'neuron' : 'channel';
+  const unit: UnitKind = spaces.every((s) => specOf(st.spaces[s].node)?.weighted?.unit === 'fc') ? 'neuron' : 'channel';
   return { unit, unitSize: channels, info: channels > 1 ? { channelsPerUnit: channels } : {} };
 }

@@ -1,21 +1,23 @@
 /**
- * THE table of op channel rules: one entry per ONNX op type (default domain). A rule maps the label fields of
- * a node's inputs to its outputs, couples labels that must be removed together, and records members
- * (weights, shape constants, attributes) and declines. Adding an op is adding one entry here.
+ * The channel rules of group analysis, derived from the op spec registry (src/ir/ops: one entry per ONNX op
+ * type). A spec names a channel behaviour (`channels`); this file implements each behaviour as an OpRule. A
+ * rule maps the label fields of a node's inputs to its outputs, couples labels that must be removed together,
+ * and records members (weights, shape constants, attributes) and declines.
  *
- * An op without an entry blocks every group whose channels reach it ("unsupported op: X").
- * `produces` marks ops that create new channel spaces (they run even when no input is labeled).
+ * An op without a spec blocks every group whose channels reach it ("unsupported op: X").
+ * `produces` marks behaviours that create new channel spaces (they run even when no input is labeled).
  */
 import type { Node } from '../ir/node';
+import { type ChannelKind, type ChannelSpec, OP_SPECS, opSpec } from '../ir/ops';
 import { DECLINE } from './decline';
-import { declineInputs, elementwise, normAxis, passThrough } from './rule-kit';
+import { declineInputs, dropAxes, elementwise, mixAlong, passThrough } from './rule-kit';
 import { convRule, einsumRule, gemmRule, matmulRule } from './rules-contract';
 import {
   concatRule, expandRule, gatherRule, padRule, reshapeRule, resizeRule, sliceRule, splitRule, tileRule, transposeRule,
 } from './rules-layout';
 import {
-  argReduceRule, batchNormRule, cumSumRule, globalPoolRule, groupNormRule, instanceNormRule, layerNormRule, mixRule,
-  poolRule, reduceRule, softmaxRule, triluRule,
+  argReduceRule, batchNormRule, cumSumRule, globalPoolRule, groupNormRule, instanceNormRule, layerNormRule, poolRule,
+  reduceRule, softmaxRule,
 } from './rules-norm';
 import { quantizeRule } from './rules-quant';
 import type { State } from './state';
@@ -25,12 +27,6 @@ export interface OpRule {
   /** Creates channel spaces (a weight's output rows): applied even when no input is labeled. */
   produces?: boolean;
 }
-
-const unary: OpRule = { apply: (st, n) => passThrough(st, n, 0, n.outputs.map((_, i) => i).filter((i) => n.outputs[i])) };
-const ew: OpRule = { apply: (st, n) => elementwise(st, n) };
-/** Ops that never see channels (their inputs are shapes or nothing). */
-const inert: OpRule = { apply: () => undefined };
-const decline = (reason: string): OpRule => ({ apply: (st, n) => declineInputs(st, n, reason) });
 
 /** The producer of `name`, looking through an activation's QuantizeLinear→DequantizeLinear pair (QDQ models). */
 function producerThroughQdq(st: State, name: string): Node | undefined {
@@ -44,82 +40,111 @@ function producerThroughQdq(st: State, name: string): Node | undefined {
 }
 
 /**
- * Add: elementwise; a 1-D constant added right after a producer (or after its output's QDQ pair) is that
- * producer's bias ('out' member).
+ * Add: elementwise; a 1-D constant added right after a weighted layer (or after its output's QDQ pair) is that
+ * layer's bias ('out' member).
  */
-const addRule: OpRule = {
-  apply(st, n) {
-    const producerOut = n.inputs.some((i) => ['MatMul', 'Gemm', 'Conv', 'ConvTranspose', 'Einsum'].includes(producerThroughQdq(st, i)?.opType ?? ''));
-    const isBias = producerOut && n.inputs.some((i) => (st.stored(i)?.tensor.dims.length ?? 0) === 1);
-    elementwise(st, n, undefined, [0], isBias ? 'out' : 'param');
-  },
+function biasAddRule(st: State, n: Node): void {
+  const producerOut = n.inputs.some((i) => {
+    const p = producerThroughQdq(st, i);
+    return !!p && !!opSpec(p.opType, p.domain)?.weighted;
+  });
+  const isBias = producerOut && n.inputs.some((i) => (st.stored(i)?.tensor.dims.length ?? 0) === 1);
+  elementwise(st, n, undefined, [0], isBias ? 'out' : 'param');
+}
+
+/** Per-channel sampling of input 0 (GridSample, RoiAlign, MaxRoiPool): only its channel axis may be labeled. */
+function resampleRule(st: State, n: Node): void {
+  const f = st.field(n.inputs[0]);
+  for (let i = 1; i < n.inputs.length; i++) if (n.inputs[i]) st.declineField(st.field(n.inputs[i]), DECLINE.dataIndex, n, n.inputs[i]);
+  if (!f) return;
+  if (f.axes.some((a) => a !== 1)) { st.declineField(f, DECLINE.irregular, n, n.inputs[0]); return; }
+  st.setField(n.outputs[0], f);
+}
+
+/** Labels on inputs other than 0, which the parameterized behaviours do not read, are declined with `reason`. */
+function declineOtherInputs(st: State, n: Node, reason: string): void {
+  for (let i = 1; i < n.inputs.length; i++) if (n.inputs[i]) st.declineField(st.field(n.inputs[i]), reason, n, n.inputs[i]);
+}
+
+const rule = (apply: OpRule['apply'], produces = false): OpRule => ({ apply, produces });
+
+const KINDS: Record<ChannelKind, OpRule> = {
+  inert: rule(() => undefined),
+  unary: rule((st, n) => passThrough(st, n, 0, n.outputs.map((_, i) => i).filter((i) => n.outputs[i]))),
+  elementwise: rule((st, n) => elementwise(st, n)),
+  biasAdd: rule(biasAddRule),
+  quantize: rule(quantizeRule),
+  conv: rule((st, n) => convRule(st, n, false), true),
+  convTranspose: rule((st, n) => convRule(st, n, true), true),
+  gemm: rule(gemmRule, true),
+  matmul: rule(matmulRule, true),
+  einsum: rule(einsumRule, true),
+  gather: rule(gatherRule, true),
+  batchNorm: rule(batchNormRule),
+  instanceNorm: rule(instanceNormRule),
+  layerNorm: rule(layerNormRule),
+  groupNorm: rule(groupNormRule),
+  softmax: rule(softmaxRule),
+  reduce: rule(reduceRule),
+  argReduce: rule(argReduceRule),
+  globalPool: rule(globalPoolRule),
+  pool: rule(poolRule),
+  cumSum: rule(cumSumRule),
+  reshape: rule(reshapeRule),
+  transpose: rule(transposeRule),
+  concat: rule(concatRule),
+  split: rule(splitRule),
+  slice: rule(sliceRule),
+  expand: rule(expandRule),
+  tile: rule(tileRule),
+  pad: rule(padRule),
+  resize: rule(resizeRule),
+  resample: rule(resampleRule),
 };
 
-const mk = (apply: OpRule['apply'], produces = false): OpRule => ({ apply, produces });
+/** The rule implementing a channel spec. */
+export function channelRule(spec: ChannelSpec): OpRule {
+  if (typeof spec === 'string') {
+    const r = KINDS[spec];
+    if (!r) throw new Error(`channel behaviour '${spec}' is not implemented`);
+    return r;
+  }
+  if ('positional' in spec) {
+    const axesOf = spec.positional;
+    return rule((st, n) => {
+      declineOtherInputs(st, n, DECLINE.positional);
+      const f = st.field(n.inputs[0]);
+      if (!f) return;
+      const axes = axesOf(n, f.rank);
+      if (f.axes.some((a) => axes.includes(a))) { st.declineField(f, DECLINE.positional, n); return; }
+      st.setField(n.outputs[0], f);
+    });
+  }
+  if ('mix' in spec) {
+    const { mix, out } = spec;
+    const reason = DECLINE[spec.decline];
+    return rule((st, n) => {
+      declineOtherInputs(st, n, reason);
+      const f = st.field(n.inputs[0]);
+      if (!f) return;
+      const axes = mix(n, f.rank);
+      const g = mixAlong(st, n, f, axes, reason);
+      const h = out === 'same' ? g : dropAxes(g, axes, out === 'keep');
+      for (const o of n.outputs) if (o) st.setField(o, h);
+    });
+  }
+  // An op we know but do not model reads like an unknown one ("unsupported op: DepthToSpace").
+  const key = spec.decline;
+  return rule((st, n) => declineInputs(st, n, key === 'unknownOp' ? `${DECLINE.unknownOp}: ${n.opType}` : DECLINE[key]));
+}
 
-export const OP_RULES: Record<string, OpRule> = {
-  // weights: producers and consumers of channels
-  Conv: mk((st, n) => convRule(st, n, false), true),
-  ConvTranspose: mk((st, n) => convRule(st, n, true), true),
-  Gemm: mk(gemmRule, true),
-  MatMul: mk(matmulRule, true),
-  Einsum: mk(einsumRule, true),
-  Gather: mk(gatherRule, true),
-  // elementwise with broadcasting
-  Add: addRule, Sub: ew, Mul: ew, Div: ew, Pow: ew, Mod: ew, Where: ew, Max: ew, Min: ew, Sum: ew, Mean: ew,
-  Equal: ew, Less: ew, Greater: ew, LessOrEqual: ew, GreaterOrEqual: ew, And: ew, Or: ew, Xor: ew, PRelu: ew,
-  BitwiseAnd: ew, BitwiseOr: ew, BitwiseXor: ew, BitShift: ew,
-  Clip: mk((st, n) => elementwise(st, n)),
-  // unary / per-position
-  QuantizeLinear: mk(quantizeRule), DequantizeLinear: mk(quantizeRule),
-  Identity: unary, Cast: unary, CastLike: mk((st, n) => passThrough(st, n)), Dropout: unary,
-  Relu: unary, LeakyRelu: unary, Elu: unary, Selu: unary, Celu: unary, ThresholdedRelu: unary, Gelu: unary,
-  Sigmoid: unary, HardSigmoid: unary, HardSwish: unary, Tanh: unary, Softplus: unary, Softsign: unary, Mish: unary,
-  Erf: unary, Exp: unary, Log: unary, Sqrt: unary, Reciprocal: unary, Neg: unary, Abs: unary, Sign: unary,
-  Floor: unary, Ceil: unary, Round: unary, Sin: unary, Cos: unary, Tan: unary, Asin: unary, Acos: unary,
-  Atan: unary, Sinh: unary, Cosh: unary, Asinh: unary, Acosh: unary, Atanh: unary, Not: unary, IsNaN: unary,
-  IsInf: unary, BitwiseNot: unary,
-  // per-channel parameters and normalizations
-  BatchNormalization: mk(batchNormRule),
-  InstanceNormalization: mk(instanceNormRule),
-  LayerNormalization: mk(layerNormRule),
-  RMSNormalization: mk(layerNormRule),
-  SimplifiedLayerNormalization: mk(layerNormRule),
-  GroupNormalization: mk(groupNormRule),
-  LpNormalization: mk(mixRule((n, r) => [normAxis(n.attrInt('axis', -1), r)], DECLINE.normalization)),
-  LRN: mk(mixRule(() => [1], DECLINE.normalization)),
-  MeanVarianceNormalization: mk(mixRule((n, r) => (n.attrInts('axes') ?? [0, 2, 3]).map((a) => normAxis(a, r)), DECLINE.normalization)),
-  Softmax: mk(softmaxRule), LogSoftmax: mk(softmaxRule), Hardmax: mk(softmaxRule),
-  // reductions and pooling
-  ReduceMean: mk(reduceRule), ReduceSum: mk(reduceRule), ReduceMax: mk(reduceRule), ReduceMin: mk(reduceRule),
-  ReduceProd: mk(reduceRule), ReduceL1: mk(reduceRule), ReduceL2: mk(reduceRule), ReduceLogSum: mk(reduceRule),
-  ReduceLogSumExp: mk(reduceRule), ReduceSumSquare: mk(reduceRule),
-  ArgMax: mk(argReduceRule), ArgMin: mk(argReduceRule),
-  GlobalAveragePool: mk(globalPoolRule), GlobalMaxPool: mk(globalPoolRule), GlobalLpPool: mk(globalPoolRule),
-  MaxPool: mk(poolRule), AveragePool: mk(poolRule), LpPool: mk(poolRule),
-  CumSum: mk(cumSumRule),
-  Trilu: mk(triluRule),
-  // layout
-  Reshape: mk(reshapeRule), Flatten: mk(reshapeRule), Squeeze: mk(reshapeRule), Unsqueeze: mk(reshapeRule),
-  Transpose: mk(transposeRule),
-  Concat: mk(concatRule),
-  Split: mk(splitRule),
-  Slice: mk(sliceRule),
-  Expand: mk(expandRule),
-  Tile: mk(tileRule),
-  Pad: mk(padRule),
-  Resize: mk(resizeRule), Upsample: mk(resizeRule),
-  // shape plumbing and constants: no channels flow through them
-  Shape: inert, Size: inert, Constant: inert, ConstantOfShape: inert, Range: inert, EyeLike: inert,
-  RandomNormal: inert, RandomUniform: inert, RandomNormalLike: inert, RandomUniformLike: inert,
-  // declined cleanly
-  LSTM: decline(DECLINE.recurrent), GRU: decline(DECLINE.recurrent), RNN: decline(DECLINE.recurrent),
-  If: decline(DECLINE.controlFlow), Loop: decline(DECLINE.controlFlow), Scan: decline(DECLINE.controlFlow),
-};
+/** THE channel rule table: one rule per op spec (derived, not a list of its own). */
+export const OP_RULES: Readonly<Record<string, OpRule>> = Object.freeze(
+  Object.fromEntries(Object.entries(OP_SPECS).map(([op, s]) => [op, channelRule(s.channels)])),
+);
 
 /** The rule for a node, or undefined for unsupported ops (and every op of a non-default domain). */
 export function ruleFor(n: Node): OpRule | undefined {
-  if (n.domain !== '' && n.domain !== 'ai.onnx') return undefined;
-  return Object.prototype.hasOwnProperty.call(OP_RULES, n.opType) ? OP_RULES[n.opType] : undefined;
+  if (!opSpec(n.opType, n.domain)) return undefined;
+  return OP_RULES[n.opType];
 }
-

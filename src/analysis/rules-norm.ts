@@ -1,6 +1,8 @@
 /**
  * Rules for per-channel parameter ops and for ops that mix positions along axes: BatchNormalization,
- * Instance/Layer/Group/RMS normalization, Softmax, reductions and pooling, CumSum, Trilu.
+ * Instance/Layer/Group/RMS normalization, Softmax, reductions and pooling, CumSum. (Ops that mix along axes
+ * their spec names, e.g. LpNormalization or TopK, and position-dependent ones like Trilu are built in
+ * op-rules.ts from rule-kit's mixAlong.)
  *
  * The masked-model property (pruning a unit ≡ zeroing its consumers' weights) only survives ops that never
  * let a pruned position influence a kept one. Statistics over the pruned axis break it, so they decline the
@@ -100,15 +102,6 @@ export function softmaxRule(st: State, n: Node): void {
   st.setField(n.outputs[0], mixAlong(st, n, f, axes, DECLINE.softmax));
 }
 
-/** Normalizations over one axis (LpNormalization, LRN over channels, MeanVarianceNormalization). */
-export function mixRule(axesOf: (n: Node, rank: number) => number[], reason: string) {
-  return (st: State, n: Node): void => {
-    const f = st.field(n.inputs[0]);
-    if (!f) return;
-    st.setField(n.outputs[0], mixAlong(st, n, f, axesOf(n, f.rank), reason));
-  };
-}
-
 /** ReduceX: axes from the attribute or (newer opsets) input 1; empty axes reduce all unless noop_with_empty_axes. */
 export function reduceRule(st: State, n: Node): void {
   const f = st.field(n.inputs[0]);
@@ -157,12 +150,4 @@ export function cumSumRule(st: State, n: Node): void {
   const a = st.plumb.numbers(n.inputs[1]);
   if (!a) { st.declineField(f, DECLINE.shapeRewrite, n, n.inputs[1]); return; }
   st.setField(n.outputs[0], mixAlong(st, n, f, [normAxis(a[0], f.rank)], DECLINE.reduction));
-}
-
-/** Trilu keeps or zeroes by position in the last two axes: removing positions there changes the pattern. */
-export function triluRule(st: State, n: Node): void {
-  const f = st.field(n.inputs[0]);
-  if (!f) return;
-  if (f.axes.some((a) => a >= f.rank - 2)) { st.declineField(f, DECLINE.positional, n); return; }
-  st.setField(n.outputs[0], f);
 }

@@ -23,6 +23,7 @@ import { UserError } from '../ir/errors';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
+import { specOf } from '../ir/ops';
 import { makeTensorProto } from '../ir/tensor';
 import { channelMean, statKey, type ActivationStats } from '../ort/capture';
 import { inputSite } from './sites';
@@ -78,13 +79,15 @@ function contribution(data: Float32Array, dims: number[], outAxis: number, inAxi
   return delta;
 }
 
+/**
+ * The output-channel axis of the weight at `input` (rank `rank`) when the op spec says compensation can fold its
+ * removed inputs into a per-output-channel bias (src/ir/ops `weighted.compensation`), else undefined.
+ */
 function outAxisOf(n: Node, input: number, rank: number): number | undefined {
-  switch (n.opType) {
-    case 'Conv': return input === 1 ? 0 : undefined;
-    case 'Gemm': return input === 1 ? (n.attrInt('transB', 0) ? 0 : 1) : undefined;
-    case 'MatMul': return input === 1 && rank === 2 ? 1 : undefined;
-    default: return undefined;
-  }
+  const w = specOf(n)?.weighted;
+  const c = w?.compensation;
+  if (!c || c.input !== input || (c.rank !== undefined && c.rank !== rank)) return undefined;
+  return w.outAxis?.(n, input, rank);
 }
 
 function addMemberForNewBias(graph: Graph, analysis: GroupAnalysis, p: Plan, tensor: string, node: string, input: number, role: 'out' | 'param'): void {
@@ -157,17 +160,15 @@ function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: str
 
 function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: CompensationReport): void {
   const n = p.node;
-  let scale = 1;
-  if (n.opType === 'Gemm') {
-    const beta = n.attrFloat('beta', 1);
-    if (beta === 0) {
-      report.skipped.push({ node: p.nodeId, reason: 'Gemm with beta 0' });
-      return;
-    }
-    scale = n.attrFloat('alpha', 1) / beta;
+  const w = specOf(n)?.weighted;
+  const s = w?.compensation?.biasScale?.(n) ?? 1;
+  if (typeof s !== 'number') {
+    report.skipped.push({ node: p.nodeId, reason: s.skip });
+    return;
   }
-  if (n.opType === 'Conv' || n.opType === 'Gemm') {
-    const slot = 2;
+  const scale = s;
+  if (w?.bias !== undefined) {
+    const slot = w.bias;
     if (!n.inputs[slot]) {
       const values = Float32Array.from(p.delta, (d) => d * scale);
       const bad = unrepresentable(p.dtype, values);
@@ -217,7 +218,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
     report.consumers++;
     return;
   }
-  // MatMul: fold into a following Add of a per-channel constant, else insert one.
+  // No bias input (MatMul): fold into a following Add of a per-channel constant, else insert one.
   const out = n.outputs[0];
   const users = graph.consumers(out);
   if (users.length === 1 && users[0].opType === 'Add' && !graph.isGraphOutput(out)) {

@@ -1,7 +1,7 @@
 /**
  * Where a consumer weight meets its input activation. For an 'in' member (a weight that consumes the group's
  * channels), the activation site is the node's data input and the axis of that tensor that runs along the
- * member's axis:
+ * member's axis. The op spec (src/ir/ops, `weighted.inAxis` / `weighted.site`) tells, e.g.:
  *   Conv (group 1)           W[O, I, k…] axis 1   ↔ X[N, I, …]      axis 1
  *   ConvTranspose (group 1)  W[I, O, k…] axis 0   ↔ X[N, I, …]      axis 1
  *   Gemm                     B[K, N] / Bᵀ[N, K]   ↔ A[M, K] (Aᵀ[K, M] when transA)
@@ -12,6 +12,7 @@
  */
 import type { GroupAnalysis, WeightMember } from '../analysis/types';
 import type { Graph } from '../ir/graph';
+import { specOf } from '../ir/ops';
 import type { CaptureRequest } from '../ort/capture';
 import { memberUse } from './tensor-math';
 
@@ -26,34 +27,11 @@ export function inputSite(graph: Graph, m: WeightMember, weightRank: number): Ac
   // A consumer inside a control-flow subgraph: its input cannot be captured (main-graph tensors only).
   if (!use || use.node.graph !== graph) return undefined;
   const n = use.node;
-  const input = use.input;
+  const w = specOf(n)?.weighted;
   const ax = m.axis < 0 ? m.axis + weightRank : m.axis;
-  switch (n.opType) {
-    case 'Conv':
-      if (input !== 1 || ax !== 1 || n.attrInt('group', 1) !== 1) return undefined;
-      return { tensor: n.inputs[0], axis: 1 };
-    case 'ConvTranspose':
-      if (input !== 1 || ax !== 0 || n.attrInt('group', 1) !== 1) return undefined;
-      return { tensor: n.inputs[0], axis: 1 };
-    case 'Gemm': {
-      const tA = n.attrInt('transA', 0), tB = n.attrInt('transB', 0);
-      if (input === 1) {
-        if (ax !== (tB ? 1 : 0)) return undefined;
-        return { tensor: n.inputs[0], axis: tA ? 0 : 1 };
-      }
-      if (input === 0) {
-        if (ax !== (tA ? 0 : 1)) return undefined;
-        return { tensor: n.inputs[1], axis: tB ? 1 : 0 };
-      }
-      return undefined;
-    }
-    case 'MatMul':
-      if (input === 1 && ax === weightRank - 2) return { tensor: n.inputs[0], axis: -1 };
-      if (input === 0 && weightRank === 2 && ax === 1) return { tensor: n.inputs[1], axis: -2 };
-      return undefined;
-    default:
-      return undefined;
-  }
+  if (!w?.inAxis || !w.site || w.inAxis(n, use.input, weightRank) !== ax) return undefined;
+  const site = w.site(n, use.input, weightRank);
+  return site && { tensor: n.inputs[site.input], axis: site.axis };
 }
 
 /** Capture requests for every 'in' member's input activation (deduplicated). */

@@ -97,57 +97,48 @@ const dropout: Rule = (c) => {
 
 const isBoolOut = (): Rule => (c) => c.out(0, DataType.BOOL, c.shape(0));
 
-/** Ops whose output has the input's shape and dtype (value not tracked). */
-const SAME = [
-  'Relu', 'Sigmoid', 'Tanh', 'Exp', 'Log', 'Erf', 'Softplus', 'Softsign', 'Elu', 'Selu', 'LeakyRelu',
-  'HardSigmoid', 'HardSwish', 'Gelu', 'Mish', 'Celu', 'ThresholdedRelu', 'Sin', 'Cos', 'Tan', 'Asin', 'Acos',
-  'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh', 'Clip', 'Softmax', 'LogSoftmax', 'Hardmax', 'Shrink',
-  'BitwiseNot', 'CumSum', 'Trilu', 'ReverseSequence', 'Swish', 'ImageScaler', 'Scale', 'Affine',
-  'ParametricSoftplus', 'ScaledTanh', 'Binarizer',
-];
-
-export const ELEMENTWISE_RULES: Record<string, Rule> = {
-  ...Object.fromEntries(SAME.map((op) => [op, unary()])),
-  Identity: unary((x) => x),
-  Neg: unary((x) => negDim(x)),
-  Abs: unary((x) => (typeof x === 'number' ? Math.abs(x) : posSym(x) ? x : undefined)),
-  Sign: unary((x) => (typeof x === 'number' ? Math.sign(x) : posSym(x) ? 1 : undefined)),
-  Floor: unary((x) => (typeof x === 'number' ? Math.floor(x) : posSym(x) ? x : undefined)),
-  Ceil: unary((x) => (typeof x === 'number' ? Math.ceil(x) : posSym(x) ? x : undefined)),
-  Round: unary((x) => (typeof x === 'number' ? roundHalfEven(x) : posSym(x) ? x : undefined)),
-  Sqrt: unary(num(Math.sqrt)),
-  Reciprocal: unary(num((x) => 1 / x)),
-  Not: unary((x) => (typeof x === 'number' ? (x ? 0 : 1) : posSym(x) ? 0 : undefined)),
-  IsNaN: isBoolOut(),
-  IsInf: isBoolOut(),
-  Cast: cast,
-  CastLike: castLike,
-  Dropout: dropout,
-  Add: broadcasting((a, b) => addDim(a, b)),
-  Sub: broadcasting((a, b) => subDim(a, b)),
-  Mul: broadcasting((a, b) => mulDim(a, b)),
-  Div: broadcasting(divFn),
-  Pow: broadcasting((a, b) => (typeof a === 'number' && typeof b === 'number' ? a ** b : b === 1 ? a : undefined)),
-  Mod: broadcasting((a, b, _f, c) => modDim(a, b, c.attrInt('fmod', 0) === 1)),
-  Max: broadcasting((a, b) => maxDim(a, b)),
-  Min: broadcasting((a, b) => minDim(a, b)),
-  Sum: broadcasting((a, b) => addDim(a, b)),
-  Mean: broadcasting(),
-  PRelu: broadcasting(),
-  BitShift: broadcasting(),
-  BitwiseAnd: broadcasting(),
-  BitwiseOr: broadcasting(),
-  BitwiseXor: broadcasting(),
-  Equal: broadcasting((a, b) => bool(eqDim(a, b)), DataType.BOOL),
-  Less: broadcasting((a, b) => bool(ltDim(a, b)), DataType.BOOL),
-  Greater: broadcasting((a, b) => bool(ltDim(b, a)), DataType.BOOL),
-  LessOrEqual: broadcasting((a, b) => bool(negate(ltDim(b, a))), DataType.BOOL),
-  GreaterOrEqual: broadcasting((a, b) => bool(negate(ltDim(a, b))), DataType.BOOL),
-  And: broadcasting(numBool((a, b) => !!a && !!b), DataType.BOOL),
-  Or: broadcasting(numBool((a, b) => !!a || !!b), DataType.BOOL),
-  Xor: broadcasting(numBool((a, b) => !!a !== !!b), DataType.BOOL),
-  Where: where,
-};
+/**
+ * The elementwise shape rules, by behaviour (src/ir/ops names the rule of each op). `same`: the output has
+ * input 0's shape and dtype (value not tracked).
+ */
+export const EW_SHAPES = {
+  same: unary(),
+  identity: unary((x) => x),
+  neg: unary((x) => negDim(x)),
+  abs: unary((x) => (typeof x === 'number' ? Math.abs(x) : posSym(x) ? x : undefined)),
+  sign: unary((x) => (typeof x === 'number' ? Math.sign(x) : posSym(x) ? 1 : undefined)),
+  floor: unary((x) => (typeof x === 'number' ? Math.floor(x) : posSym(x) ? x : undefined)),
+  ceil: unary((x) => (typeof x === 'number' ? Math.ceil(x) : posSym(x) ? x : undefined)),
+  round: unary((x) => (typeof x === 'number' ? roundHalfEven(x) : posSym(x) ? x : undefined)),
+  sqrt: unary(num(Math.sqrt)),
+  reciprocal: unary(num((x) => 1 / x)),
+  not: unary((x) => (typeof x === 'number' ? (x ? 0 : 1) : posSym(x) ? 0 : undefined)),
+  /** Same shape, bool output (IsNaN, IsInf). */
+  isBool: isBoolOut(),
+  cast,
+  castLike,
+  dropout,
+  add: broadcasting((a, b) => addDim(a, b)),
+  sub: broadcasting((a, b) => subDim(a, b)),
+  mul: broadcasting((a, b) => mulDim(a, b)),
+  div: broadcasting(divFn),
+  pow: broadcasting((a, b) => (typeof a === 'number' && typeof b === 'number' ? a ** b : b === 1 ? a : undefined)),
+  mod: broadcasting((a, b, _f, c) => modDim(a, b, c.attrInt('fmod', 0) === 1)),
+  max: broadcasting((a, b) => maxDim(a, b)),
+  min: broadcasting((a, b) => minDim(a, b)),
+  sum: broadcasting((a, b) => addDim(a, b)),
+  /** Numpy broadcasting, value not tracked (Mean, PRelu, bitwise ops). */
+  broadcast: broadcasting(),
+  equal: broadcasting((a, b) => bool(eqDim(a, b)), DataType.BOOL),
+  less: broadcasting((a, b) => bool(ltDim(a, b)), DataType.BOOL),
+  greater: broadcasting((a, b) => bool(ltDim(b, a)), DataType.BOOL),
+  lessOrEqual: broadcasting((a, b) => bool(negate(ltDim(b, a))), DataType.BOOL),
+  greaterOrEqual: broadcasting((a, b) => bool(negate(ltDim(a, b))), DataType.BOOL),
+  and: broadcasting(numBool((a, b) => !!a && !!b), DataType.BOOL),
+  or: broadcasting(numBool((a, b) => !!a || !!b), DataType.BOOL),
+  xor: broadcasting(numBool((a, b) => !!a !== !!b), DataType.BOOL),
+  where,
+} satisfies Record<string, Rule>;
 
 function negate(b: boolean | undefined): boolean | undefined {
   return b === undefined ? undefined : !b;

@@ -111,14 +111,8 @@ const einsum: Rule = (c) => {
   c.out(0, c.dtype(0), out);
 };
 
-const FOLDS: Partial<Record<string, (a: Dim, b: Dim) => Dim>> = {
-  ReduceSum: addDim,
-  ReduceProd: mulDim,
-  ReduceMax: maxDim,
-  ReduceMin: minDim,
-};
-
-function reduce(op: string, axesInputSince: number): Rule {
+/** ReduceX: `fold` combines two elements when the value is tracked (ReduceSum / Prod / Max / Min). */
+function reduce(axesInputSince: number, fold?: (a: Dim, b: Dim) => Dim): Rule {
   return (c) => {
     const x = c.shape(0);
     const dtype = c.dtype(0);
@@ -141,7 +135,6 @@ function reduce(op: string, axesInputSince: number): Rule {
     const set = new Set(red);
     const out = keep ? x.map((d, i) => (set.has(i) ? 1 : d)) : x.filter((_, i) => !set.has(i));
     const v = c.value(0);
-    const fold = FOLDS[op];
     c.out(0, dtype, out, v && fold && v.dims.length === r ? reduceValue(v, red, keep, fold) : undefined);
   };
 }
@@ -154,17 +147,20 @@ const argReduce: Rule = (c) => {
   c.out(0, DataType.INT64, keep ? x.map((d, i) => (i === a ? 1 : d)) : x.filter((_, i) => i !== a));
 };
 
-const REDUCE_OPS = ['ReduceMean', 'ReduceMax', 'ReduceMin', 'ReduceProd', 'ReduceL1', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp', 'ReduceSumSquare'];
-
-export const MATH_RULES: Record<string, Rule> = {
-  MatMul: matmulLike(0, 1),
-  MatMulInteger: matmulLike(0, 1, () => DataType.INT32),
-  QLinearMatMul: matmulLike(0, 3, (c) => c.dtype(7) ?? c.dtype(0)),
-  Gemm: gemm,
-  Einsum: einsum,
-  ReduceSum: reduce('ReduceSum', 13),
-  ...Object.fromEntries(REDUCE_OPS.map((op) => [op, reduce(op, 18)])),
-  ArgMax: argReduce,
-  ArgMin: argReduce,
-  Det: (c) => c.out(0, c.dtype(0), c.shape(0)?.slice(0, -2)),
-};
+/** The shape rules of contractions and reductions, by behaviour (src/ir/ops names the rule of each op). */
+export const MATH_SHAPES = {
+  matmul: matmulLike(0, 1),
+  matmulInteger: matmulLike(0, 1, () => DataType.INT32),
+  qlinearMatmul: matmulLike(0, 3, (c) => c.dtype(7) ?? c.dtype(0)),
+  gemm,
+  einsum,
+  /** ReduceSum took `axes` as an input from opset 13, the other reductions from opset 18. */
+  reduceSum: reduce(13, addDim),
+  reduceProd: reduce(18, mulDim),
+  reduceMax: reduce(18, maxDim),
+  reduceMin: reduce(18, minDim),
+  /** Reductions whose value is not tracked (ReduceMean, ReduceL1, ReduceL2, ReduceLogSum, ReduceLogSumExp, ReduceSumSquare). */
+  reduce: reduce(18),
+  argReduce,
+  det: ((c) => c.out(0, c.dtype(0), c.shape(0)?.slice(0, -2))) as Rule,
+} satisfies Record<string, Rule>;

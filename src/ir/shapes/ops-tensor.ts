@@ -421,47 +421,46 @@ const compress: Rule = (c) => {
 /** Output dtype from a `dtype` attribute, else `dflt`. */
 const dtypeAttr = (c: RuleCtx, dflt: number | undefined) => c.attrInt('dtype', 0) || dflt;
 
-export const TENSOR_RULES: Record<string, Rule> = {
-  Shape: shape,
-  Size: size,
-  Reshape: reshape,
-  Flatten: flatten,
-  Squeeze: squeeze,
-  Unsqueeze: unsqueeze,
-  Transpose: transpose,
-  Concat: concat,
-  Split: split,
-  Slice: slice,
-  Gather: gather,
-  GatherElements: (c) => c.out(0, c.dtype(0), c.shape(1)),
-  GatherND: gatherND,
-  ScatterND: (c) => c.out(0, c.dtype(0), c.shape(0)),
-  ScatterElements: (c) => c.out(0, c.dtype(0), c.shape(0)),
-  Scatter: (c) => c.out(0, c.dtype(0), c.shape(0)),
-  Expand: expand,
-  Tile: tile,
-  ConstantOfShape: constantOfShape,
-  Range: range,
-  Pad: pad,
-  DepthToSpace: depthToSpace,
-  SpaceToDepth: spaceToDepth,
-  OneHot: oneHot,
-  TopK: topK,
-  NonZero: nonZero,
-  Compress: compress,
-  EyeLike: (c) => c.out(0, dtypeAttr(c, c.dtype(0)), c.shape(0)),
-  RandomNormal: (c) => c.out(0, dtypeAttr(c, DataType.FLOAT), c.attrInts('shape')),
-  RandomUniform: (c) => c.out(0, dtypeAttr(c, DataType.FLOAT), c.attrInts('shape')),
-  RandomNormalLike: (c) => c.out(0, dtypeAttr(c, c.dtype(0)), c.shape(0)),
-  RandomUniformLike: (c) => c.out(0, dtypeAttr(c, c.dtype(0)), c.shape(0)),
-  Bernoulli: (c) => c.out(0, dtypeAttr(c, c.dtype(0)), c.shape(0)),
-  Multinomial: (c) => c.out(0, dtypeAttr(c, DataType.INT32), [c.shape(0)?.[0], c.attrInt('sample_size', 1)]),
-  NonMaxSuppression: (c) => c.out(0, DataType.INT64, [undefined, 3]),
-  Unique: (c) => {
+/** The shape rules of tensor / layout / generator ops, by behaviour (src/ir/ops names the rule of each op). */
+export const TENSOR_SHAPES = {
+  shape,
+  size,
+  reshape,
+  flatten,
+  squeeze,
+  unsqueeze,
+  transpose,
+  concat,
+  split,
+  slice,
+  gather,
+  /** Output shaped like input 1, dtype of input 0 (GatherElements). */
+  likeIndices: ((c) => c.out(0, c.dtype(0), c.shape(1))) as Rule,
+  gatherND,
+  /** Output shaped and typed like input 0 (ScatterND, ScatterElements, Scatter). */
+  likeData: ((c) => c.out(0, c.dtype(0), c.shape(0))) as Rule,
+  expand,
+  tile,
+  constantOfShape,
+  range,
+  pad,
+  depthToSpace,
+  spaceToDepth,
+  oneHot,
+  topK,
+  nonZero,
+  compress,
+  /** Output shaped like input 0, dtype from the `dtype` attribute or input 0 (EyeLike, Random*Like, Bernoulli). */
+  likeInputDtypeAttr: ((c) => c.out(0, dtypeAttr(c, c.dtype(0)), c.shape(0))) as Rule,
+  /** Output shaped by the `shape` attribute, dtype from `dtype` (default float): RandomNormal, RandomUniform. */
+  randomShape: ((c) => c.out(0, dtypeAttr(c, DataType.FLOAT), c.attrInts('shape'))) as Rule,
+  multinomial: ((c) => c.out(0, dtypeAttr(c, DataType.INT32), [c.shape(0)?.[0], c.attrInt('sample_size', 1)])) as Rule,
+  nonMaxSuppression: ((c) => c.out(0, DataType.INT64, [undefined, 3])) as Rule,
+  unique: ((c) => {
     const hasAxis = c.node.hasAttr('axis');
     const s = c.shape(0);
     const a = hasAxis && s ? normAxis(c.attrInt('axis', 0), s.length) : undefined;
     c.out(0, c.dtype(0), hasAxis ? s?.map((d, i) => (i === a ? undefined : d)) : [undefined]);
     for (let k = 1; k < 4; k++) c.out(k, DataType.INT64, [undefined]);
-  },
-};
+  }) as Rule,
+} satisfies Record<string, Rule>;
