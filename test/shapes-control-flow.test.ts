@@ -6,7 +6,7 @@ import { countMacs } from '../src/analysis/flops';
 import { DataType } from '../src/ir/dtype';
 import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
-import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
+import { encodeModelProto } from '../src/ir/proto';
 import { inferShapes } from '../src/ir/shapes';
 import { inlineIfs } from '../src/verify/inline-if';
 import { inferShapesWithOrt } from './helpers/ort-shapes';
