@@ -344,7 +344,7 @@ describe('float16 verification tolerance and compensation', () => {
   test('the budget counts the half-precision rounding stages from the first pruned node; float32 has none', async () => {
     const half16 = await planned(convHead(), [0]);
     // conv1 (its output channels are pruned), bn1, conv2, conv3: four float16 roundings; the Relus are exact.
-    expect(roundingBudgets(half16.dense, touched(half16.analysis)).get('y')).toEqual({ stages: 4, rtol: 4 * 2 ** -10 });
+    expect(roundingBudgets(half16.dense, touched(half16.analysis)).get('y')).toEqual({ stages: 4, rtol: 4 * 2 ** -10, epsilon: 2 ** -10 });
     const float32 = await planned(convHead(F), [0]);
     expect(roundingBudgets(float32.dense, touched(float32.analysis)).size).toBe(0);
     // Nothing pruned: no stage can differ.
