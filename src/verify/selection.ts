@@ -29,6 +29,13 @@ import { asFloat64 } from './compare';
 
 export const SELECTION_OPS = new Set(['NonMaxSuppression', 'TopK', 'NonZero']);
 
+/**
+ * Comparisons and boolean logic: a threshold in front of a selection (`scores > t` → NonZero) is a decision of the
+ * selection too — a score within rounding of the threshold goes either way — so these ops, when they feed a
+ * selection, belong to its region, and the floats they compare are what verification compares strictly.
+ */
+const DECISION_OPS = new Set(['Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual', 'Equal', 'Not', 'And', 'Or', 'Xor']);
+
 export interface SelectionOutput {
   /** The graph output. */
   output: string;
@@ -68,9 +75,23 @@ function isTouched(n: Node, touched: Set<string>): boolean {
  */
 export function selectionOutputs(model: Model, touched: Set<string>): SelectionOutput[] {
   const g = model.graph;
-  // The region: selection nodes and everything downstream of them (consumers include subgraph readers).
+  // The region: selection nodes, the decisions (comparisons, boolean logic) that feed them, and everything
+  // downstream of these (consumers include subgraph readers).
   const region = new Set<Node>();
   const stack = g.nodes.filter(selects);
+  const decisions: Node[] = [...stack];
+  const seenDecision = new Set<Node>();
+  while (decisions.length) {
+    const n = decisions.pop()!;
+    for (const i of n.inputs) {
+      const q = i ? g.producer(i) : undefined;
+      if (q && isStandard(q) && DECISION_OPS.has(q.opType) && !seenDecision.has(q)) {
+        seenDecision.add(q);
+        stack.push(q);
+        decisions.push(q);
+      }
+    }
+  }
   while (stack.length) {
     const n = stack.pop()!;
     if (region.has(n)) continue;
@@ -92,7 +113,7 @@ export function selectionOutputs(model: Model, touched: Set<string>): SelectionO
       const n = todo.pop()!;
       if (seen.has(n)) continue;
       seen.add(n);
-      if (selects(n)) ops.push(`${n.opType}(${n.label})`);
+      if (selects(n) || seenDecision.has(n)) ops.push(n.name ? `${n.opType}(${n.name})` : n.label);
       if (isTouched(n, touched)) hit = true;
       for (const i of [...n.inputs, ...implicitInputs(n)]) {
         if (!i) continue;
