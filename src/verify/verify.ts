@@ -36,7 +36,9 @@ import {
   type ActivationTap, activationTaps, ifTapSites, relativeTo, tapOutputsOf, widenToActivationInput, widenToRoundingBudget,
 } from './tolerance';
 import { WeakenedList, type WeakenedCheck } from './weakened';
-import { type Feeds, type FeedOptions, branchSelectors, runModel, runOnAcceptedInputs, scalarValue, withInputValue } from '../ort/feeds';
+import {
+  type Feeds, type FeedOptions, type IntRange, branchSelectors, intInputRanges, runModel, runOnAcceptedInputs, scalarValue, withInputValue,
+} from '../ort/feeds';
 
 export { type Feeds, runModel, verificationFeeds } from '../ort/feeds';
 export type { WeakenedCheck, WeakenedKind } from './weakened';
@@ -60,9 +62,10 @@ export interface VerifyReport {
   rtol: number;
   /**
    * The inputs used; `note` when the default sizes did not run and larger ones were used; `branches` when an
-   * input selects If branches by value (e.g. a sample rate): the values verified (the random one first).
+   * input selects If branches by value (e.g. a sample rate): the values verified (the random one first);
+   * `intRanges`: the range each integer input's random values were drawn from (src/ort/feeds.ts).
    */
-  inputs: { seed: number; shapes: Record<string, number[]>; note?: string; branches?: BranchRun[] };
+  inputs: { seed: number; shapes: Record<string, number[]>; note?: string; branches?: BranchRun[]; intRanges?: Record<string, IntRange> };
   maxAbsDiff: number;
   /**
    * Largest difference relative to its tolerance scale, over outputs, activation inputs and selection inputs
@@ -226,6 +229,10 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   const weakened = new WeakenedList();
   const report: VerifyReport = { passed: false, rtol, inputs: { seed, shapes }, maxAbsDiff: Infinity, maxRelDiff: Infinity, cosine: 0, outputs: [], weakened: [] };
   if (accepted.note) report.inputs.note = accepted.note;
+  if (!opts.feeds) {
+    const ranges = intInputRanges(masked, accepted.seq);
+    if (Object.keys(ranges).length) report.inputs.intRanges = ranges;
+  }
   let prunedOut: Record<string, ort.Tensor>;
   try {
     prunedOut = await runModel(pruned, feeds, extra);
