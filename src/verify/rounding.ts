@@ -179,8 +179,10 @@ export function roundingBudgets(model: Model, touched: Set<string>): Map<string,
  */
 export function halfTolerance(b: RoundingBudget, noiseFloor: number | undefined): HalfRounding {
   const ceiling = Math.min(b.rtol, HALF_RTOL_CAP);
+  // An infinite floor (a masked scale of 0 with a noisy difference) asks for more than any ceiling: not reported.
+  const measured = noiseFloor !== undefined && Number.isFinite(noiseFloor);
   const wanted = noiseFloor === undefined ? Infinity : Math.max(b.epsilon, NOISE_SAFETY * noiseFloor);
-  const base = { stages: b.stages, bound: b.rtol, ...(noiseFloor !== undefined ? { noiseFloor } : {}) };
+  const base = { stages: b.stages, bound: b.rtol, ...(measured ? { noiseFloor } : {}) };
   if (wanted <= ceiling) return { ...base, rtol: wanted, limitedBy: NOISE_SAFETY * (noiseFloor ?? 0) >= b.epsilon ? 'noise' : 'epsilon' };
   return { ...base, rtol: ceiling, limitedBy: b.rtol <= HALF_RTOL_CAP ? 'stages' : 'cap' };
 }

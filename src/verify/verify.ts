@@ -277,7 +277,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
       const w = widenToRoundingBudget(c, halfOf(name), rtol);
       const r = w.rounding;
       if (r) {
-        const floor = r.noiseFloor !== undefined ? `measured noise floor ${r.noiseFloor.toPrecision(2)} × ${NOISE_SAFETY}` : 'noise floor not measured';
+        const floor = r.noiseFloor !== undefined ? `measured noise floor ${r.noiseFloor.toPrecision(2)} × ${NOISE_SAFETY}` : 'noise floor not measured, or infinite';
         const limit = r.limitedBy === 'noise' ? '' : `, limited by ${r.limitedBy === 'epsilon' ? 'one rounding step' : r.limitedBy === 'stages' ? `the stage bound ${r.bound.toPrecision(2)}` : 'the cap'}`;
         weakened.add({
           kind: 'rounding-budget', output: name, tolerance: r.rtol,
