@@ -84,9 +84,9 @@ test('every output constant: the verification says it is vacuous (and a wrong pr
   const r = await verifyPruned(model, bad, analysis, plan);
   expect(r.verify.passed).toBe(true);
   expect(r.verify.weakened.map((e) => e.kind)).toEqual(['constant-output', 'vacuous']);
-  expect(r.verify.weakened[1].detail).toBe("every output ('y') is empty or constant on the verification inputs, so the outputs cannot show a wrong prune; nothing that varies was compared (try another --seed or --verify-seq)");
+  expect(r.verify.weakened[1].detail).toBe("every output ('y') is empty or constant on the verification inputs; nothing that varies was compared (try another --seed or --verify-seq)");
   const lines = weakenedWarnings(r.verify.weakened);
-  expect(lines[0]).toMatch(/^verification is vacuous: every output \('y'\)/);
+  expect(lines[0]).toMatch(/^verification of the outputs is vacuous: every output \('y'\)/);
   expect(lines[1]).toBe("verification weakened (constant-output 'y'): all 8 elements equal (0.5) in the masked model: a wrong prune before it may not show");
 });
 
@@ -94,7 +94,7 @@ test('warning lines: the vacuous entry first, at most `max` lines', () => {
   const many = Array.from({ length: 12 }, (_, i) => ({ kind: 'empty-output' as const, output: `o${i}`, detail: 'no elements' }));
   const lines = weakenedWarnings([...many, { kind: 'vacuous', detail: 'every output is empty' }], 8);
   expect(lines).toHaveLength(8);
-  expect(lines[0]).toBe('verification is vacuous: every output is empty');
+  expect(lines[0]).toBe('verification of the outputs is vacuous: every output is empty');
   expect(lines[7]).toBe('verification weakened in 6 more checks (see verify.weakened in the report)');
 });
 
@@ -109,7 +109,7 @@ describe('the verify pass prints them as warnings', () => {
     fs.writeFileSync(input, zeroHead(false).bytes);
     const plain = await runCliInProcess([input, path.join(tmp, 'out.onnx'), '--ratio', '0.5', ...PASSES]);
     expect(plain.code).toBe(0);
-    expect(plain.stderr).toMatch(/^onnx-prune: warning: verification is vacuous: every output \('y'\) is empty or constant .*\nonnx-prune: warning: verification weakened \(constant-output 'y'\): all \d+ elements equal \(0\.5\)/);
+    expect(plain.stderr).toMatch(/^onnx-prune: warning: verification of the outputs is vacuous: every output \('y'\) is empty or constant .*\nonnx-prune: warning: verification weakened \(constant-output 'y'\): all \d+ elements equal \(0\.5\)/);
     const r = await runCliInProcess([input, path.join(tmp, 'out2.onnx'), '--ratio', '0.5', '--json', ...PASSES]);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');

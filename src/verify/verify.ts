@@ -457,7 +457,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     const t = main.variedTaps;
     weakened.add({
       kind: 'vacuous',
-      detail: `every output (${quoted(names)}) is empty or constant on the verification inputs, so the outputs cannot show a wrong prune${t.length ? `; only ${quoted(t)} in front of them ${t.length > 1 ? 'were' : 'was'} compared and ${t.length > 1 ? 'vary' : 'varies'}` : '; nothing that varies was compared'} (try another --seed or --verify-seq)`,
+      detail: `every output (${quoted(names)}) is empty or constant on the verification inputs${t.length ? `; only ${quoted(t)} in front of them ${t.length > 1 ? 'were' : 'was'} compared and ${t.length > 1 ? 'vary' : 'varies'}` : '; nothing that varies was compared'} (try another --seed or --verify-seq)`,
     });
   }
 

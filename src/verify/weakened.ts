@@ -10,7 +10,8 @@
  *  - `empty-output`: an output with no elements on the verification inputs (e.g. 0 detections): nothing compared.
  *  - `constant-output`: an output (of 2 or more elements) whose elements are all equal in the masked model's run
  *    (e.g. a zero-initialized head): a wrong prune upstream of it may not show in it.
- *  - `vacuous`: every output is empty or constant: the outputs verified nothing (taps, if any, still did).
+ *  - `vacuous`: every output is empty or constant: the outputs verified nothing (the detail says whether tensors
+ *    in front of them — activation or selection inputs — were compared and vary).
  *  - `non-finite`: elements that are NaN or ±Infinity in both models were skipped (not compared).
  *  - `selection-order`: an output behind NonMaxSuppression / TopK / NonZero differed by position and was compared
  *    as a set (its items matched in another order, within tolerance; selection.ts).
@@ -63,7 +64,7 @@ export class WeakenedList {
 export function weakenedWarnings(entries: WeakenedCheck[], max = 8): string[] {
   const ordered = [...entries.filter((e) => e.kind === 'vacuous'), ...entries.filter((e) => e.kind !== 'vacuous')];
   const lines = ordered.map((e) => (e.kind === 'vacuous'
-    ? `verification is vacuous: ${e.detail}`
+    ? `verification of the outputs is vacuous: ${e.detail}`
     : `verification weakened (${e.kind}${e.output !== undefined ? ` '${e.output}'` : ''}): ${e.detail}`));
   if (lines.length <= max) return lines;
   return [...lines.slice(0, max - 1), `verification weakened in ${lines.length - max + 1} more checks (see verify.weakened in the report)`];
