@@ -240,13 +240,16 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     report.error = `the pruned model does not run in onnxruntime: ${firstLine(e)}`;
     return { verify: report, feeds };
   }
+  /** Why the perturbed model did not run, when it did not (not expected: it is the masked graph, which ran). */
+  let noisyError: string | undefined;
   /** The noisy model's run on `f` (undefined when there is none, or it does not run: the ceiling is used then). */
   const noisyRunOf = async (model: Model | undefined, f: Feeds, names: string[]) => {
     if (!model) return undefined;
     try {
       return await runModel(model, f, names);
-    } catch {
-      return undefined; // the same graph as the masked model, which ran: not expected; halfTolerance uses its ceiling
+    } catch (e) {
+      noisyError ??= firstLine(e);
+      return undefined;
     }
   };
   const names = dense.graph.outputs.map((o) => o.name ?? '');
@@ -277,7 +280,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
       const w = widenToRoundingBudget(c, halfOf(name), rtol);
       const r = w.rounding;
       if (r) {
-        const floor = r.noiseFloor !== undefined ? `measured noise floor ${r.noiseFloor.toPrecision(2)} × ${NOISE_SAFETY}` : 'noise floor not measured, or infinite';
+        const floor = r.noiseFloor !== undefined ? `measured noise floor ${r.noiseFloor.toPrecision(2)} × ${NOISE_SAFETY}` : noisyError ? `noise floor not measured: the perturbed model does not run: ${noisyError}` : 'noise floor not finite (a masked tensor of zeros) or not measured';
         const limit = r.limitedBy === 'noise' ? '' : `, limited by ${r.limitedBy === 'epsilon' ? 'one rounding step' : r.limitedBy === 'stages' ? `the stage bound ${r.bound.toPrecision(2)}` : 'the cap'}`;
         weakened.add({
           kind: 'rounding-budget', output: name, tolerance: r.rtol,
