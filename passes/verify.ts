@@ -1,6 +1,8 @@
 /**
  * `verify`: runs the pruned model and the masked dense model in onnxruntime on seeded inputs and checks that
- * they agree (src/runtime/verify.ts); reports fidelity to the dense model as well. On failure it finds the
+ * they agree (src/verify/verify.ts); reports fidelity to the dense model as well. Every check that was reduced or
+ * skipped (`verify.weakened`, src/verify/weakened.ts) is also a warning: a vacuous verification first, at most
+ * eight lines. On failure it finds the
  * groups that break equivalence and throws a VerificationError, unless options.keepInvalid (then the report
  * says passed: false and the pipeline goes on). When the plan removes nothing, the output is the input model
  * unchanged and verification is skipped (`verify.skipped` says so).
@@ -9,6 +11,7 @@ import { analysisOf, modelOf, planOf } from '../src/pipeline/artifacts';
 import type { PruneOptions } from '../src/pipeline/options';
 import type { Pass } from '../src/pipeline/pass';
 import { DEFAULT_RTOL, VerificationError, findFailingGroups, verifyPruned, type VerifyOptions } from '../src/verify/verify';
+import { weakenedWarnings } from '../src/verify/weakened';
 
 export function verifyPass(options: PruneOptions): Pass {
   return {
@@ -35,7 +38,7 @@ export function verifyPass(options: PruneOptions): Pass {
         // The numbers hold by construction (the pruned model is the dense one); `outputs` is empty: none was run.
         ctx.report.verify = {
           passed: true, skipped: 'nothing was pruned: the output is the input model unchanged',
-          rtol: opts.rtol ?? DEFAULT_RTOL, maxAbsDiff: 0, maxRelDiff: 0, cosine: 1, outputs: [],
+          rtol: opts.rtol ?? DEFAULT_RTOL, maxAbsDiff: 0, maxRelDiff: 0, cosine: 1, outputs: [], weakened: [],
         };
         ctx.log('verify: skipped (nothing was pruned)');
         return;
@@ -45,6 +48,7 @@ export function verifyPass(options: PruneOptions): Pass {
       const report: NonNullable<typeof ctx.report.verify> = { ...r.verify };
       ctx.report.verify = report;
       if (r.fidelity) ctx.report.fidelity = r.fidelity;
+      for (const line of weakenedWarnings(r.verify.weakened)) ctx.warn(line);
       if (r.verify.passed) {
         ctx.log(`verify: passed (max rel diff ${r.verify.maxRelDiff.toExponential(2)}); fidelity cosine ${r.fidelity?.cosine.toFixed(4)}`);
         return;

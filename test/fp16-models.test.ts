@@ -19,7 +19,7 @@ import { toLong, toNumber } from '../src/ir/long';
 import { applyPlan } from '../src/prune/apply';
 import { cloneModel } from '../src/ir/clone';
 import { createSession, ort } from '../src/ort/session';
-import { roundingBudgets } from '../src/verify/rounding';
+import { HALF_RTOL_CAP, NOISE_SAFETY, halfTolerance, roundingBudgets } from '../src/verify/rounding';
 import { applyCompensation } from '../src/score/compensate';
 import { verifyPruned } from '../src/verify/verify';
 import { DataType, attr, graph, modelBytes, node, seededRng, tensor, uniform, valueInfo } from './helpers/builder';
@@ -136,6 +136,42 @@ function convHead(dtype: DataType = H): Uint8Array {
       t('W1', [32, 3, 3, 3]), t('B1', [32], 0.2), t('bn_s', [32], 0.3, 1), t('bn_b', [32], 0.2), t('bn_m', [32], 0.1),
       t('bn_v', [32], 0.4, 0.6), t('W2', [64, 32, 3, 3], 0.1), t('W3', [8, 64, 3, 3], 0.1), t('B3', [8], 0.1),
     ],
+  });
+  return modelBytes(g, { opset: 17 });
+}
+
+/**
+ * (f) A deep float16 residual MLP: `blocks` × (x + MatMul(Relu(MatMul(LayerNorm(x), W1)), W2)), 4 rounding stages
+ * each (LayerNorm, both MatMuls, the residual Add): the stage bound Σ ε grows to ~10 % of the scale at 24 blocks,
+ * far above what rounding really does there.
+ */
+function deepMlp(blocks = 24): Uint8Array {
+  let k = 1300;
+  const t = (name: string, dims: number[], scale: number, offset = 0) => {
+    const v = uniform(seededRng(k++), dims.reduce((a, b) => a * b, 1), scale).map((x) => x + offset);
+    return tensor(name, H, dims, Uint16Array.from(v, (x) => float32ToFloat16(x)));
+  };
+  const nodes: onnxProto.INodeProto[] = [];
+  const inits: onnxProto.ITensorProto[] = [];
+  let cur = 'x';
+  for (let b = 0; b < blocks; b++) {
+    nodes.push(
+      node('LayerNormalization', [cur, `ln${b}_s`, `ln${b}_b`], [`ln${b}`], [attr.int('axis', -1)], `ln${b}`),
+      node('MatMul', [`ln${b}`, `W1_${b}`], [`h${b}`], [], `fc1_${b}`),
+      node('Relu', [`h${b}`], [`r${b}`]),
+      node('MatMul', [`r${b}`, `W2_${b}`], [`o${b}`], [], `fc2_${b}`),
+      node('Add', [cur, `o${b}`], [`x${b + 1}`], [], `res${b}`),
+    );
+    inits.push(t(`ln${b}_s`, [32], 0.1, 1), t(`ln${b}_b`, [32], 0.1), t(`W1_${b}`, [32, 64], 0.3), t(`W2_${b}`, [64, 32], 0.1));
+    cur = `x${b + 1}`;
+  }
+  nodes.push(node('Identity', [cur], ['y']));
+  const g = graph({
+    name: 'deep_mlp_fp16',
+    nodes: nodes as onnxProto.NodeProto[],
+    inputs: [valueInfo('x', H, ['batch', 'seq', 32])],
+    outputs: [valueInfo('y', H, ['batch', 'seq', 32])],
+    initializers: inits as onnxProto.TensorProto[],
   });
   return modelBytes(g, { opset: 17 });
 }
@@ -344,7 +380,7 @@ describe('float16 verification tolerance and compensation', () => {
   test('the budget counts the half-precision rounding stages from the first pruned node; float32 has none', async () => {
     const half16 = await planned(convHead(), [0]);
     // conv1 (its output channels are pruned), bn1, conv2, conv3: four float16 roundings; the Relus are exact.
-    expect(roundingBudgets(half16.dense, touched(half16.analysis)).get('y')).toEqual({ stages: 4, rtol: 4 * 2 ** -10 });
+    expect(roundingBudgets(half16.dense, touched(half16.analysis)).get('y')).toEqual({ stages: 4, rtol: 4 * 2 ** -10, epsilon: 2 ** -10 });
     const float32 = await planned(convHead(F), [0]);
     expect(roundingBudgets(float32.dense, touched(float32.analysis)).size).toBe(0);
     // Nothing pruned: no stage can differ.
@@ -384,5 +420,57 @@ describe('float16 verification tolerance and compensation', () => {
     expect(bad.verify.error).toMatch(/half-precision rounding budget/);
     const out = bad.verify.outputs[0];
     expect(out.maxAbsDiff / out.scale).toBeGreaterThan(3 * out.rounding!.rtol);
+  });
+
+  test('the tolerance is the measured noise floor × NOISE_SAFETY, at least one step, at most the stage bound and 1 %', () => {
+    const deep = { rtol: 96 * 2 ** -10, stages: 96, epsilon: 2 ** -10 };
+    expect(halfTolerance(deep, 5e-4)).toEqual({ stages: 96, bound: deep.rtol, noiseFloor: 5e-4, rtol: NOISE_SAFETY * 5e-4, limitedBy: 'noise' });
+    expect(halfTolerance(deep, 1e-5)).toMatchObject({ rtol: 2 ** -10, limitedBy: 'epsilon' });
+    expect(halfTolerance(deep, 0.01)).toMatchObject({ rtol: HALF_RTOL_CAP, limitedBy: 'cap' });
+    // Not measured (the perturbed model did not run): the ceiling.
+    expect(halfTolerance(deep, undefined)).toEqual({ stages: 96, bound: deep.rtol, rtol: HALF_RTOL_CAP, limitedBy: 'cap' });
+    const shallow = { rtol: 3 * 2 ** -10, stages: 3, epsilon: 2 ** -10 };
+    expect(halfTolerance(shallow, 1e-3)).toMatchObject({ rtol: 3 * 2 ** -10, limitedBy: 'stages' });
+  });
+
+  test('conv_head: the measured floor sets the tolerance, reported in the comparison and in verify.weakened', async () => {
+    const { dense, analysis, plan } = await planned(convHead(), [0]);
+    const pruned = cloneModel(dense);
+    applyPlan(pruned, analysis, plan);
+    const r = await verifyPruned(dense, pruned, analysis, plan, { batch: 2 });
+    expect(r.verify.passed).toBe(true);
+    const y = r.verify.outputs[0];
+    const rd = y.rounding!;
+    expect(rd.noiseFloor).toBeGreaterThan(0);
+    expect(rd.bound).toBe(4 * 2 ** -10);
+    expect(rd.rtol).toBe(Math.min(rd.bound, Math.max(2 ** -10, NOISE_SAFETY * rd.noiseFloor!)));
+    expect(r.verify.weakened).toEqual([{
+      kind: 'rounding-budget', output: 'y', tolerance: rd.rtol,
+      detail: expect.stringMatching(/^tolerance \S+ of its scale instead of 0.0001 for float16\/bfloat16 rounding \(4 stage\(s\); measured noise floor \S+ × 4/),
+    }]);
+  });
+
+  test('a deep float16 network: a wrong unit the stage bound (~10 %) would hide fails at the measured tolerance', async () => {
+    const bytes = deepMlp();
+    const dense = loadModel(bytes);
+    const analysis = await analyzeGroups(dense);
+    // The first block's hidden units: 95 rounding stages follow them.
+    const first = analysis.groups.find((g) => g.members.some((m) => m.node === 'h0'))!;
+    const plan = { [first.id]: [0] };
+    const pruned = cloneModel(dense);
+    applyPlan(pruned, analysis, plan);
+    const ok = await verifyPruned(dense, pruned, analysis, plan, { batch: 2 });
+    expect(ok.verify.passed).toBe(true);
+    const rd = ok.verify.outputs[0].rounding!;
+    expect(rd.stages).toBe(95);
+    expect(rd.bound).toBeGreaterThan(0.09);
+    expect(rd.rtol).toBeLessThan(HALF_RTOL_CAP / 2);
+    // Compared against a model masking unit 1 instead: 8.5 % of the scale off, inside the stage bound.
+    const bad = await verifyPruned(dense, pruned, analysis, { [first.id]: [1] }, { batch: 2 });
+    const out = bad.verify.outputs[0];
+    expect(out.maxAbsDiff / out.scale).toBeGreaterThan(0.05);
+    expect(out.maxAbsDiff / out.scale).toBeLessThan(out.rounding!.bound);
+    expect(bad.verify.passed).toBe(false);
+    expect(bad.verify.error).toMatch(/half-precision rounding budget .* of 95 float16\/bfloat16 stage\(s\); measured noise floor/);
   });
 });

@@ -34,7 +34,7 @@ const MODELS: NpmModel[] = npmModelsOrSkip();
 const withModels = MODELS.length ? test : test.skip;
 
 type Outcome =
-  | { kind: 'pruned'; flags?: string[]; check?: (report: Report) => void; ratio?: number }
+  | { kind: 'pruned'; flags?: string[]; check?: (report: Report) => void; ratio?: number; weakened?: string[] }
   | { kind: 'unchanged'; note: RegExp };
 
 interface Report {
@@ -42,6 +42,7 @@ interface Report {
   groups: { total: number; pruned: number; declined: number; note?: string };
   verify: {
     passed: boolean; rtol: number; maxRelDiff: number; skipped?: string; activationInputs?: { name: string }[];
+    weakened?: { kind: string; output?: string; detail: string }[];
     inputs?: { shapes: Record<string, number[]>; note?: string; branches?: { input: string; value: number; maxRelDiff?: number; skipped?: string }[] };
   };
   warnings?: string[];
@@ -69,6 +70,8 @@ const OUTCOMES: Record<string, Outcome> = {
   'silero_vad_half.onnx': { kind: 'pruned' },
   'ch_PP-OCRv4_det_infer.onnx': {
     kind: 'pruned',
+    // The Sigmoid output is exactly 0 on random images: listed as constant, and the outputs' check as vacuous.
+    weakened: ['constant-output', 'vacuous'],
     check: (r) => {
       // 8×8 images do not run (sides must be divisible by 32): the next size of the ladder was used.
       expect(r.verify.inputs?.shapes.x).toEqual([2, 3, 64, 64]);
@@ -128,6 +131,8 @@ describe('onnx-prune IN OUT --ratio 0.3', () => {
     expect(Math.abs(1 - rep.params.after / rep.params.before - ratio)).toBeLessThan(0.01);
     expect(rep.verify.passed).toBe(true);
     expect(rep.verify.maxRelDiff).toBeLessThanOrEqual(rep.verify.rtol);
+    // Nothing else was checked less strictly than by position at the tolerance.
+    expect(rep.verify.weakened?.map((e) => e.kind)).toEqual(outcome.weakened ?? []);
     outcome.check?.(rep);
     expect(fs.statSync(out).size).toBeLessThan(fs.statSync(m.file).size);
     // The written file runs in onnxruntime with the dense model's output shapes.

@@ -131,3 +131,39 @@ test('a wrong group in the then branch is caught through its tapped logits, in t
   expect(t.verify.outputs[0].maxRelDiff).toBeLessThan(t.verify.rtol);
   expect(t.verify.activationInputs![0].maxRelDiff).toBeGreaterThan(100 * t.verify.rtol);
 });
+
+test('a tap that cannot be taken is listed in verify.weakened (tap-failed), and so are branch values not tried', async () => {
+  // Two Ifs on the same condition whose then branches are copies (the same tensor names, valid in separate
+  // subgraphs): inlining either then branch would define those names twice, so runs that take it are not tapped.
+  const g = graph({
+    nodes: [
+      node('Equal', ['sr', 'rate16k'], ['is16k']),
+      node('If', ['is16k'], ['y'], [attr.graph('then_branch', branch('t', 13)), attr.graph('else_branch', branch('e', 14))], 'select'),
+      node('If', ['is16k'], ['y2'], [attr.graph('then_branch', branch('t', 13)), attr.graph('else_branch', branch('e2', 15))], 'select2'),
+    ],
+    inputs: [valueInfo('x', DataType.FLOAT, ['batch', 8]), valueInfo('sr', DataType.INT64, [])],
+    outputs: [valueInfo('y', DataType.FLOAT, [1]), valueInfo('y2', DataType.FLOAT, [1])],
+    initializers: [int64Tensor('rate16k', [], [16000])],
+  });
+  const model = loadModel(modelBytes(g, { opset: 17 }));
+  const analysis = analysisOf([hidden('t'), hidden('e')]);
+  const pruned = cloneModel(model);
+  applyPlan(pruned, analysis, plan);
+  const r = await verifyPruned(model, pruned, analysis, plan);
+  expect(r.verify.passed).toBe(true);
+  // The random run (else branches) was tapped; the run with sr = 16000 compared y and y2 at their own scale only.
+  expect(r.verify.activationInputs?.map((a) => a.name)).toEqual(['e_logit', 'e2_logit']);
+  const failed = (o: string) => ({
+    kind: 'tap-failed', output: o,
+    detail: expect.stringMatching(new RegExp(`^the activation inside the If producing '${o}' was not tapped: the If cannot be inlined .*; compared at its own scale only \\(with sr=16000\\)$`)),
+  });
+  expect(r.verify.weakened).toEqual([failed('y'), failed('y2')]);
+  // Given inputs run once: the branch value they do not take is listed as not tried.
+  const given = await verifyPruned(model, pruned, analysis, plan, { feeds: r.feeds });
+  expect(given.verify.weakened).toEqual([{ kind: 'branch-skipped', detail: 'the inputs were given: sr = 16000 (other If branches) not tried' }]);
+  // Both branches tapped (the model of the previous tests): nothing weakened.
+  const fine = ifModel();
+  const ok = await verifyPruned(fine, (() => { const p = cloneModel(fine); applyPlan(p, analysis, plan); return p; })(), analysis, plan);
+  expect(ok.verify.weakened).toEqual([]);
+  expect(ok.verify.rescaled?.map((x) => [x.output, x.input, x.op, x.toleranceScale > x.scale])).toEqual([['y', 'e_logit', 'Sigmoid', true]]);
+});

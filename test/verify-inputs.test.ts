@@ -18,7 +18,7 @@ import { captureStats, statKey } from '../src/ort/capture';
 import { ortErrorSummary } from '../src/ort/errors';
 import { activationTaps, widenToActivationInput } from '../src/verify/tolerance';
 import { verifyPruned } from '../src/verify/verify';
-import { VERIFY_SEQ_LADDER, runOnAcceptedInputs } from '../src/ort/feeds';
+import { DEFAULT_INT_RANGE, VERIFY_SEQ_LADDER, intInputRanges, runOnAcceptedInputs, verificationFeeds } from '../src/ort/feeds';
 import { mkTmp, rmTmp, runCliInProcess } from './helpers/cli';
 import { DataType, attr, floatTensor, graph, int64Tensor, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 import { analysisOf, group, units, w } from './prune-fixtures';
@@ -63,6 +63,105 @@ function saturatingModel() {
   const analysis = analysisOf([group('h', 16, [w('W1', 'h', 1, 0, 'out', units(16)), w('B1', 'h', 2, 0, 'out', units(16)), w('W2', 'logit', 1, 1, 'in', units(16))])]);
   return { model, analysis };
 }
+
+/**
+ * A BERT-like embedding front end: input_ids index a 100-row word table, token_type_ids a 2-row table,
+ * position_ids (+ 2, as RoBERTa offsets them) an 18-row table; attention_mask multiplies the embeddings; `lengths`
+ * masks positions ≥ length (compared with a Range over the sequence). Then Gemm-like MatMul(32) → Relu → MatMul(4).
+ */
+function bertLike() {
+  const D = 16;
+  const g = graph({
+    nodes: [
+      node('Gather', ['word_emb', 'input_ids'], ['we'], [], 'word_embeddings'),
+      node('Gather', ['type_emb', 'token_type_ids'], ['te'], [], 'token_type_embeddings'),
+      node('Cast', ['position_ids'], ['pos64'], [attr.int('to', DataType.INT64)]),
+      node('Add', ['pos64', 'two'], ['pos']),
+      node('Gather', ['pos_emb', 'pos'], ['pe'], [], 'position_embeddings'),
+      node('Add', ['we', 'te'], ['e1']),
+      node('Add', ['e1', 'pe'], ['e2']),
+      node('Cast', ['attention_mask'], ['mask_f'], [attr.int('to', DataType.FLOAT)]),
+      node('Unsqueeze', ['mask_f', 'ax2'], ['mask_u']),
+      node('Shape', ['input_ids'], ['ids_shape']),
+      node('Gather', ['ids_shape', 'one'], ['seq_len'], [attr.int('axis', 0)]),
+      node('Range', ['zero', 'seq_len', 'one'], ['positions']),
+      node('Unsqueeze', ['lengths', 'ax1'], ['len_u']),
+      node('Less', ['positions', 'len_u'], ['valid']),
+      node('Cast', ['valid'], ['valid_f'], [attr.int('to', DataType.FLOAT)]),
+      node('Unsqueeze', ['valid_f', 'ax2'], ['valid_u']),
+      node('Mul', ['e2', 'mask_u'], ['e3']),
+      node('Mul', ['e3', 'valid_u'], ['e4']),
+      node('MatMul', ['e4', 'W1'], ['h'], [], 'fc1'),
+      node('Relu', ['h'], ['r']),
+      node('MatMul', ['r', 'W2'], ['y'], [], 'fc2'),
+    ],
+    inputs: [
+      valueInfo('input_ids', DataType.INT64, ['batch', 'seq']), valueInfo('token_type_ids', DataType.INT64, ['batch', 'seq']),
+      valueInfo('position_ids', DataType.INT32, ['batch', 'seq']), valueInfo('attention_mask', DataType.INT64, ['batch', 'seq']),
+      valueInfo('lengths', DataType.INT64, ['batch']),
+    ],
+    outputs: [valueInfo('y', DataType.FLOAT, ['batch', 'seq', 4])],
+    initializers: [
+      f('word_emb', [100, D], 31), f('type_emb', [2, D], 32), f('pos_emb', [18, D], 33), int64Tensor('two', [], [2]),
+      int64Tensor('ax1', [1], [1]), int64Tensor('ax2', [1], [2]), int64Tensor('zero', [], [0]), int64Tensor('one', [], [1]),
+      f('W1', [D, 32], 34), f('W2', [32, 4], 35),
+    ],
+  });
+  const model = loadModel(modelBytes(g, { opset: 17 }));
+  const analysis = analysisOf([group('fc1', 32, [w('W1', 'h', 1, 1, 'out', units(32)), w('W2', 'y', 1, 0, 'in', units(32))], 'neuron')]);
+  return { model, analysis };
+}
+
+describe('integer input ranges', () => {
+  test('each integer input gets its own range: its table, a sequence length, or {0, 1}', () => {
+    const { model } = bertLike();
+    const r = intInputRanges(model, 8);
+    expect(r).toEqual({
+      input_ids: { low: 0, high: 100, from: 'Gather(word_embeddings) rows' },
+      token_type_ids: { low: 0, high: 2, from: 'Gather(token_type_embeddings) rows' },
+      // Cast, then + 2 into 18 rows: 0..15.
+      position_ids: { low: 0, high: 16, from: 'Gather(position_embeddings) rows' },
+      attention_mask: DEFAULT_INT_RANGE,
+      // Compared with positions 0..seq−1: a length in 1..seq.
+      lengths: { low: 1, high: 9, from: 'compared with Range (a length)' },
+    });
+    expect(intInputRanges(model, 64).lengths).toEqual({ low: 1, high: 65, from: 'compared with Range (a length)' });
+  });
+
+  test('the seeded inputs use them (deterministically), and verification reports them', async () => {
+    const { model, analysis } = bertLike();
+    const feeds = verificationFeeds(model, { seed: 3 });
+    const vals = (name: string) => Array.from(feeds[name].data as ArrayLike<number | bigint>, Number);
+    const ranges = intInputRanges(model, 8);
+    for (const [name, { low, high }] of Object.entries(ranges)) {
+      expect({ name, min: Math.min(...vals(name)) >= low, max: Math.max(...vals(name)) < high }).toEqual({ name, min: true, max: true });
+    }
+    // Token ids are no longer limited by the smallest table (the 2-row token types): 16 draws from 0..99.
+    expect(Math.max(...vals('input_ids'))).toBeGreaterThan(20);
+    expect(vals('attention_mask').every((v) => v === 0 || v === 1)).toBe(true);
+    expect(Array.from(verificationFeeds(model, { seed: 3 }).input_ids.data as BigInt64Array)).toEqual(Array.from(feeds.input_ids.data as BigInt64Array));
+    const pruned = cloneModel(model);
+    applyPlan(pruned, analysis, { fc1: [1, 4, 9] });
+    const v = await verifyPruned(model, pruned, analysis, { fc1: [1, 4, 9] });
+    expect(v.verify.passed).toBe(true);
+    expect(v.verify.inputs.intRanges).toEqual(ranges);
+    expect(v.verify.weakened).toEqual([]);
+  });
+
+  test('a model with one integer input keeps the range it had (the table it indexes)', () => {
+    const g = graph({
+      nodes: [node('Gather', ['emb', 'ids'], ['e']), node('MatMul', ['e', 'W'], ['y'])],
+      inputs: [valueInfo('ids', DataType.INT64, ['batch', 'seq'])],
+      outputs: [valueInfo('y', DataType.FLOAT, ['batch', 'seq', 4])],
+      initializers: [f('emb', [256, 8], 41), f('W', [8, 4], 42)],
+    });
+    const model = loadModel(modelBytes(g));
+    expect(intInputRanges(model, 8)).toEqual({ ids: { low: 0, high: 256, from: 'Gather(Gather(e)) rows' } });
+    const ids = Array.from(verificationFeeds(model).ids.data as BigInt64Array, Number);
+    expect(Math.max(...ids)).toBeLessThan(256);
+    expect(Math.max(...ids)).toBeGreaterThan(2);
+  });
+});
 
 describe('verification inputs', () => {
   test('default sizes the model rejects: the ladder finds one it accepts and says so', async () => {

@@ -2,7 +2,8 @@
  * Inputs for verification, and running models on them.
  *
  * Seeded random inputs: the first symbolic dim of each input (when named and on axis 0) = batch (default 2),
- * every other symbolic dim = seq (default 8); token-id inputs stay below the embedding table's row count.
+ * every other symbolic dim = seq (default 8). Each integer input gets its own valid range (intInputRanges): token
+ * ids stay below the row count of the table they index, lengths within the sequence, others in {0, 1}.
  *
  * When the user did not choose `seq`, the model may not run on the default: real models reject tiny inputs (a
  * reflect Pad needs more samples than its padding, an STFT a whole window, a U-Net sides divisible by 32).
@@ -37,38 +38,111 @@ export interface FeedOptions {
   feeds?: Feeds;
 }
 
-/**
- * Upper bound for integer inputs: the row count of an embedding table the input indexes (Gather with a constant
- * data input), else 2.
- */
-function intHighFor(model: Model, input: string): number {
-  const g = model.graph;
-  let high: number | undefined;
-  for (const c of g.consumers(input)) {
-    if (c.opType !== 'Gather' || c.inputs[1] !== input) continue;
-    const table = g.resolveConstant(c.inputs[0]);
-    if (!table) continue;
-    const rank = table.dims.length;
-    const axis = ((c.attrInt('axis', 0) % rank) + rank) % rank;
-    high = Math.min(high ?? Infinity, table.dims[axis]);
-  }
-  return high ?? 2;
+/** A half-open range [low, high) of values for an integer input, and what it comes from. */
+export interface IntRange {
+  low: number;
+  high: number;
+  /** e.g. `Gather(embed)[0] rows` or `compared with Range (a length)`; `default` when nothing bounds it. */
+  from: string;
 }
 
-/** Seeded inputs: the first symbolic dim of each input = batch, other symbolic dims = seq. */
+/** The range of integer inputs that nothing bounds: {0, 1} (masks, flags, segment ids of two segments). */
+export const DEFAULT_INT_RANGE: IntRange = { low: 0, high: 2, from: 'default' };
+
+/** Ops that pass an integer input's values on unchanged (reading them as input 0). */
+const INT_CARRIERS = new Set(['Cast', 'Reshape', 'Unsqueeze', 'Squeeze', 'Flatten', 'Identity', 'Expand']);
+const COMPARISONS = new Set(['Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual']);
+
+/** Whether `name` is computed from a Range node through carrier ops (positions 0..n−1 of a sequence). */
+function fromRange(model: Model, name: string): boolean {
+  const g = model.graph;
+  let cur = name;
+  for (let hops = 0; hops < 8; hops++) {
+    const p = g.producer(cur);
+    if (!p || p.domain !== '') return false;
+    if (p.opType === 'Range') return true;
+    if (!INT_CARRIERS.has(p.opType)) return false;
+    cur = p.inputs[0];
+  }
+  return false;
+}
+
+/** The value of a one-element constant `name`, else undefined. */
+function scalarConstant(model: Model, name: string): number | undefined {
+  const k = model.graph.resolveConstant(name);
+  return k && k.size === 1 ? k.toNumbers()[0] : undefined;
+}
+
+/**
+ * The valid range of each integer graph input of `model`, from how it is used (following its values through
+ * Cast / Reshape / Unsqueeze / Squeeze / Flatten / Identity / Expand, and Add / Sub of a one-element constant,
+ * which shifts them; at most 16 such steps):
+ *   - indices of a Gather whose data is a constant (an embedding table): [0, rows on the gathered axis), shifted
+ *     back by the constant added on the way (position ids + 2 into a table of 514 rows: [0, 512));
+ *   - compared (Less / Greater / ...OrEqual) with positions made by a Range (a sequence length): [1, seq + 1);
+ *   - otherwise DEFAULT_INT_RANGE. Several bounds: the tightest.
+ * `seq` is the value of the non-batch symbolic dims the inputs will have.
+ */
+export function intInputRanges(model: Model, seq: number): Record<string, IntRange> {
+  const g = model.graph;
+  const out: Record<string, IntRange> = {};
+  for (const vi of g.realInputs) {
+    const t = valueTypeOf(vi);
+    if (!t || (t.dtype !== DataType.INT64 && t.dtype !== DataType.INT32)) continue;
+    const name = vi.name ?? '';
+    let low = -Infinity, high = Infinity;
+    const from: string[] = [];
+    // Tensors carrying the input's values, each with the constant added to them on the way.
+    const todo: { tensor: string; offset: number }[] = [{ tensor: name, offset: 0 }];
+    const seen = new Set<string>();
+    for (let k = 0; k < todo.length && k < 16; k++) {
+      const { tensor, offset } = todo[k];
+      if (seen.has(tensor)) continue;
+      seen.add(tensor);
+      for (const c of g.consumers(tensor)) {
+        if (c.domain !== '') continue;
+        const other = c.inputs[0] === tensor ? c.inputs[1] : c.inputs[0];
+        if (INT_CARRIERS.has(c.opType) && c.inputs[0] === tensor) {
+          todo.push({ tensor: c.outputs[0], offset });
+        } else if ((c.opType === 'Add' || (c.opType === 'Sub' && c.inputs[0] === tensor)) && other !== undefined) {
+          const v = scalarConstant(model, other);
+          if (v !== undefined && Number.isInteger(v)) todo.push({ tensor: c.outputs[0], offset: offset + (c.opType === 'Add' ? v : -v) });
+        } else if (c.opType === 'Gather' && c.inputs[1] === tensor) {
+          const table = g.resolveConstant(c.inputs[0]);
+          if (!table || !table.dims.length) continue;
+          const rank = table.dims.length;
+          const axis = ((c.attrInt('axis', 0) % rank) + rank) % rank;
+          low = Math.max(low, -offset);
+          high = Math.min(high, table.dims[axis] - offset);
+          from.push(`Gather(${c.label}) rows`);
+        } else if (COMPARISONS.has(c.opType) && other && fromRange(model, other)) {
+          low = Math.max(low, 1 - offset);
+          high = Math.min(high, seq + 1 - offset);
+          from.push(`compared with Range (a length)`);
+        }
+      }
+    }
+    low = Math.max(0, low);
+    out[name] = from.length && high > low ? { low, high, from: from.join(', ') } : { ...DEFAULT_INT_RANGE };
+  }
+  return out;
+}
+
+/**
+ * Seeded inputs: the first symbolic dim of each input = batch, other symbolic dims = seq; integer inputs in their
+ * own ranges (intInputRanges).
+ */
 export function verificationFeeds(model: Model, opts: FeedOptions = {}): Feeds {
   const batch = opts.batch ?? 2;
   const seq = opts.seq ?? 8;
   const dims: Record<string, number> = {};
-  let intHigh = Infinity;
   for (const vi of model.graph.realInputs) {
     const t = valueTypeOf(vi);
     (t?.shape ?? []).forEach((d, axis) => {
       if (typeof d === 'string' && dims[d] === undefined) dims[d] = axis === 0 ? batch : seq;
     });
-    if (t && (t.dtype === DataType.INT64 || t.dtype === DataType.INT32)) intHigh = Math.min(intHigh, intHighFor(model, vi.name ?? ''));
   }
-  return randomInputs(model, { seed: opts.seed ?? 0, dims, defaultDim: seq, intHigh: Number.isFinite(intHigh) ? intHigh : 2 });
+  return randomInputs(model, { seed: opts.seed ?? 0, dims, defaultDim: seq, intRanges: intInputRanges(model, seq) });
 }
 
 /**

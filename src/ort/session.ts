@@ -51,9 +51,14 @@ export interface RandomInputOptions {
   defaultDim?: number;
   /** Exclusive upper bound for integer inputs (token ids); default 2. */
   intHigh?: number;
+  /** Per integer input: values in [low, high) instead of [0, intHigh). */
+  intRanges?: Record<string, { low: number; high: number }>;
 }
 
-/** Seeded random feeds for every real graph input: floats ~ N(0,1)-ish, ints in [0, intHigh). */
+/**
+ * Seeded random feeds for every real graph input: floats ~ N(0,1)-ish, ints in [0, intHigh) or their intRanges
+ * range. One draw per element whatever the range, so a range changes no other input's values.
+ */
 export function randomInputs(model: Model, opts: RandomInputOptions = {}): Record<string, ort.Tensor> {
   const next = rng(opts.seed ?? 0);
   const feeds: Record<string, ort.Tensor> = {};
@@ -63,6 +68,9 @@ export function randomInputs(model: Model, opts: RandomInputOptions = {}): Recor
     const dims = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : (typeof d === 'string' && opts.dims?.[d]) || (opts.defaultDim ?? 1)));
     const n = numel(dims);
     const type = ortTypeName(t.dtype);
+    const range = opts.intRanges?.[vi.name ?? ''];
+    const low = range?.low ?? 0;
+    const span = range ? range.high - range.low : opts.intHigh ?? 2;
     let data: ort.Tensor.DataType;
     switch (t.dtype) {
       case DataType.FLOAT: case DataType.DOUBLE: {
@@ -71,8 +79,8 @@ export function randomInputs(model: Model, opts: RandomInputOptions = {}): Recor
         data = a;
         break;
       }
-      case DataType.INT64: data = BigInt64Array.from({ length: n }, () => BigInt(Math.floor(next() * (opts.intHigh ?? 2)))); break;
-      case DataType.INT32: data = Int32Array.from({ length: n }, () => Math.floor(next() * (opts.intHigh ?? 2))); break;
+      case DataType.INT64: data = BigInt64Array.from({ length: n }, () => BigInt(low + Math.floor(next() * span))); break;
+      case DataType.INT32: data = Int32Array.from({ length: n }, () => low + Math.floor(next() * span)); break;
       case DataType.BOOL: data = Uint8Array.from({ length: n }, () => (next() < 0.5 ? 1 : 0)); break;
       case DataType.UINT8: data = Uint8Array.from({ length: n }, () => Math.floor(next() * 256)); break;
       case DataType.FLOAT16: {

@@ -26,7 +26,7 @@ export interface ScoreOptions {
   reduce?: MemberReduce;
   /** Seed for `random` (default 0). */
   seed?: number;
-  /** Activation statistics (required by wanda and fluctuation; see src/runtime/capture.ts). */
+  /** Activation statistics (required by wanda and fluctuation; see src/ort/capture.ts). */
   stats?: ActivationStats;
   /** Diagnostic messages (fallbacks taken). */
   log?: (message: string) => void;

@@ -5,6 +5,20 @@
 import { float16ToFloat32 } from '../ir/dtype';
 import type { ort } from '../ort/session';
 
+/** The half-precision rounding tolerance of a tensor (src/verify/rounding.ts halfTolerance). */
+export interface HalfRounding {
+  /** Half-precision rounding stages on the longest path from the pruned computation. */
+  stages: number;
+  /** The tolerance used, relative to the scale. */
+  rtol: number;
+  /** Σ ε over the stages: the worst case when every stage adds a full rounding step. */
+  bound: number;
+  /** The measured noise floor (max|noisy − masked| / scale), when measured. */
+  noiseFloor?: number;
+  /** What set rtol: the measured noise floor, one rounding step (ε), the stage bound or the cap. */
+  limitedBy: 'noise' | 'epsilon' | 'stages' | 'cap';
+}
+
 export interface OutputComparison {
   name: string;
   dims: number[];
@@ -15,17 +29,27 @@ export interface OutputComparison {
   maxRelDiff: number;
   /**
    * The scale verification measures this output's difference against, when larger than `scale`: for the output
-   * of a saturating activation, the activation's Lipschitz constant × its input's scale (src/runtime/tolerance.ts).
+   * of a saturating activation, the activation's Lipschitz constant × its input's scale (src/verify/tolerance.ts).
    */
   toleranceScale?: number;
   /**
-   * Set when the output is computed in float16/bfloat16 after the pruned nodes: the half-precision rounding
-   * stages on its path and the tolerance they allow relative to the scale (src/runtime/rounding.ts); the
-   * toleranceScale is then widened so that maxRelDiff ≤ rtol still means "within tolerance".
+   * Set when the output is computed in float16/bfloat16 after the pruned nodes and its tolerance was widened
+   * beyond rtol for half-precision rounding (src/verify/rounding.ts): the toleranceScale is then widened so that
+   * maxRelDiff ≤ rtol still means "within tolerance".
    */
-  rounding?: { stages: number; rtol: number };
+  rounding?: HalfRounding;
   /** For an activation input compared in place of a saturating output: `Op → output`. */
   activationOf?: string;
+  /** For a tensor read by a selection (NonMaxSuppression / TopK / NonZero), compared strictly: `Op(node) → outputs`. */
+  selectionOf?: string;
+  /**
+   * For an output behind a selection that did not match by position (src/verify/selection.ts): `set` when it
+   * matched as a set of items along `axis` (the numbers are those of the reordered output), `inputs` when it was
+   * accepted because the selection's inputs match (its numbers are by position and count in no summary).
+   */
+  selection?: { comparedAs: 'set' | 'inputs'; ops: string[]; axis?: number; perRow?: boolean };
+  /** Elements that are NaN or ±Infinity in both tensors (equal, so not compared). */
+  nonFinite?: number;
   cosine: number;
   /** Fraction of rows (all axes but the last) whose argmax agrees; absent when the last axis has size 1. */
   argmaxAgreement?: number;
@@ -73,10 +97,12 @@ export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Te
   const b = asFloat64(test);
   let scale = 0, maxAbs = 0, dot = 0, na = 0, nb = 0;
   let nonFinite = false;
+  let skipped = 0;
   for (let i = 0; i < a.length; i++) {
     const x = a[i], y = b[i];
     if (!Number.isFinite(x) || !Number.isFinite(y)) {
       if (!(x === y || (Number.isNaN(x) && Number.isNaN(y)))) nonFinite = true;
+      else skipped++;
       continue;
     }
     scale = Math.max(scale, Math.abs(x));
@@ -92,6 +118,7 @@ export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Te
     maxRelDiff: scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity,
     cosine,
   };
+  if (skipped) out.nonFinite = skipped;
   const last = dims.length ? dims[dims.length - 1] : 1;
   if (last > 1 && a.length > 0) {
     const ra = argmaxRows(a, last);
@@ -113,4 +140,14 @@ export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Te
     }
   }
   return out;
+}
+
+/** Whether `t` has 2 or more elements and all are equal (NaN equal to NaN): a constant output. */
+export function isConstant(t: ort.Tensor): boolean {
+  const d = t.type === 'float16' ? asFloat64(t) : (t.data as ArrayLike<number | bigint | boolean>);
+  if (d.length < 2) return false;
+  const first = d[0];
+  const nan = typeof first === 'number' && Number.isNaN(first);
+  for (let i = 1; i < d.length; i++) if (d[i] !== first && !(nan && Number.isNaN(d[i] as number))) return false;
+  return true;
 }

@@ -18,15 +18,17 @@
  * onnxruntime cannot fetch x inside the branch: verification then inlines the branch each run takes into copies
  * of both models (inline-if.ts) and takes the tap there.
  *
- * Half-precision computation: a tensor computed in float16/bfloat16 after the pruned nodes may differ by the
- * rounding budget of src/runtime/rounding.ts (Σ ε over its half rounding stages) instead of rtol, relative to
- * the same scale (widenToRoundingBudget).
+ * The same search runs from the tensors verification compares in front of selection ops (selection.ts), so that a
+ * saturating score read by NonMaxSuppression is judged like a saturating output.
+ *
+ * Half-precision computation: a tensor computed in float16/bfloat16 after the pruned nodes may differ by its
+ * half-precision rounding tolerance (src/verify/rounding.ts: the measured noise floor, bounded) instead of rtol,
+ * relative to the same scale (widenToRoundingBudget).
  */
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
-import type { OutputComparison } from './compare';
-import type { RoundingBudget } from './rounding';
+import type { HalfRounding, OutputComparison } from './compare';
 
 export const ACTIVATION_GAIN: Record<string, (n: Node) => number> = {
   Sigmoid: () => 0.25,
@@ -73,14 +75,14 @@ function tapSource(g: Graph, name: string): { node: Node; tensor: string } | und
 }
 
 /**
- * Graph outputs produced by an activation of ACTIVATION_GAIN whose input is computed by a node, directly or
- * through PASS_THROUGH ops (first input only, at most 8 of them).
+ * Graph outputs (and the tensors `also`, compared like outputs) produced by an activation of ACTIVATION_GAIN whose
+ * input is computed by a node, directly or through PASS_THROUGH ops (first input only, at most 8 of them).
  */
-export function activationTaps(model: Model): ActivationTap[] {
+export function activationTaps(model: Model, also: string[] = []): ActivationTap[] {
   const g = model.graph;
   const outputs = new Set(g.outputs.map((o) => o.name ?? ''));
   const taps: ActivationTap[] = [];
-  for (const name of outputs) {
+  for (const name of new Set([...outputs, ...also])) {
     const p = tapSource(g, name)?.node;
     if (!p || p.domain !== '' || !ACTIVATION_GAIN[p.opType]) continue;
     const x = p.inputs[0];
@@ -113,22 +115,31 @@ export function ifTapSites(model: Model): Node[] {
   return g.nodes.filter((n) => sites.has(n));
 }
 
+/** Graph outputs whose tap search (through PASS_THROUGH ops) ends at the node `n`. */
+export function tapOutputsOf(model: Model, n: Node): string[] {
+  return model.graph.outputs.map((o) => o.name ?? '').filter((name) => tapSource(model.graph, name)?.node === n);
+}
+
 /** Re-expresses `c.maxRelDiff` relative to max(c.scale, gain · scale of the activation's input). */
 export function widenToActivationInput(c: OutputComparison, tap: ActivationTap, input: OutputComparison): OutputComparison {
   const toleranceScale = Math.max(c.scale, tap.gain * input.scale);
   if (!(toleranceScale > c.scale)) return c;
-  const maxRelDiff = toleranceScale > 0 ? c.maxAbsDiff / toleranceScale : c.maxAbsDiff === 0 ? 0 : Infinity;
-  return { ...c, toleranceScale, maxRelDiff };
+  return { ...c, toleranceScale, maxRelDiff: relativeTo(c.maxAbsDiff, toleranceScale) };
 }
 
 /**
- * Re-expresses `c.maxRelDiff` so that `≤ rtol` means `max|Δ| ≤ max(rtol, budget.rtol) · scale` (scale: the
- * tolerance scale so far): the tolerance scale grows by budget.rtol / rtol when the budget is the larger.
+ * Re-expresses `c.maxRelDiff` so that `≤ rtol` means `max|Δ| ≤ max(rtol, half.rtol) · scale` (scale: the
+ * tolerance scale so far): the tolerance scale grows by half.rtol / rtol when the half tolerance is the larger
+ * (then `rounding` records it); `c` unchanged otherwise.
  */
-export function widenToRoundingBudget(c: OutputComparison, budget: RoundingBudget | undefined, rtol: number): OutputComparison {
-  if (!budget || c.mismatch || !(budget.rtol > rtol)) return c;
+export function widenToRoundingBudget(c: OutputComparison, half: HalfRounding | undefined, rtol: number): OutputComparison {
+  if (!half || c.mismatch || !(half.rtol > rtol)) return c;
   const base = c.toleranceScale ?? c.scale;
-  const toleranceScale = base * (budget.rtol / rtol);
-  const maxRelDiff = toleranceScale > 0 ? c.maxAbsDiff / toleranceScale : c.maxAbsDiff === 0 ? 0 : Infinity;
-  return { ...c, toleranceScale, maxRelDiff, rounding: { stages: budget.stages, rtol: budget.rtol } };
+  const toleranceScale = base * (half.rtol / rtol);
+  return { ...c, toleranceScale, maxRelDiff: relativeTo(c.maxAbsDiff, toleranceScale), rounding: half };
+}
+
+/** maxAbsDiff relative to `scale` (0 / 0 = 0, x / 0 = Infinity). */
+export function relativeTo(maxAbsDiff: number, scale: number): number {
+  return scale > 0 ? maxAbsDiff / scale : maxAbsDiff === 0 ? 0 : Infinity;
 }
