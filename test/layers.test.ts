@@ -10,6 +10,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
+import { sourceFiles } from './helpers/source-files';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -30,14 +31,6 @@ const RANK: Record<string, number> = {
   'src/cli': 10,
 };
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const f of fs.readdirSync(dir)) {
-    const p = path.join(dir, f);
-    if (fs.statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 function folderOf(file: string): string {
   const rel = path.relative(ROOT, file).split(path.sep);
@@ -65,7 +58,7 @@ function importsOf(file: string): { files: string[]; modules: string[] } {
   return { files, modules };
 }
 
-const FILES = [...walk(path.join(ROOT, 'src')), ...walk(path.join(ROOT, 'passes'))];
+const FILES = sourceFiles();
 const IMPORTS = new Map(FILES.map((f) => [f, importsOf(f)]));
 
 test('every source file is in a layer', () => {

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as ts from 'typescript';
+import { sourceFiles } from './helpers/source-files';
 import { IMPORTANCE_METHODS } from '../src/score/methods';
 import { OPTION_NAMES, OPTION_SPECS, configSchema, validateOptions } from '../src/pipeline/options';
 import { lines, mkTmp, rmTmp, runBuiltCli, runCliInProcess } from './helpers/cli';
@@ -51,19 +52,11 @@ function stringLiterals(file: string): string[] {
   return out;
 }
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const f of fs.readdirSync(dir)) {
-    const p = path.join(dir, f);
-    if (fs.statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 test('no source file but the registry lists the importance methods', () => {
-  const names = new Set(IMPORTANCE_METHODS.map((m) => m.name));
+  const names = new Set<string>(IMPORTANCE_METHODS.map((m) => m.name));
   const offenders: string[] = [];
-  for (const f of [...walk(path.join(ROOT, 'src')), ...walk(path.join(ROOT, 'passes'))]) {
+  for (const f of sourceFiles()) {
     if (f.endsWith(path.join('score', 'methods.ts'))) continue;
     const mentioned = new Set(stringLiterals(f).filter((s) => names.has(s)));
     // A method's own implementation names itself (activation.ts serves wanda and fluctuation, and reads 'l1'

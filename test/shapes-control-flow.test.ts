@@ -6,6 +6,7 @@ import { countMacs } from '../src/analysis/flops';
 import { DataType } from '../src/ir/dtype';
 import { UserError } from '../src/ir/errors';
 import { loadModel } from '../src/ir/io';
+import type { Model } from '../src/ir/model';
 import { encodeModelProto } from '../src/ir/proto';
 import { inferShapes } from '../src/ir/shapes';
 import { inlineIfs } from '../src/verify/inline-if';

@@ -257,7 +257,7 @@ describe.each(['cnn', 'mlp'] as ModelName[])('%s', (model) => {
     for (const g of chained.groups) {
       for (const m of g.members) {
         if (m.kind !== 'weight' || isChainParam(m.tensor)) continue;
-        const plainMember = plain.groups.flatMap((x) => x.members).find((x) => x.kind === 'weight' && x.tensor === m.tensor && x.role === m.role)!;
+        const plainMember = plain.groups.flatMap((x) => x.members).find((x): x is WeightMember => x.kind === 'weight' && x.tensor === m.tensor && x.role === m.role)!;
         if (onChain(m.tensor)) expect([m.tensor, m.node, m.input]).toEqual([m.tensor, chainReader(m.tensor), 0]);
         else expect([m.tensor, m.node, m.input]).toEqual([m.tensor, plainMember.node, plainMember.input]);
       }
@@ -327,7 +327,7 @@ describe.each(['cnn', 'mlp'] as ModelName[])('%s', (model) => {
   /** Element type of every initializer, by name. */
   const storedTypes = (bytes: Uint8Array) => new Map((onnx.ModelProto.decode(bytes).graph?.initializer ?? []).map((t) => [t.name ?? '', t.dataType ?? 0]));
 
-  test.each(STORAGES.flatMap((s) => ['l2', 'wanda'].map((m) => [s, m])))('%s model: --ratio 0.3 --importance %s', async (storage, method) => {
+  test.each(STORAGES.flatMap((s) => ['l2', 'wanda'].map((m) => [s, m] as [Storage, string])))('%s model: --ratio 0.3 --importance %s', async (storage, method) => {
     const input = file(model, storage);
     const output = path.join(tmp, `${model}_${storage}.${method}.pruned.onnx`);
     const r = await runCliInProcess([input, output, '--ratio', '0.3', '--importance', method, '--json', '--no-protect-defaults']);
