@@ -44,7 +44,8 @@ export function compensatePass(options: PruneOptions): Pass {
           return;
         }
         ctx.artifacts.original = cloneModel(model);
-        record(ctx, applyCompensation(model, analysis, plan.compensation, `plan '${planFile}'`), 'plan');
+        // The plan's deltas are user input: one that is not finite or would overflow its bias is a UserError.
+        record(ctx, applyCompensation(model, analysis, plan.compensation, `plan '${planFile}'`, { strict: true }), 'plan');
         return;
       }
       const method = ctx.artifacts.scores?.info.method;
@@ -59,8 +60,10 @@ export function compensatePass(options: PruneOptions): Pass {
       const { adjustments, skipped } = planCompensation(model, analysis, plan.groups, stats);
       const r = applyCompensation(model, analysis, adjustments);
       record(ctx, { ...r, skipped: [...skipped, ...r.skipped] }, 'calibration');
-      if (adjustments.length) {
-        plan.compensation = adjustments;
+      // The plan carries the changes made: a bias that would have overflowed was left as it was.
+      const made = adjustments.filter((a) => !r.overflowed?.includes(a.node));
+      if (made.length) {
+        plan.compensation = made;
         if (options.savePlan) writePlanFile(options.savePlan, plan);
       }
     },

@@ -1,7 +1,8 @@
 /**
  * `prune`: removes the planned units from the model (src/prune/apply.ts) and reports what changed
  * (params and FLOPs before/after, per layer). With ratio 0 and no plan file it is a lossless no-op that does
- * not touch the model. When verification follows, the dense model is kept in ctx.artifacts.dense.
+ * not touch the model. When verification follows, the dense model is kept in ctx.artifacts.dense. When nothing is
+ * pruned and the model is to be written, it is loaded in onnxruntime first (a model it rejects is a UserError).
  */
 import type { GroupAnalysis } from '../src/analysis/types';
 import { cloneModel } from '../src/ir/clone';
@@ -11,6 +12,7 @@ import type { Pass } from '../src/pipeline/pass';
 import { compareCost, measureModel } from '../src/prune/accounting';
 import { applyPlan } from '../src/prune/apply';
 import { nothingPrunedNote } from '../src/prune/explain';
+import { checkLoads } from '../src/ort/session';
 
 /** Declined reasons with their counts, most frequent first. */
 function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
@@ -27,7 +29,7 @@ export function prunePass(options: PruneOptions): Pass {
     description: 'remove the planned units (no-op at ratio 0)',
     reads: active ? ['model', 'artifacts.groups', 'artifacts.plan'] : ['model'],
     writes: active ? ['model', 'artifacts.dense'] : ['model'],
-    run(ctx) {
+    async run(ctx) {
       if (!active) {
         ctx.report.prune = { ratio, groupsPruned: 0 };
         return;
@@ -53,6 +55,9 @@ export function prunePass(options: PruneOptions): Pass {
       groups.pruned = summary.groupsPruned;
       groups.unitsRemoved = summary.unitsRemoved;
       if (groups.pruned === 0) {
+        // The input model will be written unchanged, unverified: a model onnxruntime rejects is an error, said
+        // before the warning that it is written (save loads it again, after any pass that follows).
+        if (ctx.outputPath !== undefined) await checkLoads(dense);
         groups.note = nothingPrunedNote(dense, analysis, { ratio, planFile: options.plan });
         ctx.warn(`${groups.note}; the output is the input model unchanged`);
       }

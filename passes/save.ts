@@ -1,6 +1,11 @@
-/** `save`: writes ctx.model to ctx.outputPath (temp file + rename; external data per options.externalData). */
+/**
+ * `save`: writes ctx.model to ctx.outputPath (temp file + rename; external data per options.externalData).
+ * Every model written has been loaded by onnxruntime: by verification (ctx.artifacts.loadedInOrt), else (ratio 0,
+ * nothing pruned, --no-verify) here, first; a model onnxruntime rejects is a UserError and nothing is written.
+ */
 import { UserError } from '../src/ir/errors';
 import { saveModel } from '../src/ir/io';
+import { checkLoads } from '../src/ort/session';
 import { modelOf } from '../src/pipeline/artifacts';
 import type { Pass } from '../src/pipeline/pass';
 
@@ -10,9 +15,10 @@ export function savePass(): Pass {
     description: 'write the output model',
     reads: ['model', 'outputPath'],
     writes: [],
-    run(ctx) {
+    async run(ctx) {
       const model = modelOf(ctx, 'save');
       if (!ctx.outputPath) throw new UserError('no output path given');
+      if (ctx.artifacts.loadedInOrt !== model) await checkLoads(model);
       const files = saveModel(model, ctx.outputPath, { externalData: ctx.options.externalData ?? 'auto' });
       ctx.report.output = { files };
     },

@@ -18,7 +18,7 @@ export function verifyPass(options: PruneOptions): Pass {
     name: 'verify',
     description: 'check the pruned model against the masked dense model in onnxruntime',
     reads: ['model', 'artifacts.dense', 'artifacts.groups', 'artifacts.plan'],
-    writes: ['artifacts.verify'],
+    writes: ['artifacts.verify', 'artifacts.loadedInOrt'],
     async run(ctx) {
       const pruned = modelOf(ctx, 'verify');
       const dense = ctx.artifacts.dense;
@@ -50,6 +50,7 @@ export function verifyPass(options: PruneOptions): Pass {
       if (r.fidelity) ctx.report.fidelity = r.fidelity;
       for (const line of weakenedWarnings(r.verify.weakened)) ctx.warn(line);
       if (r.verify.passed) {
+        ctx.artifacts.loadedInOrt = pruned;
         ctx.log(`verify: passed (max rel diff ${r.verify.maxRelDiff.toExponential(2)}); fidelity cosine ${r.fidelity?.cosine.toFixed(4)}`);
         return;
       }

@@ -67,7 +67,7 @@ test('empty, constant and partly infinite outputs are listed; verification still
   expect(byKind['empty-output']).toEqual({ kind: 'empty-output', output: 'e', detail: 'no elements (dims [2, 0]): nothing compared' });
   const inf = r.verify.outputs.find((o) => o.name === 'z')!;
   expect(inf.nonFinite).toBeGreaterThan(0);
-  expect(byKind['non-finite']).toEqual({ kind: 'non-finite', output: 'z', detail: `${inf.nonFinite} element(s) NaN or infinite in both models were not compared` });
+  expect(byKind['non-finite']).toEqual({ kind: 'non-finite', output: 'z', detail: `${inf.nonFinite} element(s) NaN or infinite in the dense, masked and pruned models alike were not compared` });
 
   // A wrong prune is still caught through z (the output that varies).
   const bad = cloneModel(model);

@@ -176,10 +176,42 @@ export function calibFromArrays(model: Model, arrays: NdArray[] | Record<string,
     if (typeof spec.shape[0] === 'number') fixedBatch = spec.shape[0];
     if (samples >= 0 && a.dims[0] !== samples) throw new UserError(`calibration arrays disagree on the sample count (${samples} vs ${a.dims[0]})`);
     samples = a.dims[0];
-    return { name: spec.name, dtype: spec.dtype, dims: a.dims.slice(), data: convert(a, spec) };
+    checkFinite(a.data, a.dtype, a.dims, `calibration data '${source}': input '${spec.name}'`);
+    const data = convert(a, spec);
+    if (data !== a.data) checkFinite(data, spec.dtype, a.dims, `calibration data '${source}': input '${spec.name}'`, a);
+    return { name: spec.name, dtype: spec.dtype, dims: a.dims.slice(), data };
   });
   if (samples <= 0) throw new UserError(`calibration data '${source}' has no samples`);
   return { inputs, samples, source, random: false, fixedBatch };
+}
+
+/**
+ * UserError when float calibration values hold a NaN or an infinity (every statistic computed from them, and so
+ * the scores, bias compensation and the pruned model, would be NaN): names the input (`what`) and the first bad
+ * sample (index on axis 0). `from`: the array before its conversion to `dtype`, when converted (a finite value
+ * there that is infinite here overflowed the conversion, e.g. float64 1e300 → float32).
+ */
+export function checkFinite(data: TypedArray, dtype: DataType, dims: readonly number[], what: string, from?: NdArray): void {
+  if (dtype !== DataType.FLOAT && dtype !== DataType.DOUBLE && dtype !== DataType.FLOAT16) return;
+  const half = dtype === DataType.FLOAT16;
+  let bad = -1;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i] as number;
+    if (half ? (x & 0x7c00) === 0x7c00 : !Number.isFinite(x)) {
+      bad = i;
+      break;
+    }
+  }
+  if (bad < 0) return;
+  const row = numel(dims.slice(1));
+  const sample = row > 0 ? Math.floor(bad / row) : 0;
+  const decode = (d: TypedArray, t: DataType) => (t === DataType.FLOAT16 ? float16ToFloat32(d[bad] as number) : Number(d[bad]));
+  const value = decode(data, dtype);
+  const before = from ? decode(from.data, from.dtype) : undefined;
+  if (before !== undefined && Number.isFinite(before)) {
+    throw new UserError(`${what}: value ${before} at sample ${sample} overflows ${dtypeName(dtype)}`);
+  }
+  throw new UserError(`${what}: ${Number.isNaN(value) ? 'NaN' : value > 0 ? '+Infinity' : '-Infinity'} at sample ${sample}: calibration values must be finite`);
 }
 
 function convert(a: NdArray, spec: InputSpec): TypedArray {

@@ -9,6 +9,6 @@ export function ortErrorSummary(e: unknown): string {
   const m = /running (\S+) node\. Name:'([^']*)' Status Message: (.*)$/.exec(msg);
   if (m) msg = `${m[1]} '${m[2]}': ${m[3]}`;
   // Source locations and the failed condition (ORT_ENFORCE) say nothing to a user.
-  msg = msg.replace(/\S+\.(?:h|cc|cpp):\d+ .*? was false\.\s*/, '').replace(/\S+\.(?:h|cc|cpp):\d+ \S+\(.*?\)\s*/, '');
+  msg = msg.replace(/\S+\.(?:h|cc|cpp):\d+ .*? was false\.\s*/, '').replace(/\S+\.(?:h|cc|cpp):\d+ [^(]*\([^)]*\)\s*/, '');
   return msg.length > 240 ? `${msg.slice(0, 237)}...` : msg;
 }

@@ -10,6 +10,7 @@ import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { runtimeModel, type RuntimeModel } from '../ir/io';
 import { rng } from '../util/rng';
+import { ortErrorSummary } from './errors';
 
 export { ort, rng };
 
@@ -40,8 +41,18 @@ export async function createSession(source: string | Uint8Array | Model | Runtim
       ? await ort.InferenceSession.create(src, o)
       : await ort.InferenceSession.create(src, o);
   } catch (e) {
-    throw new UserError(`onnxruntime cannot load the model: ${(e as Error).message.split('\n')[0]}`);
+    throw new UserError(`onnxruntime cannot load the model: ${ortErrorSummary(e)}`);
   }
+}
+
+/**
+ * Checks that onnxruntime loads `model`: a session is created and released, nothing is run. Graph optimizations
+ * are off (loading checks the model: opsets, op schemas, types, shapes, kernels; optimizing it costs more than
+ * that on large graphs). A UserError naming onnxruntime's reason when it does not load.
+ */
+export async function checkLoads(model: Model): Promise<void> {
+  const session = await createSession(model, { logSeverityLevel: 4, graphOptimizationLevel: 'disabled' });
+  await session.release();
 }
 
 export interface RandomInputOptions {

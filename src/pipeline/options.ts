@@ -73,7 +73,7 @@ export const OPTION_SPECS = {
   'verify-batch': { kind: 'integer', minimum: 1, describe: 'batch size of the verification inputs (default 2)' },
   'verify-seq': { kind: 'integer', minimum: 1, describe: 'value of the other symbolic input dims, e.g. sequence length (default 8, then 64, 256, … while the model rejects them); also tried for shape measurement' },
   'external-data': { kind: 'boolean', describe: 'write weights to OUT.data (default: when the input had external data or the output would be over ~1.8 GB)' },
-  pass: { kind: 'paths', describe: 'extra pass module(s) (a JS file exporting a pass); they run before save' },
+  pass: { kind: 'paths', describe: 'extra pass module(s) (a JS file exporting a pass); they run before verification (before save without it)' },
   passes: { kind: 'string', describe: 'the pipeline, as comma-separated pass names' },
   json: { kind: 'boolean', also: ['groups'], describe: 'print the report as JSON on stdout' },
   quiet: { kind: 'boolean', alias: 'q', describe: 'no progress messages or warnings on stderr (overrides --verbose)' },

@@ -36,6 +36,11 @@ export interface Artifacts {
   dense?: Model;
   /** Verification result (`verify`). */
   verify?: VerifyResult;
+  /**
+   * The model verification loaded and ran in onnxruntime and passed (`verify`); `save` loads any other model in
+   * onnxruntime before writing it, so that every model written is one onnxruntime loads.
+   */
+  loadedInOrt?: Model;
   /** Artifacts of plugin passes. */
   [key: string]: unknown;
 }

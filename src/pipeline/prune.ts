@@ -25,7 +25,10 @@ import { createPass, loadPassModule } from './registry';
 export interface PruneRunOptions extends PruneOptions {
   /** Where to write the pruned model (temp file + rename); nothing is written without it. */
   output?: string;
-  /** Pass objects to run after the built-in ones, before `save` (like `pass` modules). */
+  /**
+   * Pass objects to run after the built-in ones, before `verify` (else before `save`), like `pass` modules: the
+   * model they leave is verified (a pass that changes what the model computes fails verification).
+   */
   extraPasses?: Pass[];
   /** Progress messages (pass timings). */
   log?: (message: string) => void;
@@ -100,7 +103,10 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
   const passes = names.map((n) => createPass(n, o));
   const extra = [...(o.pass ?? []).flatMap((p) => loadPassModule(p, o)), ...extraPasses];
   if (extra.length) {
-    const at = names.lastIndexOf('save');
+    // Before verification, so that what a pass does to the model is checked (and loaded by onnxruntime) like the
+    // prune itself; without `verify`, before `save` (which loads the model in onnxruntime first).
+    const verify = names.indexOf('verify');
+    const at = verify !== -1 ? verify : names.lastIndexOf('save');
     passes.splice(at === -1 ? passes.length : at, 0, ...extra);
   }
   const given = [...(inputPath ? ['inputPath'] : ['model']), ...(output !== undefined ? ['outputPath'] : [])];

@@ -46,6 +46,8 @@ export interface CompensationReport {
   consumers: number;
   biasesAdded: number;
   skipped: { node: string; reason: string }[];
+  /** Consumers (among `skipped`) whose compensated bias would overflow its element type; absent when none. */
+  overflowed?: string[];
 }
 
 interface Plan {
@@ -108,11 +110,15 @@ function addMemberForNewBias(graph: Graph, analysis: GroupAnalysis, p: Plan, ten
 /** Largest finite value by element type, where float32 arithmetic can exceed it (float16: 65504). */
 const MAX_FINITE: Partial<Record<number, number>> = { [DataType.FLOAT16]: 65504 };
 
-/** Why `values` cannot be stored as `dtype` (a compensated bias past float16's range would become ±inf), if so. */
+/**
+ * Why `values` (computed in float32) cannot be stored as `dtype`, if so: a value past float16's range, or one that
+ * is not finite (past float32's range, or a NaN delta), would be written as ±inf or NaN.
+ */
 function unrepresentable(dtype: number, values: ArrayLike<number>): string | undefined {
-  const max = MAX_FINITE[dtype];
-  if (max === undefined) return undefined;
+  const max = MAX_FINITE[dtype] ?? Infinity;
   for (let i = 0; i < values.length; i++) {
+    if (Number.isNaN(values[i])) return `compensated bias of channel ${i} is NaN`;
+    if (!Number.isFinite(values[i])) return `compensated bias of channel ${i} overflows ${dtypeName(dtype)}`;
     if (Math.abs(values[i]) > max) return `compensated bias ${values[i].toPrecision(3)} overflows ${dtypeName(dtype)}`;
   }
   return undefined;
@@ -158,7 +164,7 @@ function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: str
   return name;
 }
 
-function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: CompensationReport): void {
+function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: CompensationReport, overflow: (p: Plan, reason: string) => void): void {
   const n = p.node;
   const w = specOf(n)?.weighted;
   const s = w?.compensation?.biasScale?.(n) ?? 1;
@@ -173,7 +179,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       const values = Float32Array.from(p.delta, (d) => d * scale);
       const bad = unrepresentable(p.dtype, values);
       if (bad) {
-        report.skipped.push({ node: p.nodeId, reason: bad });
+        overflow(p, bad);
         return;
       }
       const name = graph.uniqueName(`${p.nodeId}_bias`);
@@ -201,7 +207,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
     const next = Float32Array.from(p.delta, (d, o) => prev[size === 1 ? 0 : o] + d * scale);
     const bad = unrepresentable(t0.dtype, next);
     if (bad) {
-      report.skipped.push({ node: p.nodeId, reason: bad });
+      overflow(p, bad);
       return;
     }
     const name = privateBias(graph, analysis, n, p.nodeId, slot, wb.chain);
@@ -230,7 +236,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       const next = Float32Array.from(c.toFloat32(), (v, o) => v + p.delta[o]);
       const bad = unrepresentable(c.dtype, next);
       if (bad) {
-        report.skipped.push({ node: p.nodeId, reason: bad });
+        overflow(p, bad);
         return;
       }
       const name = privateBias(graph, analysis, add, add.outputs[0], slot, wb.chain);
@@ -244,7 +250,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
   const values = Float32Array.from(p.delta);
   const bad = unrepresentable(p.dtype, values);
   if (bad) {
-    report.skipped.push({ node: p.nodeId, reason: bad });
+    overflow(p, bad);
     return;
   }
   const mmOut = graph.uniqueName(`${out}_matmul`);
@@ -314,11 +320,17 @@ export function planCompensation(model: Model, analysis: GroupAnalysis, removed:
 /**
  * Applies bias adjustments (from planCompensation or a saved plan) to the dense model and its analysis, in
  * place. A saved adjustment that does not fit the model (unknown node, no compensable weight, wrong length)
- * is a UserError naming `source`.
+ * is a UserError naming `source`. A bias that would overflow its element type (or a delta that is not finite) is
+ * skipped (listed in `skipped` and `overflowed`), or, with `strict` (adjustments read from a file), a UserError.
  */
-export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustments: BiasAdjustment[], source = 'compensation'): CompensationReport {
+export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustments: BiasAdjustment[], source = 'compensation', opts: { strict?: boolean } = {}): CompensationReport {
   const graph = model.graph;
   const report: CompensationReport = { consumers: 0, biasesAdded: 0, skipped: [] };
+  const overflow = (p: Plan, reason: string) => {
+    if (opts.strict) throw new UserError(`${source}: node '${p.nodeId}': ${reason}`);
+    report.skipped.push({ node: p.nodeId, reason });
+    (report.overflowed ??= []).push(p.nodeId);
+  };
   const plans: Plan[] = adjustments.map((a) => {
     const found = graph.memberNode(a.node);
     // Consumers inside control-flow subgraphs are never compensated (planCompensation skips them).
@@ -329,9 +341,11 @@ export function applyCompensation(model: Model, analysis: GroupAnalysis, adjustm
     const outAxis = n && t ? outAxisOf(n, a.input, t.dims.length) : undefined;
     if (!n || !w || !t || outAxis === undefined) throw new UserError(`${source}: node '${a.node}' has no compensable weight at input ${a.input}`);
     if (a.delta.length !== t.dims[outAxis]) throw new UserError(`${source}: node '${a.node}': ${a.delta.length} bias deltas for ${t.dims[outAxis]} output channels`);
+    const bad = opts.strict ? a.delta.findIndex((d) => !Number.isFinite(d)) : -1;
+    if (bad >= 0) throw new UserError(`${source}: node '${a.node}': bias delta ${a.delta[bad]} (channel ${bad}) is not a finite number`);
     return { node: n, nodeId: a.node, weightInput: a.input, outAxis, outChannels: t.dims[outAxis], dtype: w.dtype, rank: t.dims.length, delta: Float64Array.from(a.delta) };
   });
-  for (const p of plans) applyToBias(graph, analysis, p, report);
+  for (const p of plans) applyToBias(graph, analysis, p, report, overflow);
   return report;
 }
 

@@ -48,8 +48,18 @@ export interface OutputComparison {
    * accepted because the selection's inputs match (its numbers are by position and count in no summary).
    */
   selection?: { comparedAs: 'set' | 'inputs'; ops: string[]; axis?: number; perRow?: boolean };
-  /** Elements that are NaN or ±Infinity in both tensors (equal, so not compared). */
+  /**
+   * Elements that are NaN or ±Infinity in both tensors, of the same kind, and expected there (`expected` in
+   * compareOutputs: the dense model has the same non-finite value at that element): not compared.
+   */
   nonFinite?: number;
+  /**
+   * Elements that are NaN or ±Infinity in either tensor and not expected there (see `nonFinite`): the tensors
+   * differ (maxAbsDiff is Infinity, cosine NaN). `first` is the first such element: its index and the values of
+   * both tensors and of the expected one (as strings: NaN, Infinity, -Infinity or the number).
+   */
+  unexpectedNonFinite?: { count: number; first: { index: number[]; reference: string; test: string; expected?: string } };
+  /** Cosine similarity of the finite elements compared; NaN when an element is unexpectedly non-finite. */
   cosine: number;
   /** Fraction of rows (all axes but the last) whose argmax agrees; absent when the last axis has size 1. */
   argmaxAgreement?: number;
@@ -88,21 +98,52 @@ function logSoftmaxRow(x: Float64Array, off: number, n: number, out: Float64Arra
   for (let j = 0; j < n; j++) out[j] = x[off + j] - lse;
 }
 
-export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Tensor, opts: { kl?: boolean } = {}): OutputComparison {
+/** The multi-index of element `flat` of a tensor of `dims` (row-major). */
+function unflatten(flat: number, dims: readonly number[]): number[] {
+  const out = new Array<number>(dims.length).fill(0);
+  let r = flat;
+  for (let k = dims.length - 1; k >= 0; k--) {
+    const d = Math.max(1, dims[k]);
+    out[k] = r % d;
+    r = Math.floor(r / d);
+  }
+  return out;
+}
+
+/** Whether `a` and `b` are the same non-finite value (both NaN, both +Infinity or both −Infinity). */
+function sameNonFinite(a: number, b: number): boolean {
+  return Number.isNaN(a) ? Number.isNaN(b) : !Number.isFinite(a) && a === b;
+}
+
+export interface CompareOptions {
+  /** Also KL divergence of softmax(last axis), for float outputs. */
+  kl?: boolean;
+  /**
+   * Where non-finite values are expected: the tensor of the same element count whose non-finite elements (NaN,
+   * +Infinity, −Infinity) may appear identically in `reference` and `test` (the dense model's, on the same
+   * inputs), or `'reference'` when the reference itself is that model's output. Such elements are counted in
+   * `nonFinite` and not compared; every other non-finite element makes the tensors differ. Without it, no
+   * non-finite value is expected.
+   */
+  expected?: ort.Tensor | 'reference';
+}
+
+export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Tensor, opts: CompareOptions = {}): OutputComparison {
   const dims = reference.dims.slice();
   const base: OutputComparison = { name, dims, scale: 0, maxAbsDiff: Infinity, maxRelDiff: Infinity, cosine: 0 };
   if (reference.dims.join(',') !== test.dims.join(',')) return { ...base, mismatch: `dims [${reference.dims}] vs [${test.dims}]` };
   if (reference.type !== test.type) return { ...base, mismatch: `type ${reference.type} vs ${test.type}` };
   const a = asFloat64(reference);
   const b = asFloat64(test);
+  const e = opts.expected === 'reference' ? a : opts.expected && opts.expected.dims.join(',') === reference.dims.join(',') ? asFloat64(opts.expected) : undefined;
   let scale = 0, maxAbs = 0, dot = 0, na = 0, nb = 0;
-  let nonFinite = false;
   let skipped = 0;
+  let unexpected = 0, firstBad = -1;
   for (let i = 0; i < a.length; i++) {
     const x = a[i], y = b[i];
     if (!Number.isFinite(x) || !Number.isFinite(y)) {
-      if (!(x === y || (Number.isNaN(x) && Number.isNaN(y)))) nonFinite = true;
-      else skipped++;
+      if (sameNonFinite(x, y) && e && sameNonFinite(x, e[i])) skipped++;
+      else if (unexpected++ === 0) firstBad = i;
       continue;
     }
     scale = Math.max(scale, Math.abs(x));
@@ -111,14 +152,21 @@ export function compareOutputs(name: string, reference: ort.Tensor, test: ort.Te
     na += x * x;
     nb += y * y;
   }
-  if (nonFinite) maxAbs = Infinity;
-  const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
+  if (unexpected) maxAbs = Infinity;
+  const cosine = unexpected ? NaN : na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
   const out: OutputComparison = {
     name, dims, scale, maxAbsDiff: maxAbs,
     maxRelDiff: scale > 0 ? maxAbs / scale : maxAbs === 0 ? 0 : Infinity,
     cosine,
   };
   if (skipped) out.nonFinite = skipped;
+  if (unexpected) {
+    const first: NonNullable<OutputComparison['unexpectedNonFinite']>['first'] = { index: unflatten(firstBad, dims.map(Number)), reference: String(a[firstBad]), test: String(b[firstBad]) };
+    if (e) first.expected = String(e[firstBad]);
+    out.unexpectedNonFinite = { count: unexpected, first };
+    // Agreement and KL of tensors with unexpected NaN / Infinity mean nothing.
+    return out;
+  }
   const last = dims.length ? dims[dims.length - 1] : 1;
   if (last > 1 && a.length > 0) {
     const ra = argmaxRows(a, last);

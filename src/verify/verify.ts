@@ -12,6 +12,9 @@
  * instead of rtol when it is larger: the model's measured rounding noise floor, bounded (rounding.ts). Outputs
  * behind NonMaxSuppression / TopK / NonZero are verified at the tensors those ops read, and compared by
  * position, else as sets (selection.ts).
+ * Non-finite values: a NaN or infinity in the pruned model's or the masked model's outputs (or in the activation
+ * inputs and selection inputs compared) fails verification, unless the dense model itself has the same value (NaN,
+ * +Infinity or −Infinity) at the same element on the same inputs: NaN never counts as matching NaN by itself.
  * Inputs: seeded random ones (src/ort/feeds.ts: each integer input in its own valid range; larger sizes are tried
  * when the model does not run on the default ones and the user did not choose them), or given feeds (calibration
  * data). An integer scalar input that selects If branches by comparison with constants (Silero VAD's `sr` ==
@@ -147,6 +150,12 @@ function summarize(all: OutputComparison[]) {
 function problemOf(c: OutputComparison, ref: ort.Tensor, rtol: number): string | undefined {
   const what = c.activationOf ? `'${c.name}' (input of ${c.activationOf})` : c.selectionOf ? `'${c.name}' (read by ${c.selectionOf})` : `output '${c.name}'`;
   if (c.mismatch) return `${what}: ${c.mismatch}`;
+  const u = c.unexpectedNonFinite;
+  if (u) {
+    const at = u.first.index.length ? `[${u.first.index.join(', ')}]` : '(the scalar)';
+    const dense = u.first.expected !== undefined ? `, dense ${u.first.expected}` : ', the dense model not run on it';
+    return `${what}: ${u.count} element(s) NaN or infinite where the dense model has no such value (first at ${at}: pruned ${u.first.test}, masked ${u.first.reference}${dense})`;
+  }
   if (isIntType(ref) ? c.maxAbsDiff === 0 : c.maxRelDiff <= rtol) return undefined;
   const scale = c.toleranceScale ?? c.scale;
   const of = c.toleranceScale !== undefined ? `its tolerance scale ${scale.toPrecision(3)} (max|output| ${c.scale.toPrecision(3)})` : `its scale ${scale.toPrecision(3)}`;
@@ -162,9 +171,29 @@ interface TappedRun {
   prunedRun: Record<string, ort.Tensor>;
   /** The perturbed masked model's run (rounding.ts noiseModel), for models with half-precision stages. */
   noisyRun?: Record<string, ort.Tensor>;
+  /**
+   * The dense (uncompensated) model's run on the same inputs and the same fetched tensors, made only when a run
+   * of the masked or pruned model holds a NaN or infinity: such a value passes only where the dense model has it.
+   */
+  denseRun?: Record<string, ort.Tensor>;
   taps: ActivationTap[];
   budgets: Map<string, RoundingBudget>;
 }
+
+/** Whether a float tensor holds a NaN or an infinity (float16: exponent bits all ones). */
+function hasNonFinite(t: ort.Tensor): boolean {
+  if (t.type === 'float16') {
+    const d = t.data as Uint16Array;
+    for (let i = 0; i < d.length; i++) if ((d[i] & 0x7c00) === 0x7c00) return true;
+    return false;
+  }
+  if (t.type !== 'float32' && t.type !== 'float64') return false;
+  const d = t.data as Float32Array | Float64Array;
+  for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return true;
+  return false;
+}
+
+const anyNonFinite = (...runs: (Record<string, ort.Tensor> | undefined)[]) => runs.some((r) => !!r && Object.values(r).some(hasNonFinite));
 
 /** Masked and pruned copies with the same If branches inlined (inline-if.ts), and the taps of the inlined graph. */
 interface InlinedPair {
@@ -254,13 +283,25 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   };
   const names = dense.graph.outputs.map((o) => o.name ?? '');
   const rescaled = new Map<string, RescaledOutput>();
+  /**
+   * The model whose non-finite values are expected: the user's dense model (before bias compensation, which must
+   * not bring any). Its run fetches the tensors `fetch` that it computes too; undefined when it does not run.
+   */
+  const reference = opts.original ?? dense;
+  const denseRunOf = async (model: Model, f: Feeds, fetch: string[]) => {
+    try {
+      return await runModel(model, f, fetch.filter((t) => model.graph.producer(t)));
+    } catch {
+      return undefined;
+    }
+  };
 
   /**
    * Compares one run of the pruned model with the masked model's run on the same inputs. `label` names the run
    * in weakened entries (a branch value); the main run has none.
    */
   const compareRun = (run: TappedRun, label = '') => {
-    const { maskedRun, prunedRun, noisyRun, taps, budgets } = run;
+    const { maskedRun, prunedRun, noisyRun, denseRun, taps, budgets } = run;
     const on = label ? ` (with ${label})` : '';
     const outputs: OutputComparison[] = [];
     const inputs: OutputComparison[] = [];
@@ -272,7 +313,7 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
       const b = budgets.get(name);
       if (!b) return undefined;
       const ref = maskedRun[name], n = noisyRun?.[name];
-      const floor = ref && n ? compareOutputs(name, ref, n) : undefined;
+      const floor = ref && n ? compareOutputs(name, ref, n, { expected: 'reference' }) : undefined;
       return halfTolerance(b, floor && !floor.mismatch ? floor.maxRelDiff : undefined);
     };
     /** `c` widened to its half-precision tolerance, listed in `weakened` when that is beyond rtol. */
@@ -290,18 +331,18 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
       return w;
     };
     const noteNonFinite = (c: OutputComparison) => {
-      if (c.nonFinite) weakened.add({ kind: 'non-finite', output: c.name, detail: `${c.nonFinite} element(s) NaN or infinite in both models were not compared${on}` });
+      if (c.nonFinite) weakened.add({ kind: 'non-finite', output: c.name, detail: `${c.nonFinite} element(s) NaN or infinite in the dense, masked and pruned models alike were not compared${on}` });
     };
     /**
      * Compares the tensor `name` (an output or a selection input), with its activation tap: the tap input is
      * checked strictly (into `inputs`), and `name` is judged at the input's scale. Problems go to `problems`.
      */
     const compareTapped = (name: string, ref: ort.Tensor, got: ort.Tensor): { c: OutputComparison; tapInput?: string } => {
-      let c = compareOutputs(name, ref, got);
+      let c = compareOutputs(name, ref, got, { expected: denseRun?.[name] });
       noteNonFinite(c);
       const tap = taps.find((t) => t.output === name);
       if (!tap || c.mismatch || isIntType(ref) || !maskedRun[tap.input] || !prunedRun[tap.input]) return { c };
-      const cx = compareOutputs(tap.input, maskedRun[tap.input], prunedRun[tap.input]);
+      const cx = compareOutputs(tap.input, maskedRun[tap.input], prunedRun[tap.input], { expected: denseRun?.[tap.input] });
       noteNonFinite(cx);
       const x = { ...widenHalf(cx, tap.input), activationOf: `${tap.op} → ${name}` };
       if (!inputs.some((i) => i.name === x.name && i.activationOf === x.activationOf)) inputs.push(x);
@@ -357,7 +398,9 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
         const tol = isIntType(ref) ? 0 : rtol * (c.toleranceScale ?? c.scale);
         const aligned = c.mismatch ? undefined : alignAsSet(ref, got, tol);
         if (aligned) {
-          const a = compareOutputs(name, ref, aligned.tensor);
+          // Reordered, the elements no longer line up with the dense model's: its non-finite values are those
+          // already accepted by position (none is accepted when any was unexpected there).
+          const a = compareOutputs(name, ref, aligned.tensor, c.unexpectedNonFinite ? {} : { expected: 'reference' });
           const set: OutputComparison = {
             ...a, toleranceScale: c.toleranceScale, rounding: c.rounding,
             maxRelDiff: relativeTo(a.maxAbsDiff, c.toleranceScale ?? a.scale),
@@ -407,6 +450,15 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   };
 
   const inlined = new Map<string, InlinedPair | string>();
+  /** The reference model with the same If branches inlined, by branch key (undefined: it cannot be inlined). */
+  const inlinedRef = new Map<string, Model | undefined>();
+  const inlineReference = (choices: IfChoice[]): Model | undefined => {
+    try {
+      return inlineIfs(reference, choices);
+    } catch {
+      return undefined;
+    }
+  };
   /** Records that the If `site` hides a tap that this run could not take. */
   const tapFailed = (site: (typeof ifSites)[number], why: string, label: string) => {
     const outs = site.outputs.length ? site.outputs : [site.ifOutput];
@@ -419,7 +471,10 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
    * in which each such If is replaced by the branch this run takes (identically in both), tapped there.
    */
   const tapped = async (maskedRun: Record<string, ort.Tensor>, prunedRun: Record<string, ort.Tensor>, f: Feeds, label = ''): Promise<TappedRun> => {
-    const plain = async (): Promise<TappedRun> => ({ maskedRun, prunedRun, taps, budgets, noisyRun: await noisyRunOf(noisy, f, maskedExtra) });
+    const plain = async (): Promise<TappedRun> => ({
+      maskedRun, prunedRun, taps, budgets, noisyRun: await noisyRunOf(noisy, f, maskedExtra),
+      denseRun: anyNonFinite(maskedRun, prunedRun) ? await denseRunOf(reference, f, extra) : undefined,
+    });
     if (!ifSites.length) return plain();
     const choices: IfChoice[] = [];
     for (const site of ifSites) {
@@ -441,7 +496,13 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
     try {
       const m = await runModel(pair.masked, f, x);
       const p = await runModel(pair.pruned, f, x);
-      return { maskedRun: m, prunedRun: p, taps: pair.taps, budgets: pair.budgets, noisyRun: await noisyRunOf(pair.noisy, f, x) };
+      let denseRun: Record<string, ort.Tensor> | undefined;
+      if (anyNonFinite(m, p)) {
+        if (!inlinedRef.has(key)) inlinedRef.set(key, inlineReference(choices));
+        const r = inlinedRef.get(key);
+        denseRun = r ? await denseRunOf(r, f, x) : undefined;
+      }
+      return { maskedRun: m, prunedRun: p, taps: pair.taps, budgets: pair.budgets, noisyRun: await noisyRunOf(pair.noisy, f, x), denseRun };
     } catch (e) {
       for (const s of ifSites) tapFailed(s, `the inlined copies do not run: ${firstLine(e)}`, label);
       return plain();
@@ -510,9 +571,9 @@ export async function verifyPruned(dense: Model, pruned: Model, analysis: GroupA
   report.weakened = weakened.list();
   if (rescaled.size) report.rescaled = [...rescaled.values()];
 
-  const denseOut = await runModel(opts.original ?? dense, feeds);
+  const denseOut = await runModel(reference, feeds);
   const fid: OutputComparison[] = [];
-  for (const name of names) if (denseOut[name] && prunedOut[name]) fid.push(compareOutputs(name, denseOut[name], prunedOut[name], { kl: true }));
+  for (const name of names) if (denseOut[name] && prunedOut[name]) fid.push(compareOutputs(name, denseOut[name], prunedOut[name], { kl: true, expected: 'reference' }));
   const f = summarize(fid);
   const fidelity: FidelityReport = { cosine: f.cosine, outputs: fid };
   if (f.argmax !== undefined) fidelity.top1 = f.argmax;

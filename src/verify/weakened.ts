@@ -12,7 +12,8 @@
  *    (e.g. a zero-initialized head): a wrong prune upstream of it may not show in it.
  *  - `vacuous`: every output is empty or constant: the outputs verified nothing (the detail says whether tensors
  *    in front of them — activation or selection inputs — were compared and vary).
- *  - `non-finite`: elements that are NaN or ±Infinity in both models were skipped (not compared).
+ *  - `non-finite`: elements that are NaN or ±Infinity in the dense model, and the same in the masked and pruned
+ *    models, were skipped (not compared). Any other non-finite value fails verification (compare.ts `expected`).
  *  - `selection-order`: an output behind NonMaxSuppression / TopK / NonZero differed by position and was compared
  *    as a set (its items matched in another order, within tolerance; selection.ts).
  *  - `selection-tie`: an output behind such an op differs even as a set (other items selected, or another count);
