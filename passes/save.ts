@@ -1,4 +1,7 @@
-/** `save`: writes ctx.model to ctx.outputPath (temp file + rename; external data per options.externalData). */
+/**
+ * `save`: writes ctx.model to ctx.outputPath (external data per options.externalData), staged in ctx.outputs: the
+ * files are renamed into place when the whole pipeline has succeeded.
+ */
 import { UserError } from '../src/ir/errors';
 import { saveModel } from '../src/ir/io';
 import { modelOf } from '../src/pipeline/artifacts';
@@ -13,7 +16,7 @@ export function savePass(): Pass {
     run(ctx) {
       const model = modelOf(ctx, 'save');
       if (!ctx.outputPath) throw new UserError('no output path given');
-      const files = saveModel(model, ctx.outputPath, { externalData: ctx.options.externalData ?? 'auto' });
+      const files = saveModel(model, ctx.outputPath, { externalData: ctx.options.externalData ?? 'auto', outputs: ctx.outputs });
       ctx.report.output = { files };
     },
   };
