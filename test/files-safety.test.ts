@@ -477,14 +477,17 @@ describe('file-system errors are one-line user errors (exit 1), never internal e
 });
 
 describe('config, plan and calibration files: regular, bounded, shallow', () => {
-  test('a FIFO as --config, --plan or --calib: refused without blocking', () => {
+  test('a FIFO as --config, --plan, --calib or --pass (or /dev/zero as --pass): refused without blocking', () => {
     const d = dir('input-fifos');
     const out = path.join(d, 'o.onnx');
     const fifo = mkfifo(path.join(d, 'in.fifo'));
     expectUserError(cli([MNIST, out, '--config', fifo]), /config file '.*in\.fifo'.*FIFO/);
     expectUserError(cli([MNIST, out, '--plan', fifo]), /in\.fifo'.*FIFO/);
     expectUserError(cli([MNIST, out, '--ratio', '0.3', '--importance', 'wanda', '--calib', fifo]), /in\.fifo'.*FIFO/);
-    expect(ls(d)).toEqual(['in.fifo']);
+    const jsFifo = mkfifo(path.join(d, 'pass.js'));
+    expectUserError(cli([MNIST, out, '--pass', jsFifo]), /pass module '.*pass\.js': it is a FIFO/);
+    expectUserError(cli([MNIST, out, '--pass', '/dev/zero']), /pass module '\/dev\/zero': it is a character device/);
+    expect(ls(d)).toEqual(['in.fifo', 'pass.js']);
   });
 
   test('--config /dev/zero: a quick one-line user error', () => {
