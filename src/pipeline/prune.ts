@@ -112,6 +112,8 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
   checkRun(typeof input === 'string' ? input : undefined, output, o);
   // Passes see the effective value of every option that has a default.
   o = { ...DEFAULTS, ...o };
+  // The output paths are checked against every input before anything runs (pass modules included).
+  const outputs = runOutputs(input, output, options.config, o);
   const inputPath = typeof input === 'string' ? input : undefined;
 
   let names = o.passes ? o.passes.split(',').map((s) => s.trim()).filter(Boolean) : pruningPipeline(o);
@@ -123,7 +125,6 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
     const at = names.lastIndexOf('save');
     passes.splice(at === -1 ? passes.length : at, 0, ...extra);
   }
-  const outputs = runOutputs(input, output, options.config, o);
   const given = [...(inputPath ? ['inputPath'] : ['model']), ...(output !== undefined ? ['outputPath'] : [])];
   const pipeline = new Pipeline(passes, given);
   const ctx: PassContext = newContext({
