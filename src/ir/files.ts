@@ -344,7 +344,8 @@ export class OutputSet {
 
   /**
    * Renames every staged file into place (after checking each destination once more) and returns the
-   * destinations. On an error the remaining temp files are removed.
+   * destinations. On an error the remaining temp files are removed (renames are atomic one by one, not as a set:
+   * a rename that fails after an earlier one succeeded leaves that earlier file replaced).
    */
   commit(): string[] {
     const todo = [...this.staged].sort((a, b) => a.rank - b.rank);
