@@ -2,8 +2,8 @@
  * `compensate`: FLAP bias compensation (src/score/compensate.ts) between `plan` and `prune`.
  *  - After a data-aware importance method (src/score/methods.ts: wanda, fluctuation), whose calibration
  *    statistics it reuses (ctx.artifacts.activationStats), it runs by default: it computes the bias changes,
- *    makes them, and stores them in the plan (ctx.artifacts.plan.compensation; the --save-plan file is rewritten
- *    with them).
+ *    makes them, and stores them in the plan (ctx.artifacts.plan.compensation; the staged --save-plan file is replaced
+ *    by one with them).
  *  - With a saved plan that carries compensation (--plan), it re-applies those changes (no calibration needed).
  *  - options.compensate === false turns both off; after a data-free method it does nothing.
  * What it does follows the scores it finds (the method that produced them), not an option string, so a
@@ -64,7 +64,7 @@ export function compensatePass(options: PruneOptions): Pass {
       const made = adjustments.filter((a) => !r.overflowed?.includes(a.node));
       if (made.length) {
         plan.compensation = made;
-        if (options.savePlan) writePlanFile(options.savePlan, plan);
+        if (options.savePlan) writePlanFile(options.savePlan, plan, ctx.outputs);
       }
     },
   };

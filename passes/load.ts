@@ -1,6 +1,9 @@
-/** `load`: reads ctx.inputPath into ctx.model (external data resolved relative to the model's folder). */
+/**
+ * `load`: reads ctx.inputPath into ctx.model (external data resolved relative to the model's folder, each data file
+ * checked once). The model file and its data files are protected in ctx.outputs: no output may replace them.
+ */
 import { UserError } from '../src/ir/errors';
-import { loadModel } from '../src/ir/io';
+import { loadModel, protectModelFiles } from '../src/ir/io';
 import type { Pass } from '../src/pipeline/pass';
 
 export function loadPass(): Pass {
@@ -12,6 +15,7 @@ export function loadPass(): Pass {
     run(ctx) {
       if (!ctx.inputPath) throw new UserError('no input model given');
       ctx.model = loadModel(ctx.inputPath);
+      if (ctx.outputs) protectModelFiles(ctx.model, ctx.outputs);
     },
   };
 }

@@ -3,7 +3,7 @@
  *  - options.plan: read and validate a saved plan (same model, known groups, indices in range);
  *  - else ctx.artifacts.removed (from an allocation pass), when present;
  *  - else a uniform ratio (options.ratio) over ctx.artifacts.scores: the lowest-scoring units of each group.
- * options.savePlan writes the plan as JSON.
+ * options.savePlan writes the plan as JSON (staged in ctx.outputs: written only when the whole run succeeds).
  */
 import { UserError } from '../src/ir/errors';
 import { analysisOf, modelOf } from '../src/pipeline/artifacts';
@@ -40,7 +40,7 @@ export function planPass(options: PruneOptions): Pass {
         plan = makePlan(model, groups, meta);
       }
       ctx.artifacts.plan = plan;
-      if (options.savePlan) writePlanFile(options.savePlan, plan);
+      if (options.savePlan) writePlanFile(options.savePlan, plan, ctx.outputs);
       ctx.log(`plan: ${Object.keys(plan.groups).length} of ${analysis.groups.length} groups lose units`);
     },
   };

@@ -40,5 +40,5 @@ export function cloneMessage<T extends object>(root: T): T {
 }
 
 export function cloneModel(model: Model): Model {
-  return new Model(cloneMessage(model.toProto()), model.baseDir);
+  return new Model(cloneMessage(model.toProto()), model.files);
 }

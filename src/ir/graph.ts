@@ -7,6 +7,7 @@ import { DataType } from './dtype';
 import { toBigInt, toNumber } from './long';
 import { Node } from './node';
 import { onnx } from './proto';
+import { ModelFiles } from './external-data';
 import { ConstTensor, makeTensorProto } from './tensor';
 
 /** A tensor's element type and shape; a dim is a number, a symbolic name, or undefined when unknown. */
@@ -34,8 +35,13 @@ export class Graph {
   private index?: { producer: Map<string, Node>; consumers: Map<string, Node[]> };
   private constNodeCache = new Map<string, ConstTensor | null>();
 
-  constructor(public proto: onnx.GraphProto, public readonly baseDir?: string, public readonly parent?: Graph) {
-    for (const t of proto.initializer) this.initializers.set(t.name ?? '', new ConstTensor(t, baseDir));
+  /** The model's files (external data); shared by all graphs of a model and by its clones. */
+  readonly files?: ModelFiles;
+
+  /** @param files the model's files, or the folder external data is relative to */
+  constructor(public proto: onnx.GraphProto, files?: ModelFiles | string, public readonly parent?: Graph) {
+    this.files = typeof files === 'string' ? new ModelFiles(files) : files;
+    for (const t of proto.initializer) this.initializers.set(t.name ?? '', new ConstTensor(t, this.files));
     for (const np of proto.node) this.nodes.push(this.wrapNode(np));
     for (const vi of [...proto.input, ...proto.output, ...proto.valueInfo]) {
       const vt = valueTypeOf(vi);
@@ -47,12 +53,14 @@ export class Graph {
   private wrapNode(np: onnx.NodeProto): Node {
     const n = new Node(np, this);
     for (const a of np.attribute) {
-      if (a.g) n.subgraphs.push(new Graph(a.g, this.baseDir, this));
-      for (const g of a.graphs ?? []) n.subgraphs.push(new Graph(g, this.baseDir, this));
+      if (a.g) n.subgraphs.push(new Graph(a.g, this.files, this));
+      for (const g of a.graphs ?? []) n.subgraphs.push(new Graph(g, this.files, this));
     }
     return n;
   }
 
+  /** Folder that external-data locations are relative to. */
+  get baseDir(): string | undefined { return this.files?.baseDir; }
   get name(): string { return this.proto.name ?? ''; }
   get inputs(): onnx.ValueInfoProto[] { return this.proto.input; }
   get outputs(): onnx.ValueInfoProto[] { return this.proto.output; }
@@ -96,7 +104,7 @@ export class Graph {
     const prod = this.producer(name);
     if (prod) {
       if (prod.opType !== 'Constant' || prod.domain !== '') return undefined;
-      if (!this.constNodeCache.has(name)) this.constNodeCache.set(name, constantNodeTensor(prod, this.baseDir));
+      if (!this.constNodeCache.has(name)) this.constNodeCache.set(name, constantNodeTensor(prod, this.files));
       return this.constNodeCache.get(name) ?? undefined;
     }
     if (this.isGraphInput(name)) return undefined;
@@ -156,7 +164,7 @@ export class Graph {
     const out: WeightRef[] = [];
     for (const [name, tensor] of this.initializers) out.push({ name, tensor, source: 'initializer', graph: this });
     for (const sp of this.proto.sparseInitializer) {
-      if (sp.values) out.push({ name: sp.values.name ?? '', tensor: new ConstTensor(sp.values, this.baseDir), source: 'sparse-initializer', graph: this });
+      if (sp.values) out.push({ name: sp.values.name ?? '', tensor: new ConstTensor(sp.values, this.files), source: 'sparse-initializer', graph: this });
     }
     for (const n of this.nodes) {
       if (n.opType === 'Constant' && n.domain === '') {
@@ -292,7 +300,7 @@ export class Graph {
 
   /** Adds (or replaces) an initializer. */
   setInitializer(proto: onnx.TensorProto): ConstTensor {
-    const t = new ConstTensor(proto, this.baseDir);
+    const t = new ConstTensor(proto, this.files);
     this.initializers.set(proto.name ?? '', t);
     this.types.set(proto.name ?? '', { dtype: t.dtype, shape: t.dims });
     this.invalidate();
@@ -400,14 +408,14 @@ export function implicitInputs(n: Node): string[] {
 }
 
 /** The value of a Constant node as a ConstTensor (value, value_float(s), value_int(s), value_string(s)). */
-function constantNodeTensor(n: Node, baseDir?: string): ConstTensor | null {
+function constantNodeTensor(n: Node, files?: ModelFiles): ConstTensor | null {
   const name = n.outputs[0];
   for (const a of n.proto.attribute) {
     switch (a.name) {
       case 'value':
         if (a.t) {
           // Constant-node tensors are often unnamed; the node's output is their name.
-          return new ConstTensor(a.t, baseDir);
+          return new ConstTensor(a.t, files);
         }
         break;
       case 'value_float': return new ConstTensor(makeTensorProto(name, DataType.FLOAT, [], Float32Array.of(a.f ?? 0)));

@@ -5,6 +5,8 @@ export { Node } from './node';
 export { Graph, implicitInputs, valueTypeOf, type ValueType, type WeightRef } from './graph';
 export { Model } from './model';
 export { loadModel, saveModel, type LoadOptions, type SaveOptions } from './io';
+export { ModelFiles } from './external-data';
+export { OutputSet } from './files';
 export { onnx, encodeModelProto, decodeModelProto } from './proto';
 export { toNumber, toBigInt, toLong } from './long';
 export * as builder from './builder';

@@ -5,7 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from './errors';
-import { readWholeFile, writeAll } from './external-data';
+import { ModelFiles, isExternal } from './external-data';
+import { OutputSet, openInput, readFd } from './files';
 import { toNumber } from './long';
 import { Model } from './model';
 import { decodeModelProto, encodeModelProto, onnx } from './proto';
@@ -24,29 +25,23 @@ export interface LoadOptions {
 
 export function loadModel(source: string | Uint8Array, opts: LoadOptions = {}): Model {
   let bytes: Uint8Array;
-  let baseDir = opts.baseDir;
+  let files: ModelFiles | undefined = opts.baseDir !== undefined ? new ModelFiles(opts.baseDir) : undefined;
   let label = 'model bytes';
   if (typeof source === 'string') {
     label = `'${source}'`;
-    let st: fs.Stats;
+    // One descriptor, checked (a regular file, not a FIFO: the open does not block) and read.
+    const f = openInput(source, {
+      label,
+      maxBytes: PROTOBUF_LIMIT,
+      tooLarge: (size) => `${label} is ${size} bytes; protobuf cannot parse a model over 2 GB (weights must be in external data)`,
+    });
     try {
-      st = fs.statSync(source);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(code === 'ENOENT' ? `cannot read ${label}: no such file` : `cannot read ${label}: ${code ?? String(e)}`);
+      if (f.size === 0) throw new UserError(`${label} is empty, not an ONNX model`);
+      bytes = readFd(f.fd, f.size, 0, label);
+    } finally {
+      fs.closeSync(f.fd);
     }
-    if (st.isDirectory()) throw new UserError(`cannot read ${label}: it is a directory, not an ONNX file`);
-    if (!st.isFile()) throw new UserError(`cannot read ${label}: not a regular file`);
-    if (st.size === 0) throw new UserError(`${label} is empty, not an ONNX model`);
-    if (st.size > PROTOBUF_LIMIT) {
-      throw new UserError(`${label} is ${st.size} bytes; protobuf cannot parse a model over 2 GB (weights must be in external data)`);
-    }
-    try {
-      bytes = readWholeFile(source);
-    } catch (e) {
-      throw new UserError(`cannot read ${label}: ${(e as Error).message}`);
-    }
-    baseDir ??= path.dirname(path.resolve(source));
+    files = new ModelFiles(opts.baseDir ?? path.dirname(path.resolve(source)), { file: path.resolve(source), id: f.id });
   } else {
     bytes = source;
     if (bytes.length === 0) throw new UserError('model bytes are empty, not an ONNX model');
@@ -58,7 +53,38 @@ export function loadModel(source: string | Uint8Array, opts: LoadOptions = {}): 
     throw new UserError(`${label} is not a valid ONNX model (protobuf: ${(e as Error).message})`);
   }
   validateModelProto(proto, label);
-  return new Model(proto, baseDir);
+  internalizeNonWeightTensors(proto, files);
+  return new Model(proto, files);
+}
+
+/**
+ * External data of the tensors that are not graph initializers (node attributes such as ConstantOfShape's value
+ * and Constant's, sparse initializers) is read in now, from the checked data files, and stored inline: every
+ * later consumer (onnxruntime, which would resolve it against its working folder; save) sees bytes, never a
+ * location. Initializers stay external and are read lazily.
+ */
+function internalizeNonWeightTensors(m: onnx.ModelProto, files: ModelFiles | undefined): void {
+  const tensors: onnx.TensorProto[] = [];
+  const sparse = (sp: onnx.ISparseTensorProto | null | undefined) => {
+    if (sp?.values) tensors.push(sp.values as onnx.TensorProto);
+    if (sp?.indices) tensors.push(sp.indices as onnx.TensorProto);
+  };
+  const graphs: onnx.IGraphProto[] = m.graph ? [m.graph] : [];
+  while (graphs.length) {
+    const g = graphs.pop()!;
+    for (const sp of g.sparseInitializer ?? []) sparse(sp);
+    for (const n of g.node ?? []) {
+      for (const a of n.attribute ?? []) {
+        if (a.t) tensors.push(a.t as onnx.TensorProto);
+        for (const t of a.tensors ?? []) tensors.push(t as onnx.TensorProto);
+        sparse(a.sparseTensor);
+        for (const sp of a.sparseTensors ?? []) sparse(sp);
+        if (a.g) graphs.push(a.g);
+        for (const sg of a.graphs ?? []) graphs.push(sg);
+      }
+    }
+  }
+  for (const t of tensors) if (isExternal(t)) new ConstTensor(t, files).internalize();
 }
 
 /** Structural checks that catch bytes which happen to decode as protobuf but are no ONNX model. */
@@ -217,12 +243,37 @@ export function runtimeModel(model: Model, opts: RuntimeModelOptions = {}): Runt
   }
 }
 
-/** Saves `model` to `outPath` atomically (temp file + rename). Returns the files written. */
-export function saveModel(model: Model, outPath: string, opts: SaveOptions = {}): string[] {
+/**
+ * Saves `model` to `outPath`: the model and its external data (`<output>.data`) are written to temp files next to
+ * them and renamed into place when both are complete. Never over a directory, FIFO or device, nor over the
+ * model's own input files (the model file it was loaded from, its external data). With `opts.outputs` the files
+ * are only staged there (the caller commits them together with its other outputs). Returns the files written.
+ */
+export function saveModel(model: Model, outPath: string, opts: SaveOptions & { outputs?: OutputSet } = {}): string[] {
+  const own = opts.outputs === undefined;
+  const outputs = opts.outputs ?? new OutputSet();
+  try {
+    const files = stageModel(model, outPath, opts, outputs);
+    if (own) outputs.commit();
+    return files;
+  } catch (e) {
+    if (own) outputs.abort();
+    throw e;
+  }
+}
+
+/** Registers the files `model` was read from with `outputs`: no output may replace them. */
+export function protectModelFiles(model: Model, outputs: OutputSet): void {
+  const files = model.files;
+  if (!files) return;
+  if (files.modelFile) outputs.protect(files.modelFile.file, 'the input model', files.modelFile.id);
+  for (const d of files.dataFiles()) outputs.protect(d.file, `the input's external data '${d.location}'`, d.id);
+}
+
+function stageModel(model: Model, outPath: string, opts: SaveOptions, outputs: OutputSet): string[] {
   const out = path.resolve(outPath);
-  const dir = path.dirname(out);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`cannot write '${outPath}': folder '${dir}' does not exist`);
-  if (fs.existsSync(out) && fs.statSync(out).isDirectory()) throw new UserError(`cannot write '${outPath}': it is a directory`);
+  protectModelFiles(model, outputs);
+  outputs.declare(outPath, 'output model');
 
   const proto = model.toProto();
   const { byProto: tensorsByProto, initializers: initializerProtos } = tensorIndex(model);
@@ -235,13 +286,11 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
   }
 
   const dataName = `${path.basename(out)}.data`;
-  const dataPath = path.join(dir, dataName);
-  const tmpSuffix = `.tmp-${process.pid}-${Date.now().toString(36)}`;
-  const tmpModel = out + tmpSuffix;
-  const tmpData = dataPath + tmpSuffix;
+  const dataPath = path.join(path.dirname(out), dataName);
+  if (external) outputs.declare(dataPath, 'output external data');
   const restores: (() => void)[] = [];
   const written: string[] = [];
-  let dataFd: number | undefined;
+  let data: ReturnType<OutputSet['open']> | undefined;
   try {
     let offset = 0;
     forEachTensorSlot(proto.graph!, (t, replace) => {
@@ -251,10 +300,10 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
       const big = ct !== undefined && ct.dtype !== 8 && ct.byteSize >= threshold;
       if (external && big && initializerProtos.has(t)) {
         const bytes = ct!.bytesView();
-        if (dataFd === undefined) dataFd = fs.openSync(tmpData, 'w');
+        data ??= outputs.open(dataPath, 'output external data', 0);
         const align = bytes.length >= 1 << 20 ? 4096 : 64;
         offset = Math.ceil(offset / align) * align;
-        writeAll(dataFd, bytes, offset);
+        outputs.write(data, bytes, offset);
         const copy = externalCopy(t, dataName, offset, bytes.length);
         offset += bytes.length;
         replace(copy);
@@ -267,29 +316,15 @@ export function saveModel(model: Model, outPath: string, opts: SaveOptions = {})
         restores.push(() => replace(t));
       }
     });
-    if (dataFd !== undefined) {
-      fs.closeSync(dataFd);
-      dataFd = undefined;
+    if (data) {
+      outputs.close(data);
+      written.push(dataPath);
     }
     const bytes = encodeModelProto(proto);
     if (bytes.length > PROTOBUF_LIMIT) throw new UserError('the serialized model exceeds the 2 GB protobuf limit; save it with external data');
-    const fd = fs.openSync(tmpModel, 'w');
-    try {
-      writeAll(fd, bytes, 0);
-    } finally {
-      fs.closeSync(fd);
-    }
-    if (fs.existsSync(tmpData)) {
-      fs.renameSync(tmpData, dataPath);
-      written.push(dataPath);
-    }
-    fs.renameSync(tmpModel, out);
+    outputs.stage(outPath, 'output model', bytes, 1);
     written.unshift(out);
     return written;
-  } catch (e) {
-    if (dataFd !== undefined) fs.closeSync(dataFd);
-    for (const f of [tmpModel, tmpData]) if (fs.existsSync(f)) fs.unlinkSync(f);
-    throw e;
   } finally {
     for (const r of restores.reverse()) r();
   }

@@ -6,7 +6,7 @@
 import { numel } from './dims';
 import { DataType, bfloat16ToFloat32, bitsPerElement, byteLength, dtypeName, float16ToFloat32, float32ToFloat16 } from './dtype';
 import { UserError } from './errors';
-import { ExternalRef, isExternal, readExternal, resolveExternal } from './external-data';
+import { ExternalRef, ModelFiles, isExternal, readExternal, resolveExternal } from './external-data';
 import { toBigInt, toNumber } from './long';
 import { onnx } from './proto';
 
@@ -22,8 +22,12 @@ export class ConstTensor {
   readonly external?: ExternalRef;
   private cachedBytes?: Uint8Array;
 
-  constructor(public proto: onnx.TensorProto, baseDir?: string) {
-    if (isExternal(proto)) this.external = resolveExternal(proto, baseDir);
+  /**
+   * @param files the model's files (external data is relative to their folder and read only from the files checked
+   * at load); a folder path makes a new ModelFiles
+   */
+  constructor(public proto: onnx.TensorProto, files?: ModelFiles | string) {
+    if (isExternal(proto)) this.external = resolveExternal(proto, typeof files === 'string' ? new ModelFiles(files) : files);
   }
 
   get name(): string { return this.proto.name ?? ''; }

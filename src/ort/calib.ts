@@ -11,9 +11,9 @@
  * Arrays are converted within a type family when needed (float64 → float32, int32 → int64, ...).
  */
 import { numel } from '../ir/dims';
-import * as fs from 'fs';
 import { DataType, byteLength, dtypeName, float16ToFloat32, float32ToFloat16, isFloat, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
+import { readInputFile } from '../ir/files';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TypedArray } from '../ir/tensor';
@@ -62,6 +62,12 @@ export interface CalibOptions {
   warn?: (message: string) => void;
 }
 
+/**
+ * Largest calibration file read (bytes). The file is read whole and its arrays are converted and batched, which
+ * costs about twice its size: 1 GiB keeps a run within the memory budget.
+ */
+export const CALIB_MAX_BYTES = 2 ** 30;
+
 const DTYPE_NAMES: Record<string, DataType> = {
   float32: DataType.FLOAT, float: DataType.FLOAT, float16: DataType.FLOAT16, float64: DataType.DOUBLE, double: DataType.DOUBLE,
   int64: DataType.INT64, int32: DataType.INT32, int16: DataType.INT16, int8: DataType.INT8, uint8: DataType.UINT8, bool: DataType.BOOL,
@@ -89,15 +95,13 @@ export function loadCalibration(model: Model, opts: CalibOptions = {}): CalibSet
     return randomCalibration(model, opts);
   }
   const file = opts.file;
-  let bytes: Uint8Array;
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile()) throw new UserError(`calibration file '${file}' is not a regular file`);
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError(`calibration file '${file}' does not exist`);
-    throw e instanceof UserError ? e : new UserError(`cannot read calibration file '${file}': ${(e as Error).message}`);
-  }
+  // One descriptor, checked (a regular file: a FIFO does not block) and within the memory budget, then read.
+  const bytes = readInputFile(file, {
+    label: `calibration file '${file}'`,
+    missing: `calibration file '${file}' does not exist`,
+    maxBytes: CALIB_MAX_BYTES,
+    tooLarge: (size) => `calibration file '${file}' is ${size} bytes, over the ${CALIB_MAX_BYTES / 2 ** 30} GiB limit for calibration data (use fewer samples)`,
+  });
   const specs = inputSpecs(model);
   if (isNpy(bytes)) {
     if (specs.length !== 1) throw new UserError(`the model has ${specs.length} inputs: give calibration data as .npz (one array per input), not .npy`);

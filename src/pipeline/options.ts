@@ -13,6 +13,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
+import { fsError, kindOf, readJsonText } from '../ir/files';
 import { SCORE_METHODS } from '../score/methods';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
 
@@ -238,32 +239,29 @@ function editDistance(a: string, b: string): number {
   return prev[b.length];
 }
 
+/** An early check of an input file named by an option (the file is opened and checked again when it is read). */
 function checkFile(p: string, label: string, what: string): void {
-  let st: fs.Stats;
+  let st: fs.Stats | undefined;
   try {
-    st = fs.statSync(p);
-  } catch {
-    throw new UserError(`${label}: ${what} '${p}' does not exist`);
+    st = fs.statSync(p, { throwIfNoEntry: false });
+  } catch (e) {
+    throw fsError(e, `${label}: cannot read ${what} '${p}'`);
   }
-  if (!st.isFile()) throw new UserError(`${label}: ${what} '${p}' is not a regular file`);
+  if (!st) throw new UserError(`${label}: ${what} '${p}' does not exist`);
+  if (!st.isFile()) throw new UserError(`${label}: ${what} '${p}' is ${kindOf(st)}, not a regular file`);
 }
 
-/** Reads and validates a config file. */
+/** Reads and validates a config file (a regular file of at most 16 MB, nesting at most 64 levels deep). */
 export function loadConfig(file: string): PruneOptions {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `config file '${file}' does not exist` : `cannot read config file '${file}': ${code ?? (e as Error).message}`);
-  }
+  const label = `config file '${file}'`;
+  const text = readJsonText(file, { label, missing: `${label} does not exist` });
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new UserError(`config file '${file}' is not valid JSON: ${(e as Error).message}`);
+    throw new UserError(`${label} is not valid JSON: ${(e as Error).message}`);
   }
-  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`config file '${file}' must hold a JSON object`);
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new UserError(`${label} must hold a JSON object`);
   return validateOptions(raw as Record<string, unknown>, `config '${file}'`, path.dirname(path.resolve(file)));
 }
 

@@ -9,6 +9,7 @@
  */
 import type { Achieved } from '../allocate/types';
 import type { GroupAnalysis } from '../analysis/types';
+import type { OutputSet } from '../ir/files';
 import type { Model } from '../ir/model';
 import type { ActivationStats } from '../ort/capture';
 import type { CostReport } from '../prune/accounting';
@@ -90,6 +91,12 @@ export interface PassContext {
   outputPath?: string;
   /** The model being compiled (set by `load`, or given). */
   model?: Model;
+  /**
+   * The files the run writes (the model, its external data, the plan): passes stage them here and the pipeline
+   * renames them into place together when every pass succeeded (`Pipeline.run`); a failed run writes nothing.
+   * The files the run reads are protected in it: no output may replace them.
+   */
+  outputs?: OutputSet;
   /** Options from the CLI / config file / API, shared by all passes. */
   options: PruneOptions;
   artifacts: Artifacts;

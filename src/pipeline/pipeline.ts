@@ -1,5 +1,6 @@
 /** Builds a pipeline from pass names and runs it on a shared context. */
 import { UserError } from '../ir/errors';
+import { OutputSet } from '../ir/files';
 import type { PruneOptions } from './options';
 import type { Pass, PassContext } from './pass';
 import { createPass } from './registry';
@@ -31,11 +32,22 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Runs the passes in order, then writes the files they staged in `ctx.outputs` (all together, at the end); when
+   * a pass fails, the staged files are removed and nothing is written.
+   */
   async run(ctx: PassContext): Promise<PassContext> {
-    for (const p of this.passes) {
-      const t0 = Date.now();
-      await p.run(ctx);
-      ctx.log(`pass ${p.name}: ${Date.now() - t0} ms`);
+    const outputs = (ctx.outputs ??= new OutputSet());
+    try {
+      for (const p of this.passes) {
+        const t0 = Date.now();
+        await p.run(ctx);
+        ctx.log(`pass ${p.name}: ${Date.now() - t0} ms`);
+      }
+      outputs.commit();
+    } catch (e) {
+      outputs.abort();
+      throw e;
     }
     return ctx;
   }

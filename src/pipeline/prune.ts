@@ -13,6 +13,8 @@
 import * as path from 'path';
 import { cloneModel } from '../ir/clone';
 import { UserError } from '../ir/errors';
+import { OutputSet } from '../ir/files';
+import { protectModelFiles } from '../ir/io';
 import type { Model } from '../ir/model';
 import type { PrunePlan } from '../prune/plan';
 import { importanceMethod } from '../score/methods';
@@ -87,6 +89,24 @@ function checkRun(input: string | undefined, output: string | undefined, o: Prun
   }
 }
 
+/**
+ * The run's outputs, with every file it reads protected (by device and inode: no output may be an input, through
+ * a symlink or a hard link either) and the output paths checked before anything runs (not a directory, FIFO or
+ * device). The load pass adds the input's external-data files.
+ */
+function runOutputs(input: Model | string, output: string | undefined, config: string | undefined, o: PruneOptions): OutputSet {
+  const outputs = new OutputSet();
+  if (typeof input === 'string') outputs.protect(input, 'the input model');
+  else protectModelFiles(input, outputs);
+  if (config !== undefined) outputs.protect(config, 'the config file');
+  if (o.plan !== undefined) outputs.protect(o.plan, 'the plan file (--plan)');
+  if (o.calib !== undefined) outputs.protect(o.calib, 'the calibration file');
+  for (const p of o.pass ?? []) outputs.protect(p, 'a pass module');
+  if (output !== undefined) outputs.declare(output, 'output model');
+  if (o.savePlan !== undefined) outputs.declare(o.savePlan, 'plan file');
+  return outputs;
+}
+
 export async function prune(input: Model | string, options: PruneRunOptions = {}): Promise<PruneResult> {
   const { output, extraPasses = [], log, onWarning } = options;
   // Options given in code are checked like flags; a config file's options come first, the given ones win.
@@ -95,6 +115,8 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
   checkRun(typeof input === 'string' ? input : undefined, output, o);
   // Passes see the effective value of every option that has a default.
   o = { ...DEFAULTS, ...o };
+  // The output paths are checked against every input before anything runs (pass modules included).
+  const outputs = runOutputs(input, output, options.config, o);
   const inputPath = typeof input === 'string' ? input : undefined;
 
   let names = o.passes ? o.passes.split(',').map((s) => s.trim()).filter(Boolean) : pruningPipeline(o);
@@ -115,6 +137,7 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
     inputPath,
     outputPath: output,
     model: typeof input === 'string' ? undefined : cloneModel(input),
+    outputs,
     options: o,
     log: log ?? (() => {}),
     warn: onWarning,

@@ -2,8 +2,10 @@
  * Pass registry: passes by name. The built-in passes (passes/) are registered by the entry points (src/index.ts,
  * the CLI) through `registerBuiltinPasses`; passes loaded from user JS modules (`--pass ./my-pass.js`) join them.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
+import { kindOf } from '../ir/files';
 import type { PruneOptions } from './options';
 import type { Pass, PassFactory } from './pass';
 
@@ -46,9 +48,14 @@ export function loadPassModule(modulePath: string, options: PruneOptions): Pass[
   const abs = path.resolve(modulePath);
   let mod: unknown;
   try {
+    // A FIFO or device would block require's read (or never end): only a regular file is loaded.
+    const file = require.resolve(abs);
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new UserError(`cannot load pass module '${modulePath}': it is ${kindOf(st)}, not a regular file`);
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    mod = require(abs);
+    mod = require(file);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'MODULE_NOT_FOUND' && String((e as Error).message).includes(abs)) throw new UserError(`cannot load pass module '${modulePath}': file not found`);
     throw new UserError(`cannot load pass module '${modulePath}': ${(e as Error).message.split('\n')[0]}`);

@@ -4,11 +4,10 @@
  * applied (bad JSON, schema violations, other model, unknown or declined group, index out of range, all units).
  */
 import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as path from 'path';
 import type { DeclinedGroup, Group, GroupAnalysis } from '../analysis/types';
 import type { BiasAdjustment } from '../score/compensate';
 import { UserError } from '../ir/errors';
+import { OutputSet, readJsonText } from '../ir/files';
 import type { Model } from '../ir/model';
 import planSchema from '../../schemas/plan.schema.json';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
@@ -118,15 +117,12 @@ export function validatePlan(value: unknown, model: Model, analysis: GroupAnalys
   return { ...plan, groups };
 }
 
-/** Reads and parses a plan file (UserError when missing or not JSON); validate it with `validatePlan`. */
+/**
+ * Reads and parses a plan file (UserError when missing, not a regular file, over 16 MB, nested too deeply or not
+ * JSON); validate it with `validatePlan`.
+ */
 export function readPlanFile(file: string): unknown {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`cannot read plan '${file}': ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code ?? String(e)}`);
-  }
+  const text = readJsonText(file, { label: `plan '${file}'` });
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -144,18 +140,21 @@ export function planToJson(plan: PrunePlan): string {
   return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${comp}${meta}\n}\n`;
 }
 
-/** Writes a plan atomically (temp file + rename). */
-export function writePlanFile(file: string, plan: PrunePlan): void {
-  const out = path.resolve(file);
-  const dir = path.dirname(out);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`cannot write plan '${file}': folder '${dir}' does not exist`);
-  const tmp = `${out}.tmp-${process.pid}-${Date.now().toString(36)}`;
+/**
+ * Writes a plan (temp file + rename). With `outputs` it is only staged there: the run commits it with its other
+ * outputs when it succeeds (a failed run leaves no plan behind).
+ */
+export function writePlanFile(file: string, plan: PrunePlan, outputs?: OutputSet): void {
+  if (outputs) {
+    outputs.stage(file, 'plan file', planToJson(plan), 2);
+    return;
+  }
+  const own = new OutputSet();
   try {
-    fs.writeFileSync(tmp, planToJson(plan));
-    fs.renameSync(tmp, out);
+    own.stage(file, 'plan file', planToJson(plan), 2);
+    own.commit();
   } catch (e) {
-    if (fs.existsSync(tmp)) fs.unlinkSync(tmp);
-    if ((e as NodeJS.ErrnoException).code) throw new UserError(`cannot write plan '${file}': ${(e as NodeJS.ErrnoException).code}`);
+    own.abort();
     throw e;
   }
 }
