@@ -14,6 +14,11 @@ import { ortErrorSummary } from './errors';
 
 export { ort, rng };
 
+// onnxruntime's process-wide logger writes warnings to stderr by itself (e.g. "Failed to persist telemetry device
+// ID" when HOME is not writable), which would break the one-line error and the clean stderr of a successful run:
+// only errors reach it; what a session fails on comes back to us as an exception.
+ort.env.logLevel = 'error';
+
 export const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: 1,
   interOpNumThreads: 1,
