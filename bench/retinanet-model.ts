@@ -110,39 +110,39 @@ export function retinaNet(spec: RetinaSpec): Uint8Array {
 
   // FPN: P3..P5 top-down, then P6, P7.
   const P = '/backbone/fpn';
-  const F_ = spec.fpn;
+  const ch = spec.fpn;
   const bias = (scope: string, n: number) => b.weight(`${key(scope)}.bias`, [n], 0.02);
-  const lateral = c.map((ci, i) => conv(`${P}/inner_blocks.${i}/0`, ci.name, ci.channels, F_, 1, 1, undefined, bias(`${P}/inner_blocks.${i}/0`, F_)));
+  const lateral = c.map((ci, i) => conv(`${P}/inner_blocks.${i}/0`, ci.name, ci.channels, ch, 1, 1, undefined, bias(`${P}/inner_blocks.${i}/0`, ch)));
   const up = 'fpn.upsample.scales';
   b.inits.push(tensor(up, F, [4], Float32Array.of(1, 1, 2, 2)));
   const inner: string[] = [lateral[2]];
   for (let i = 1; i >= 0; i--) {
-    const upsampled = b.op(`${P}`, 'Resize', [inner[0], '', up], [
+    const upsampled = b.op(P, 'Resize', [inner[0], '', up], [
       attr.string('coordinate_transformation_mode', 'asymmetric'), attr.string('mode', 'nearest'), attr.string('nearest_mode', 'floor'),
     ]);
     inner.unshift(b.op(P, 'Add', [lateral[i], upsampled]));
   }
-  const pyramid = inner.map((t, i) => conv(`${P}/layer_blocks.${i}/0`, t, F_, F_, 3, 1, undefined, bias(`${P}/layer_blocks.${i}/0`, F_)));
-  if (spec.levels > 3) pyramid.push(conv(`${P}/extra_blocks/p6`, pyramid[2], F_, F_, 3, 2, undefined, bias(`${P}/extra_blocks/p6`, F_)));
-  if (spec.levels > 4) pyramid.push(conv(`${P}/extra_blocks/p7`, relu(`${P}/extra_blocks`, pyramid[3]), F_, F_, 3, 2, undefined, bias(`${P}/extra_blocks/p7`, F_)));
+  const pyramid = inner.map((t, i) => conv(`${P}/layer_blocks.${i}/0`, t, ch, ch, 3, 1, undefined, bias(`${P}/layer_blocks.${i}/0`, ch)));
+  if (spec.levels > 3) pyramid.push(conv(`${P}/extra_blocks/p6`, pyramid[2], ch, ch, 3, 2, undefined, bias(`${P}/extra_blocks/p6`, ch)));
+  if (spec.levels > 4) pyramid.push(conv(`${P}/extra_blocks/p7`, relu(`${P}/extra_blocks`, pyramid[3]), ch, ch, 3, 2, undefined, bias(`${P}/extra_blocks/p7`, ch)));
 
   // Heads: one set of weights, one Conv node per level.
-  const tower = (name: string, outCh: number) => {
+  const tower = (name: string, predictor: string, outCh: number) => {
     const ws = Array.from({ length: spec.towerConvs }, (_, j) => ({
-      w: b.weight(`head.${name}.conv.${j}.0.weight`, [F_, F_, 3, 3], Math.sqrt(3 / (F_ * 9))),
-      b: b.weight(`head.${name}.conv.${j}.0.bias`, [F_], 0.02),
+      w: b.weight(`head.${name}.conv.${j}.0.weight`, [ch, ch, 3, 3], Math.sqrt(3 / (ch * 9))),
+      b: b.weight(`head.${name}.conv.${j}.0.bias`, [ch], 0.02),
     }));
-    const pw = b.weight(`head.${name}.${name === 'classification_head' ? 'cls_logits' : 'bbox_reg'}.weight`, [outCh, F_, 3, 3], Math.sqrt(3 / (F_ * 9)));
-    const pb = b.weight(`head.${name}.${name === 'classification_head' ? 'cls_logits' : 'bbox_reg'}.bias`, [outCh], 0.02);
+    const pw = b.weight(`head.${name}.${predictor}.weight`, [outCh, ch, 3, 3], Math.sqrt(3 / (ch * 9)));
+    const pb = b.weight(`head.${name}.${predictor}.bias`, [outCh], 0.02);
     return pyramid.map((p) => {
       let h = p;
-      ws.forEach((cw, j) => { h = relu(`/head/${name}/conv.${j}/conv.${j}.1`, conv(`/head/${name}/conv.${j}/conv.${j}.0`, h, F_, F_, 3, 1, cw.w, cw.b)); });
-      return conv(`/head/${name}/${name === 'classification_head' ? 'cls_logits' : 'bbox_reg'}`, h, F_, outCh, 3, 1, pw, pb);
+      ws.forEach((cw, j) => { h = relu(`/head/${name}/conv.${j}/conv.${j}.1`, conv(`/head/${name}/conv.${j}/conv.${j}.0`, h, ch, ch, 3, 1, cw.w, cw.b)); });
+      return conv(`/head/${name}/${predictor}`, h, ch, outCh, 3, 1, pw, pb);
     });
   };
   const A = spec.anchors, K = spec.classes;
-  const cls = tower('classification_head', A * K);
-  const box = tower('regression_head', A * 4);
+  const cls = tower('classification_head', 'cls_logits', A * K);
+  const box = tower('regression_head', 'bbox_reg', A * 4);
   const sides = levelSizes(spec).map((n) => Math.round(Math.sqrt(n)));
   const outputs = [];
   if (spec.concat) {
