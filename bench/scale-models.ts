@@ -26,9 +26,9 @@ function fillUniform(out: Float32Array, next: () => number, scale: number, offse
 
 /**
  * Collects nodes and initializers with exporter-style names: node `/<scope>/<Op>[_k]`, output
- * `/<scope>/<Op>[_k]_output_0`, weights `onnx::<Op>_<n>`.
+ * `/<scope>/<Op>[_k]_output_0`, weights `onnx::<Op>_<n>`. Also used by bench/retinanet-model.ts.
  */
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: onnx.NodeProto[] = [];
   readonly inits: onnx.TensorProto[] = [];
   private readonly counts = new Map<string, number>();

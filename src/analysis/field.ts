@@ -53,12 +53,20 @@ export function materialize(f: Field, axes: number[], dims: number[]): Int32Arra
     if (dims[j] !== f.dims[k]) throw new Error(`materialize: axis ${f.axes[k]} is ${f.dims[k]} in the field, ${dims[j]} in the target`);
   }
   const n = out.length;
-  const idx = new Array<number>(dims.length).fill(0);
+  if (!n) return out;
+  // Trailing target axes that f does not label (one label repeated: fill) or labels contiguously (one run: copy).
+  let inner = 1, t = dims.length;
+  const fill = t > 0 && st[t - 1] === 0;
+  if (fill) while (t > 0 && st[t - 1] === 0) inner *= dims[--t];
+  else while (t > 0 && st[t - 1] === inner) inner *= dims[--t];
+  const idx = new Array<number>(t).fill(0);
   let off = 0;
-  for (let i = 0; i < n; i++) {
-    out[i] = f.labels[off];
-    // increment the multi-index
-    for (let d = dims.length - 1; d >= 0; d--) {
+  for (let i = 0; i < n; i += inner) {
+    if (fill) out.fill(f.labels[off], i, i + inner);
+    else if (inner === 1) out[i] = f.labels[off];
+    else out.set(f.labels.subarray(off, off + inner), i);
+    // increment the multi-index of the outer axes
+    for (let d = t - 1; d >= 0; d--) {
       idx[d]++;
       off += st[d];
       if (idx[d] < dims[d]) break;

@@ -13,13 +13,13 @@ import type { State } from './state';
 
 export interface Operand { name: string; input: number; letters: string[] }
 
-/** Labels of the hyperplane `axis = index` of a field. */
-function hyperplane(f: Field, axis: number, index: number): number[] {
+/** Labels of each hyperplane `axis = index` of a field, in position order (one pass over the field). */
+function hyperplanes(f: Field, axis: number): number[][] {
   const k = f.axes.indexOf(axis);
   const st = strides(f.dims)[k];
   const d = f.dims[k];
-  const out: number[] = [];
-  for (let i = 0; i < f.labels.length; i++) if (Math.floor(i / st) % d === index) out.push(f.labels[i]);
+  const out: number[][] = Array.from({ length: d }, () => []);
+  for (let i = 0; i < f.labels.length; i++) out[Math.floor(i / st) % d].push(f.labels[i]);
   return out;
 }
 
@@ -111,7 +111,8 @@ export function contract(st: State, n: Node, A: Operand, B: Operand, outLetters:
       if (ia < 0 || ib < 0) continue;
       const la = !!fa?.axes.includes(ia), lb = !!fb?.axes.includes(ib);
       if (la && lb) {
-        for (let i = 0; i < sa[ia]; i++) st.unionAll([...hyperplane(fa!, ia, i), ...hyperplane(fb!, ib, i)], n);
+        const pa = hyperplanes(fa!, ia), pb = hyperplanes(fb!, ib);
+        for (let i = 0; i < sa[ia]; i++) st.unionAll([...(pa[i] ?? []), ...(pb[i] ?? [])], n);
       } else if (la && sb[ib] > 1) st.attach(A.name, ia, { tensor: B.name, node: id(n), input: B.input, axis: ib }, 'param');
       else if (lb && sa[ia] > 1) st.attach(B.name, ib, { tensor: A.name, node: id(n), input: A.input, axis: ia }, 'param');
     }

@@ -71,7 +71,7 @@ export function concatRule(st: State, n: Node): void {
         const pd = dims.slice();
         pd[k] = d;
         const m = materialize(f, axes, pd);
-        for (let o = 0; o < outer; o++) for (let j = 0; j < d; j++) for (let q = 0; q < inner; q++) labels[(o * dims[k] + off + j) * inner + q] = m[(o * d + j) * inner + q];
+        for (let o = 0; o < outer; o++) labels.set(m.subarray(o * d * inner, (o + 1) * d * inner), (o * dims[k] + off) * inner);
       } else {
         for (const a of axes) if (a !== ax && s[i][a] !== 1) st.attach(out, a, { tensor: name, node: id(n), input: n.inputs.indexOf(name), axis: a }, 'param');
       }

@@ -55,6 +55,25 @@ export interface ShapeUseFact { kind: ShapeUseKind; node: Node; data: string; ou
 
 export interface DeclineFact { labels: number[]; reason: string; node?: string; tensor?: string }
 
+/**
+ * Distinct labels (NONE dropped) in order of first appearance. One pass: a graph output's field can hold
+ * millions of positions (marks by element id when there are many, element ids are below `count`).
+ */
+function distinctLabels(labels: Iterable<number>, count: number): number[] {
+  if (labels instanceof Int32Array && labels.length > 4096) {
+    const seen = new Uint8Array(count);
+    const out: number[] = [];
+    for (let i = 0; i < labels.length; i++) {
+      const l = labels[i];
+      if (l !== NONE && !seen[l]) { seen[l] = 1; out.push(l); }
+    }
+    return out;
+  }
+  const seen = new Set<number>();
+  for (const l of labels) if (l !== NONE) seen.add(l);
+  return [...seen];
+}
+
 export class State {
   readonly uf = new UnionFind();
   readonly spaces: Space[] = [];
@@ -157,7 +176,7 @@ export class State {
   }
 
   decline(labels: Iterable<number>, reason: string, node?: Node, tensor?: string): void {
-    const ls = [...new Set([...labels].filter((l) => l !== NONE))];
+    const ls = distinctLabels(labels, this.uf.count);
     if (ls.length) this.declines.push({ labels: ls, reason, node: node?.outputs[0], tensor });
   }
 
