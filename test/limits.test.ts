@@ -409,6 +409,21 @@ describe('names from models and config files are printed escaped, on one line', 
     expect(stderr).not.toMatch(/\u001b/);
   });
 
+  test('inspect and groups listings show names escaped, one line each', async () => {
+    const g = mlp();
+    const name = 'x\n\u001b[2J';
+    g.input[0].name = name;
+    g.node[0].input[0] = name;
+    const file = write('nasty-input', g);
+    const inspect = await runCliInProcess(['inspect', file]);
+    expect(inspect.code).toBe(0);
+    expect(inspect.stdout).not.toMatch(/\u001b/);
+    expect(lines(inspect.stdout)).toContain('input        x\\n\\u001b[2J: float [1, 4]');
+    const groups = await runCliInProcess(['groups', file]);
+    expect(groups.code).toBe(0);
+    expect(groups.stdout).not.toMatch(/\u001b/);
+  });
+
   test('warnings are escaped too', async () => {
     // Constant weights make the output constant on every input: verification warns, naming the output.
     const g = mlp({ w1: floatTensor('W1', [4, 8], new Float32Array(32)) });
