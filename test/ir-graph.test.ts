@@ -9,7 +9,7 @@ import Long from 'long';
 import { float32ToFloat16 } from '../src/ir/dtype';
 import { loadModel, saveModel } from '../src/ir/io';
 import { toBigInt } from '../src/ir/long';
-import type { Model } from '../src/ir/model';
+import { Model } from '../src/ir/model';
 import { decodeModelProto, encodeModelProto } from '../src/ir/proto';
 import { ConstTensor } from '../src/ir/tensor';
 import { ort } from '../src/ort/session';
@@ -221,12 +221,15 @@ describe('topological sort and dead-node removal', () => {
     expect(Array.from(out.y.data as Float32Array)).toEqual([3]); // an even number of negations
   });
 
-  test('a cycle is reported', () => {
-    const g = load(graph({
-      nodes: [node('Neg', ['b'], ['a']), node('Neg', ['a'], ['b']), node('Neg', ['x'], ['y'])],
+  test('a cycle is reported: loading refuses the model, topoSort names a node on the cycle', () => {
+    const proto = graph({
+      nodes: [node('Neg', ['x'], ['y']), node('Neg', ['b'], ['a']), node('Neg', ['a'], ['b']), node('Relu', ['a'], ['c'])],
       inputs: [valueInfo('x', F, [1])], outputs: [valueInfo('y', F, [1])],
-    })).graph;
-    expect(() => g.topoSort()).toThrow(/cycle/);
+    });
+    expect(() => load(proto)).toThrow(/not a valid ONNX model \(graph 'g' has a cycle through node 'Neg\(a\)'\)/);
+    const g = new Model(modelProto(proto)).graph;
+    expect(() => g.topoSort()).toThrow(/graph 'g' has a cycle \(through node 'Neg\(a\)'\)/);
+    expect(g.cycleNode()?.label).toBe('Neg(a)');
   });
 });
 

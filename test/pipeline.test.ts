@@ -163,13 +163,13 @@ describe('a pass loaded from a JS module', () => {
     });
   });
 
-  test('a pass that throws a plain Error at run time is an internal error: exit 2, one line, no output', () => {
+  test('a pass that throws a plain Error at run time is a user error naming the pass: exit 1, one line, no output', () => {
     const mod = writeModule('crash.js', `module.exports = { name: 'crash', reads: ['model'], writes: [], run() { throw new Error('bug in pass'); } };`);
     const dir = path.join(tmp, 'crash');
     fs.mkdirSync(dir);
     const r = runBuiltCli([MODEL, path.join(dir, 'o.onnx'), '--pass', mod]);
-    expect(r.code).toBe(2);
-    expect(lines(r.stderr)).toEqual(['onnx-prune: internal error: bug in pass']);
+    expect(r.code).toBe(1);
+    expect(lines(r.stderr)).toEqual([`onnx-prune: error: pass 'crash' (from module '${mod}') failed: bug in pass`]);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

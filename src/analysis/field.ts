@@ -7,6 +7,7 @@
  */
 
 import { numel, strides } from '../ir/dims';
+import { UserError } from '../ir/errors';
 
 export const NONE = -1;
 
@@ -22,6 +23,29 @@ export interface Field {
 
 /** Number of positions of a field with these dims. */
 export { numel as fieldSize, strides };
+
+/**
+ * Most positions one field may have. Field dims come from inferred shapes, which a broken or hostile model can
+ * make huge (a pad of 10^8, a Tile of 10^6 repeats): they are checked before labels are allocated.
+ */
+export const MAX_FIELD_POSITIONS = 1 << 25;
+
+/** The number of positions of a field with these dims; a UserError when it exceeds MAX_FIELD_POSITIONS. */
+export function checkedFieldSize(dims: readonly number[]): number {
+  const n = numel(dims);
+  if (!(n <= MAX_FIELD_POSITIONS) || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+    throw new UserError(
+      `group analysis: a tensor's channel layout [${dims.join(',')}] has ${n} positions, over the limit of ${MAX_FIELD_POSITIONS} ` +
+      '(its inferred shape is implausibly large: check the model\'s dims, pads, strides and repeats)',
+    );
+  }
+  return n;
+}
+
+/** A zeroed label array for a field with these dims (checkedFieldSize). */
+export function newLabels(dims: readonly number[]): Int32Array {
+  return new Int32Array(checkedFieldSize(dims));
+}
 
 export function makeField(rank: number, axes: number[], dims: number[], labels: Int32Array): Field {
   if (labels.length !== numel(dims)) throw new Error(`field: ${labels.length} labels for dims [${dims}]`);
@@ -40,7 +64,7 @@ export function hasLabels(f: Field | undefined): f is Field {
  * `dims` for them: positions along the new axes repeat the labels.
  */
 export function materialize(f: Field, axes: number[], dims: number[]): Int32Array {
-  const out = new Int32Array(numel(dims));
+  const out = newLabels(dims);
   const src = strides(f.dims);
   // For each target axis, the stride into f.labels (0 when f does not label it).
   const st = axes.map((a) => {
@@ -150,7 +174,7 @@ export function pickAlong(f: Field, axis: number, positions: number[]): Field {
   dims[k] = positions.length;
   const src = strides(f.dims);
   const dst = strides(dims);
-  const out = new Int32Array(numel(dims));
+  const out = newLabels(dims);
   const outer = numel(f.dims.slice(0, k));
   const inner = src[k];
   for (let o = 0; o < outer; o++) {

@@ -1,5 +1,6 @@
 /** Human-readable listing of a GroupAnalysis (`onnx-prune groups MODEL`). */
 import type { GroupAnalysis } from './types';
+import { escapeControl } from '../util/text';
 
 function human(n: number): string {
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
@@ -26,5 +27,6 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
   const s = a.summary;
   const pct = s.totalParams ? ((100 * s.prunableParams) / s.totalParams).toFixed(1) : '0.0';
   lines.push(`summary: prunable params ${s.prunableParams} / ${s.totalParams} (${pct}%), ${s.groups} groups, ${s.declined} declined`);
-  return lines.join('\n');
+  // Names from the model are shown escaped: one line each, no escape sequences reaching the terminal.
+  return lines.map(escapeControl).join('\n');
 }

@@ -4,6 +4,7 @@ import { valueTypeOf } from '../ir/graph';
 import { toNumber } from '../ir/long';
 import type { Model } from '../ir/model';
 import { countMacs } from './flops';
+import { escapeControl } from '../util/text';
 
 export interface IoSummary {
   name: string;
@@ -120,5 +121,6 @@ export function formatSummary(s: ModelSummary, file: string): string {
   lines.push(`control flow ${s.controlFlow.length ? s.controlFlow.join(', ') : 'none'}`);
   lines.push('ops:');
   for (const [op, c] of Object.entries(s.ops)) lines.push(`  ${op.padEnd(28)} ${c}`);
-  return lines.join('\n');
+  // Names from the model are shown escaped: one line each, no escape sequences reaching the terminal.
+  return lines.map(escapeControl).join('\n');
 }

@@ -2,7 +2,7 @@
 import type { Node } from '../ir/node';
 import type { MemberRole } from './types';
 import { DECLINE } from './decline';
-import { type Field, NONE, fieldSize, makeField, materialize, pickAlong, remapAxes, strides } from './field';
+import { type Field, NONE, makeField, materialize, newLabels, pickAlong, remapAxes, strides } from './field';
 import { State } from './state';
 
 export const id = (n: Node) => State.id(n);
@@ -26,7 +26,7 @@ export function unionFields(st: State, n: Node, fields: Field[], outShape: numbe
   const axes = [...new Set(fields.flatMap((f) => f.axes))].sort((a, b) => a - b);
   const dims = axes.map((a) => outShape[a]);
   const mats = fields.map((f) => materialize(f, axes, dims));
-  const out = new Int32Array(fieldSize(dims)).fill(NONE);
+  const out = newLabels(dims).fill(NONE);
   for (let i = 0; i < out.length; i++) {
     let rep = NONE;
     let sawNone = false;

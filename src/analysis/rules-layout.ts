@@ -6,7 +6,7 @@
  */
 import type { Node } from '../ir/node';
 import { DECLINE } from './decline';
-import { type Field, NONE, fieldSize, makeField, materialize, pickAlong, remapAxes, takeAt, transposeField } from './field';
+import { type Field, NONE, checkedFieldSize, fieldSize, makeField, materialize, newLabels, pickAlong, remapAxes, takeAt, transposeField } from './field';
 import { declineInputs, id, normAxis, reshapeField, unionFields } from './rule-kit';
 import { embeddingRule } from './rules-contract';
 import { sliceIndices } from './shape-plumbing';
@@ -62,7 +62,7 @@ export function concatRule(st: State, n: Node): void {
     const k = axes.indexOf(ax);
     const outer = fieldSize(dims.slice(0, k));
     const inner = fieldSize(dims.slice(k + 1));
-    const labels = new Int32Array(fieldSize(dims)).fill(NONE);
+    const labels = newLabels(dims).fill(NONE);
     let off = 0;
     ins.forEach((name, i) => {
       const d = s[i][ax];
@@ -229,7 +229,12 @@ export function tileRule(st: State, n: Node): void {
   if (!reps || !si) { st.declineField(f, DECLINE.shapeRewrite, n, n.inputs[1]); return; }
   for (const a of [...f.axes]) {
     const r = reps[a] ?? 1;
-    if (r > 1) f = pickAlong(f, a, Array.from({ length: r * si[a] }, (_, i) => i % si[a]));
+    if (r > 1) {
+      // The positions list is as long as the tiled axis: the field it makes is checked first.
+      const tiled = f;
+      checkedFieldSize(tiled.dims.map((d, k) => (tiled.axes[k] === a ? r * si[a] : d)));
+      f = pickAlong(f, a, Array.from({ length: r * si[a] }, (_, i) => i % si[a]));
+    }
   }
   st.setField(n.outputs[0], f);
 }

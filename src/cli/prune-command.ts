@@ -8,6 +8,7 @@
 import type { CommandModule } from 'yargs';
 import { prune, pruningPipeline, resolveOptions, VerificationError, isVerificationError, type Report, type RunError } from '../index';
 import { addOptions, explicitOptions } from './prune-options';
+import { printLine } from './output';
 
 interface PruneArgs {
   input: string;
@@ -54,8 +55,8 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
         ...o,
         output: args.output,
         // Progress only on request, so that a user error is exactly one line on stderr.
-        log: o.verbose && !quiet ? (m) => process.stderr.write(`${m}\n`) : undefined,
-        onWarning: quiet ? undefined : (m) => process.stderr.write(`onnx-prune: warning: ${m}\n`),
+        log: o.verbose && !quiet ? (m) => printLine(m) : undefined,
+        onWarning: quiet ? undefined : (m) => printLine(`onnx-prune: warning: ${m}`),
       });
     } catch (e) {
       // A failed verification still prints its report (which groups failed) for tools that parse --json.

@@ -178,6 +178,17 @@ export class Graph {
 
   /** Nodes in topological order (Kahn's algorithm, iterative, stable w.r.t. the current order). */
   topoSort(): Node[] {
+    const { order, cycle } = this.kahn();
+    if (cycle) throw new Error(`graph '${this.name}' has a cycle (through node '${cycle.label}')`);
+    return order;
+  }
+
+  /** A node on a cycle of this graph's nodes, or undefined when they form a DAG. */
+  cycleNode(): Node | undefined {
+    return this.kahn().cycle;
+  }
+
+  private kahn(): { order: Node[]; cycle?: Node } {
     const pos = new Map<Node, number>();
     this.nodes.forEach((n, i) => pos.set(n, i));
     const indeg = new Map<Node, number>();
@@ -238,8 +249,18 @@ export class Graph {
         if (d === 0) push(s);
       }
     }
-    if (out.length !== this.nodes.length) throw new Error(`graph '${this.name}' has a cycle`);
-    return out;
+    if (out.length === this.nodes.length) return { order: out };
+    // Every unplaced node has an unplaced predecessor: walking predecessors from one must repeat a node, which
+    // is on a cycle.
+    const preds = new Map<Node, Node[]>();
+    for (const [p, list] of succ) for (const n of list) if (indeg.get(n)! > 0) (preds.get(n) ?? preds.set(n, []).get(n)!).push(p);
+    let cur = this.nodes.find((n) => indeg.get(n)! > 0)!;
+    const seen = new Set<Node>();
+    while (!seen.has(cur)) {
+      seen.add(cur);
+      cur = preds.get(cur)!.find((p) => indeg.get(p)! > 0)!;
+    }
+    return { order: out, cycle: cur };
   }
 
   /** Sorts `nodes` topologically in place. */

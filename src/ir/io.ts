@@ -7,6 +7,7 @@ import * as path from 'path';
 import { UserError } from './errors';
 import { ModelFiles, isExternal } from './external-data';
 import { OutputSet, openInput, readFd } from './files';
+import { checkTensorData, tensorDims } from './limits';
 import { toNumber } from './long';
 import { Model } from './model';
 import { decodeModelProto, encodeModelProto, onnx } from './proto';
@@ -54,7 +55,14 @@ export function loadModel(source: string | Uint8Array, opts: LoadOptions = {}): 
   }
   validateModelProto(proto, label);
   internalizeNonWeightTensors(proto, files);
-  return new Model(proto, files);
+  const model = new Model(proto, files);
+  // ONNX graphs are acyclic; analysis and inspection rely on a topological order.
+  for (const g of model.graph.allGraphs()) {
+    const self = g.nodes.find((n) => n.inputs.some((i) => i !== '' && n.outputs.includes(i)));
+    const cycle = self ?? g.cycleNode();
+    if (cycle) throw new UserError(`${label} is not a valid ONNX model (graph '${g.name}' has a cycle through node '${cycle.label}')`);
+  }
+  return model;
 }
 
 /**
@@ -98,16 +106,35 @@ function validateModelProto(m: onnx.ModelProto, label: string): void {
     const v = toNumber(o.version);
     if (!(v >= 1 && v < 10000)) throw bad(`opset version ${v} for domain '${o.domain ?? ''}' is out of range`);
   }
-  const checkGraph = (g: onnx.IGraphProto) => {
+  // Every tensor's declared size is checked against the data it holds (external ones: their dims here, their
+  // file range when resolved), before anything reads it. Iterative: subgraphs can nest deeply.
+  const tensor = (t: onnx.ITensorProto | null | undefined) => {
+    if (!t) return;
+    if (isExternal(t)) tensorDims(t);
+    else checkTensorData(t);
+  };
+  const sparse = (s: onnx.ISparseTensorProto | null | undefined) => {
+    if (!s) return;
+    tensor(s.values);
+    tensor(s.indices);
+  };
+  const graphs: onnx.IGraphProto[] = [m.graph];
+  while (graphs.length) {
+    const g = graphs.pop()!;
+    for (const t of g.initializer ?? []) tensor(t);
+    for (const s of g.sparseInitializer ?? []) sparse(s);
     for (const n of g.node ?? []) {
       if (!n.opType) throw bad('a node has no op_type');
       for (const a of n.attribute ?? []) {
-        if (a.g) checkGraph(a.g);
-        for (const sg of a.graphs ?? []) checkGraph(sg);
+        tensor(a.t);
+        for (const t of a.tensors ?? []) tensor(t);
+        sparse(a.sparseTensor);
+        for (const s of a.sparseTensors ?? []) sparse(s);
+        if (a.g) graphs.push(a.g);
+        for (const sg of a.graphs ?? []) graphs.push(sg);
       }
     }
-  };
-  checkGraph(m.graph);
+  }
 }
 
 export interface SaveOptions {

@@ -7,6 +7,7 @@ import { numel } from './dims';
 import { DataType, bfloat16ToFloat32, bitsPerElement, byteLength, dtypeName, float16ToFloat32, float32ToFloat16 } from './dtype';
 import { UserError } from './errors';
 import { ExternalRef, ModelFiles, isExternal, readExternal, resolveExternal } from './external-data';
+import { checkTensorData } from './limits';
 import { toBigInt, toNumber } from './long';
 import { onnx } from './proto';
 
@@ -24,10 +25,13 @@ export class ConstTensor {
 
   /**
    * @param files the model's files (external data is relative to their folder and read only from the files checked
-   * at load); a folder path makes a new ModelFiles
+   * at load); a folder path makes a new ModelFiles.
+   * Throws a UserError when the tensor's dims are invalid or its data (inline, or the external file's range) is not
+   * exactly the size they declare: no data is read or allocated from a size the data does not back.
    */
   constructor(public proto: onnx.TensorProto, files?: ModelFiles | string) {
     if (isExternal(proto)) this.external = resolveExternal(proto, typeof files === 'string' ? new ModelFiles(files) : files);
+    checkTensorData(proto, this.external?.length);
   }
 
   get name(): string { return this.proto.name ?? ''; }

@@ -14,6 +14,7 @@ import { numel } from '../ir/dims';
 import { DataType, byteLength, dtypeName, float16ToFloat32, float32ToFloat16, isFloat, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import { readInputFile } from '../ir/files';
+import { checkedNumel } from '../ir/limits';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { TypedArray } from '../ir/tensor';
@@ -108,7 +109,7 @@ export function loadCalibration(model: Model, opts: CalibOptions = {}): CalibSet
     return calibFromArrays(model, [parseNpy(bytes, `'${file}'`)], file);
   }
   if (bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04) {
-    const entries = readZip(bytes, `'${file}'`).filter((e) => e.name.endsWith('.npy'));
+    const entries = readZip(bytes, `'${file}'`, { filter: (name) => name.endsWith('.npy') });
     if (entries.length === 0) throw new UserError(`'${file}' holds no .npy arrays`);
     const named: Record<string, NdArray> = {};
     for (const e of entries) named[e.name.slice(0, -4)] = parseNpy(e.data, `'${file}:${e.name}'`);
@@ -131,7 +132,7 @@ function rawArray(bytes: Uint8Array, spec: InputSpec, opts: CalibOptions, file: 
   let dims: number[];
   if (opts.shape) {
     dims = opts.shape.slice();
-    const want = numel(dims);
+    const want = checkedNumel(dims, '--calib-shape');
     if (want !== count) throw new UserError(`'${file}' holds ${count} ${dtypeName(dtype)} elements, but --calib-shape ${dims.join(',')} needs ${want}`);
   } else {
     const rest = spec.shape.slice(1);
@@ -176,6 +177,10 @@ export function calibFromArrays(model: Model, arrays: NdArray[] | Record<string,
       if (typeof want === 'number' && want !== a.dims[k]) {
         throw new UserError(`calibration array for input '${spec.name}' has shape [${a.dims.join(',')}]; the model expects [${spec.shape.join(',')}]`);
       }
+    }
+    // A sample of no elements would make any sample count "fit" the bytes (and calibration loop over nothing).
+    if (a.dims.length === 0 || a.dims.slice(1).some((d) => d === 0)) {
+      throw new UserError(`calibration array for input '${spec.name}' has shape [${a.dims.join(',')}]: ${a.dims.length ? 'a sample has no elements' : 'no sample axis'}`);
     }
     if (typeof spec.shape[0] === 'number') fixedBatch = spec.shape[0];
     if (samples >= 0 && a.dims[0] !== samples) throw new UserError(`calibration arrays disagree on the sample count (${samples} vs ${a.dims[0]})`);
@@ -224,21 +229,32 @@ function convert(a: NdArray, spec: InputSpec): TypedArray {
   const to = dtypeName(spec.dtype);
   const intTypes = [DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.UINT8, DataType.UINT16, DataType.UINT32];
   const n = a.data.length;
+  // Converted element by element into the result (no intermediate copy of what may be large data).
   if (isFloat(a.dtype) && isFloat(spec.dtype)) {
-    const f = new Float64Array(n);
-    for (let i = 0; i < n; i++) f[i] = a.dtype === DataType.FLOAT16 ? float16ToFloat32(a.data[i] as number) : (a.data[i] as number);
-    if (spec.dtype === DataType.FLOAT) return Float32Array.from(f);
-    if (spec.dtype === DataType.DOUBLE) return f;
-    if (spec.dtype === DataType.FLOAT16) return Uint16Array.from(f, (x) => float32ToFloat16(x));
+    const src = a.data as ArrayLike<number>;
+    const at = a.dtype === DataType.FLOAT16 ? (i: number) => float16ToFloat32(src[i]) : (i: number) => src[i];
+    if (spec.dtype === DataType.FLOAT || spec.dtype === DataType.DOUBLE) {
+      const out = spec.dtype === DataType.FLOAT ? new Float32Array(n) : new Float64Array(n);
+      for (let i = 0; i < n; i++) out[i] = at(i);
+      return out;
+    }
+    if (spec.dtype === DataType.FLOAT16) {
+      const out = new Uint16Array(n);
+      for (let i = 0; i < n; i++) out[i] = float32ToFloat16(at(i));
+      return out;
+    }
   } else if (intTypes.includes(a.dtype) && intTypes.includes(spec.dtype)) {
-    const nums = Array.from(a.data as ArrayLike<number | bigint>, (x) => Number(x));
-    switch (spec.dtype) {
-      case DataType.INT64: return BigInt64Array.from(nums, (x) => BigInt(x));
-      case DataType.INT32: return Int32Array.from(nums);
-      case DataType.INT16: return Int16Array.from(nums);
-      case DataType.INT8: return Int8Array.from(nums);
-      case DataType.UINT8: return Uint8Array.from(nums);
-      default: break;
+    const src = a.data as ArrayLike<number | bigint>;
+    if (spec.dtype === DataType.INT64) {
+      const out = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) out[i] = BigInt(Number(src[i]));
+      return out;
+    }
+    const T = { [DataType.INT32]: Int32Array, [DataType.INT16]: Int16Array, [DataType.INT8]: Int8Array, [DataType.UINT8]: Uint8Array }[spec.dtype as number];
+    if (T) {
+      const out = new T(n);
+      for (let i = 0; i < n; i++) out[i] = Number(src[i]);
+      return out;
     }
   }
   throw new UserError(`calibration array for input '${spec.name}' is ${from}; the model expects ${to}`);

@@ -3,9 +3,9 @@
  * `descr`, `fortran_order` and `shape`, then the raw array bytes. Big-endian data is byte-swapped and
  * Fortran-ordered arrays are reordered to C order, so callers always get a little-endian C-order typed array.
  */
-import { numel } from '../ir/dims';
 import { DataType, dtypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
+import { checkedNumel } from '../ir/limits';
 import type { TypedArray } from '../ir/tensor';
 
 export interface NdArray {
@@ -28,7 +28,10 @@ export function isNpy(bytes: Uint8Array): boolean {
   return bytes.length >= 10 && MAGIC.every((b, i) => bytes[i] === b);
 }
 
-/** Parses `.npy` bytes; `label` names the source in error messages. */
+/**
+ * Parses `.npy` bytes; `label` names the source in error messages. The data may share memory with `bytes`
+ * (little-endian C-order arrays at an aligned offset are not copied).
+ */
 export function parseNpy(bytes: Uint8Array, label = '.npy data'): NdArray {
   if (!isNpy(bytes)) throw new UserError(`${label} is not a .npy file (bad magic)`);
   const major = bytes[6];
@@ -55,23 +58,29 @@ export function parseNpy(bytes: Uint8Array, label = '.npy data'): NdArray {
   }
   const dims = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map((s) => {
     const v = Number(s.replace(/L$/, ''));
-    if (!Number.isInteger(v) || v < 0) throw new UserError(`${label}: bad dimension '${s}' in .npy shape`);
+    if (!Number.isSafeInteger(v) || v < 0) throw new UserError(`${label}: bad dimension '${s}' in .npy shape`);
     return v;
   });
   const order = descr[0];
   const code = '<>|='.includes(order) ? descr.slice(1) : descr;
   const info = DESCR[code];
   if (!info) throw new UserError(`${label}: unsupported .npy dtype '${descr}' (numeric and bool arrays only)`);
-  const count = numel(dims);
+  // The declared shape is checked against the bytes present before anything is allocated for it.
+  const count = checkedNumel(dims, `${label}: the .npy shape`);
   const start = headerStart + headerLen;
   const need = count * info.bytes;
   if (bytes.length - start < need) {
     throw new UserError(`${label}: has ${bytes.length - start} data bytes, expected ${need} for ${dtypeName(info.dtype)}[${dims.join(',')}]`);
   }
-  const raw = new Uint8Array(need);
-  raw.set(bytes.subarray(start, start + need));
-  if (order === '>' && info.bytes > 1) swapBytes(raw, info.bytes);
-  let data = typedView(raw, info.dtype);
+  const body = bytes.subarray(start, start + need);
+  let data: TypedArray;
+  if (order === '>' && info.bytes > 1) {
+    const raw = new Uint8Array(body); // a copy (Buffer#slice would be a view of the caller's bytes)
+    swapBytes(raw, info.bytes);
+    data = typedView(raw, info.dtype);
+  } else {
+    data = typedView(body, info.dtype);
+  }
   if (fortran === 'True' && dims.length > 1) data = fortranToC(data, dims);
   return { dtype: info.dtype, dims, data };
 }
@@ -86,21 +95,23 @@ function swapBytes(b: Uint8Array, width: number): void {
   }
 }
 
+const TYPED: Partial<Record<DataType, { new (b: ArrayBufferLike, offset: number, length: number): TypedArray; BYTES_PER_ELEMENT: number }>> = {
+  [DataType.FLOAT]: Float32Array, [DataType.DOUBLE]: Float64Array, [DataType.FLOAT16]: Uint16Array, [DataType.UINT16]: Uint16Array,
+  [DataType.INT8]: Int8Array, [DataType.INT16]: Int16Array, [DataType.INT32]: Int32Array, [DataType.INT64]: BigInt64Array,
+  [DataType.UINT8]: Uint8Array, [DataType.BOOL]: Uint8Array, [DataType.UINT32]: Uint32Array, [DataType.UINT64]: BigUint64Array,
+};
+
+/**
+ * `raw` as a typed array of `dtype` (little-endian bytes, a whole number of elements). It shares `raw`'s memory
+ * when `raw` is aligned for the type (no copy of large calibration data), else it is a copy.
+ */
 export function typedView(raw: Uint8Array, dtype: DataType): TypedArray {
-  const buf = raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength);
-  switch (dtype) {
-    case DataType.FLOAT: return new Float32Array(buf);
-    case DataType.DOUBLE: return new Float64Array(buf);
-    case DataType.FLOAT16: case DataType.UINT16: return new Uint16Array(buf);
-    case DataType.INT8: return new Int8Array(buf);
-    case DataType.INT16: return new Int16Array(buf);
-    case DataType.INT32: return new Int32Array(buf);
-    case DataType.INT64: return new BigInt64Array(buf);
-    case DataType.UINT8: case DataType.BOOL: return new Uint8Array(buf);
-    case DataType.UINT32: return new Uint32Array(buf);
-    case DataType.UINT64: return new BigUint64Array(buf);
-    default: throw new UserError(`unsupported element type ${dtypeName(dtype)}`);
-  }
+  const T = TYPED[dtype];
+  if (!T) throw new UserError(`unsupported element type ${dtypeName(dtype)}`);
+  const size = T.BYTES_PER_ELEMENT;
+  // An unaligned view is copied into a fresh buffer (new Uint8Array copies; Buffer#slice would not).
+  const src = raw.byteOffset % size === 0 ? raw : new Uint8Array(raw);
+  return new T(src.buffer, src.byteOffset, src.byteLength / size);
 }
 
 /** Reorders column-major data into row-major order. */

@@ -6,6 +6,7 @@ import { numel } from '../ir/dims';
 import * as ort from 'onnxruntime-node';
 import { DataType, float32ToFloat16, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
+import { checkGeneratedInputs } from '../ir/limits';
 import { valueTypeOf } from '../ir/graph';
 import type { Model } from '../ir/model';
 import { runtimeModel, type RuntimeModel } from '../ir/io';
@@ -78,10 +79,15 @@ export interface RandomInputOptions {
 export function randomInputs(model: Model, opts: RandomInputOptions = {}): Record<string, ort.Tensor> {
   const next = rng(opts.seed ?? 0);
   const feeds: Record<string, ort.Tensor> = {};
-  for (const vi of model.graph.realInputs) {
+  const shapes = model.graph.realInputs.map((vi) => {
     const t = valueTypeOf(vi);
     if (!t) throw new UserError(`input '${vi.name}' is not a tensor; cannot make random inputs`);
     const dims = (t.shape ?? []).map((d) => (typeof d === 'number' ? d : (typeof d === 'string' && opts.dims?.[d]) || (opts.defaultDim ?? 1)));
+    return { vi, t, name: vi.name ?? '', dims, dtype: t.dtype };
+  });
+  // Declared shapes are not trusted to allocate: a model declaring an input [1e9, 4] is refused here.
+  checkGeneratedInputs(shapes, 'cannot make random inputs');
+  for (const { vi, t, dims } of shapes) {
     const n = numel(dims);
     const type = ortTypeName(t.dtype);
     const range = opts.intRanges?.[vi.name ?? ''];

@@ -6,6 +6,7 @@
 import { numel } from '../ir/dims';
 import { DataType, ortTypeName } from '../ir/dtype';
 import { UserError } from '../ir/errors';
+import { checkGeneratedInputs } from '../ir/limits';
 import { valueTypeOf } from '../ir/graph';
 import { formatInputShapes } from '../ir/input-shapes';
 import { runtimeModel } from '../ir/io';
@@ -18,6 +19,7 @@ import { createSession, ort } from './session';
 function probeFeeds(model: Model, inputShapes: Record<string, number[]>, intHigh: number): Record<string, ort.Tensor> {
   const next = rng(1);
   const feeds: Record<string, ort.Tensor> = {};
+  checkGeneratedInputs(model.graph.realInputs.map((vi) => ({ name: vi.name ?? '', dims: inputShapes[vi.name ?? ''] ?? [], dtype: valueTypeOf(vi)?.dtype ?? 0 })), 'cannot make shape-probe inputs');
   for (const vi of model.graph.realInputs) {
     const t = valueTypeOf(vi)!;
     const dims = inputShapes[vi.name ?? ''];

@@ -1,13 +1,16 @@
 /**
  * Minimal ZIP reading for `.npz` archives: the central directory (with ZIP64 sizes/offsets), stored and
  * deflated entries (inflated with Node's built-in zlib), CRC-32 checked. Encrypted or multi-disk archives are
- * refused with a clear error.
+ * refused with a clear error. Every offset and length read from the archive is checked against its bytes, and
+ * inflating is bounded by the size an entry declares and by INFLATE_MAX_BYTES for the archive (zip bombs).
  */
 import * as zlib from 'zlib';
 import { UserError } from '../ir/errors';
+import { INFLATE_MAX_BYTES, formatBytes } from '../ir/limits';
 
 export interface ZipEntry {
   name: string;
+  /** The entry's bytes (a stored entry's share memory with the archive's bytes). */
   data: Uint8Array;
 }
 
@@ -38,9 +41,17 @@ function u64(v: DataView, at: number): number {
   return hi * 2 ** 32 + lo;
 }
 
-/** Reads every file entry of a ZIP archive. */
-export function readZip(bytes: Uint8Array, label = 'archive'): ZipEntry[] {
+export interface ReadZipOptions {
+  /** Entries to read (others are skipped without being inflated); default all. */
+  filter?: (name: string) => boolean;
+  /** Most bytes the compressed entries read may inflate to, together; default INFLATE_MAX_BYTES. */
+  maxBytes?: number;
+}
+
+/** Reads the file entries of a ZIP archive. */
+export function readZip(bytes: Uint8Array, label = 'archive', opts: ReadZipOptions = {}): ZipEntry[] {
   const bad = (why: string) => new UserError(`${label} is not a readable .npz/zip archive (${why})`);
+  const maxBytes = opts.maxBytes ?? INFLATE_MAX_BYTES;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let eocd = -1;
   for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
@@ -56,7 +67,10 @@ export function readZip(bytes: Uint8Array, label = 'archive'): ZipEntry[] {
     count = u64(v, at + 32);
     cdOffset = u64(v, at + 48);
   }
-  const out: ZipEntry[] = [];
+  // First the directory (every offset and size checked), then the data: what the entries declare is checked
+  // against the budget before anything is inflated.
+  const found: { name: string; method: number; crc: number; csize: number; usize: number; start: number }[] = [];
+  let inflated = 0;
   let p = cdOffset;
   for (let e = 0; e < count; e++) {
     if (p + 46 > bytes.length || v.getUint32(p, true) !== SIG_CENTRAL) throw bad('bad central directory entry');
@@ -69,6 +83,7 @@ export function readZip(bytes: Uint8Array, label = 'archive'): ZipEntry[] {
     const extraLen = v.getUint16(p + 30, true);
     const commentLen = v.getUint16(p + 32, true);
     let local = v.getUint32(p + 42, true);
+    if (p + 46 + nameLen + extraLen + commentLen > bytes.length) throw bad('central directory entry runs past the end of the file');
     const name = Buffer.from(bytes.subarray(p + 46, p + 46 + nameLen)).toString('utf8');
     // ZIP64 extra field: the 0xffffffff fields, in order usize, csize, offset.
     let x = p + 46 + nameLen;
@@ -76,30 +91,56 @@ export function readZip(bytes: Uint8Array, label = 'archive'): ZipEntry[] {
     while (x + 4 <= xEnd) {
       const id = v.getUint16(x, true);
       const len = v.getUint16(x + 2, true);
+      const fieldEnd = x + 4 + len;
+      if (fieldEnd > xEnd) throw bad(`entry '${name}' has a malformed extra field`);
       if (id === 0x0001) {
         let q = x + 4;
-        if (usize === 0xffffffff) { usize = u64(v, q); q += 8; }
-        if (csize === 0xffffffff) { csize = u64(v, q); q += 8; }
-        if (local === 0xffffffff) { local = u64(v, q); q += 8; }
+        const next = () => {
+          if (q + 8 > fieldEnd) throw bad(`entry '${name}' has a short ZIP64 extra field`);
+          const r = u64(v, q);
+          q += 8;
+          return r;
+        };
+        if (usize === 0xffffffff) usize = next();
+        if (csize === 0xffffffff) csize = next();
+        if (local === 0xffffffff) local = next();
       }
-      x += 4 + len;
+      x = fieldEnd;
     }
     p = xEnd + commentLen;
     if (name.endsWith('/')) continue;
+    if (opts.filter && !opts.filter(name)) continue;
     if (flags & 1) throw bad(`entry '${name}' is encrypted`);
     if (local + 30 > bytes.length || v.getUint32(local, true) !== SIG_LOCAL) throw bad(`bad local header for '${name}'`);
     const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
     if (start + csize > bytes.length) throw bad(`entry '${name}' is truncated`);
+    if (method === 0) {
+      if (csize !== usize) throw bad(`stored entry '${name}' has ${csize} bytes, expected ${usize}`);
+    } else if (method === 8) {
+      inflated += usize;
+    } else throw bad(`entry '${name}' uses compression method ${method} (only stored and deflate are supported)`);
+    found.push({ name, method, crc, csize, usize, start });
+  }
+  if (inflated > maxBytes) {
+    throw new UserError(`${label}: its compressed entries declare ${formatBytes(inflated)} of data, over the ${formatBytes(maxBytes)} limit for an archive`);
+  }
+  const out: ZipEntry[] = [];
+  for (const { name, method, crc, csize, usize, start } of found) {
     const comp = bytes.subarray(start, start + csize);
     let data: Uint8Array;
-    if (method === 0) data = comp.slice();
-    else if (method === 8) {
+    if (method === 0) {
+      data = comp;
+    } else {
       try {
-        data = new Uint8Array(zlib.inflateRawSync(comp));
+        // Inflating stops past the declared size (a lying header cannot make it allocate more); one output chunk
+        // larger than that size inflates in place (no chunks concatenated into a second copy).
+        const b = zlib.inflateRawSync(comp, { maxOutputLength: Math.max(1, usize), chunkSize: Math.max(zlib.constants.Z_MIN_CHUNK, usize + 64) });
+        data = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
       } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw bad(`entry '${name}' inflates to more than the ${usize} bytes it declares`);
         throw bad(`entry '${name}' does not inflate: ${(err as Error).message}`);
       }
-    } else throw bad(`entry '${name}' uses compression method ${method} (only stored and deflate are supported)`);
+    }
     if (data.length !== usize) throw bad(`entry '${name}' has ${data.length} bytes, expected ${usize}`);
     if (crc32(data) !== crc) throw bad(`entry '${name}' fails its CRC check`);
     out.push({ name, data });

@@ -3,7 +3,8 @@ import { UserError } from '../ir/errors';
 import { OutputSet } from '../ir/files';
 import type { PruneOptions } from './options';
 import type { Pass, PassContext } from './pass';
-import { createPass } from './registry';
+import { isVerificationError } from '../verify/verify';
+import { createPass, pluginError, pluginOrigin } from './registry';
 
 /** Context keys every context has. */
 const ALWAYS = ['options', 'artifacts', 'report'];
@@ -41,7 +42,14 @@ export class Pipeline {
     try {
       for (const p of this.passes) {
         const t0 = Date.now();
-        await p.run(ctx);
+        try {
+          await p.run(ctx);
+        } catch (e) {
+          // What a pass from user code throws is a one-line UserError naming it (a VerificationError stays one).
+          const origin = pluginOrigin(p);
+          if (origin === undefined || isVerificationError(e)) throw e;
+          throw pluginError(`pass '${p.name}' (from ${origin})`, e);
+        }
         ctx.log(`pass ${p.name}: ${Date.now() - t0} ms`);
       }
       outputs.commit();

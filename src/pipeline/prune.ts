@@ -22,7 +22,7 @@ import { pruningPipeline } from './default';
 import { DEFAULTS, OPTION_SPECS, loadConfig, validateOptions, type OptionName, type PruneOptions } from './options';
 import type { Artifacts, Pass, PassContext, Report } from './pass';
 import { Pipeline, newContext } from './pipeline';
-import { createPass, loadPassModule } from './registry';
+import { createPass, loadPassModule, markPluginPass, pluginOrigin } from './registry';
 
 export interface PruneRunOptions extends PruneOptions {
   /** Where to write the pruned model (temp file + rename); nothing is written without it. */
@@ -123,6 +123,7 @@ export async function prune(input: Model | string, options: PruneRunOptions = {}
   if (!inputPath) names = names.filter((n) => n !== 'load');
   if (output === undefined) names = names.filter((n) => n !== 'save');
   const passes = names.map((n) => createPass(n, o));
+  for (const p of extraPasses) if (!pluginOrigin(p)) markPluginPass(p, 'extraPasses');
   const extra = [...(o.pass ?? []).flatMap((p) => loadPassModule(p, o)), ...extraPasses];
   if (extra.length) {
     // Before verification, so that what a pass does to the model is checked (and loaded by onnxruntime) like the
