@@ -755,7 +755,7 @@ function genPass(b: Builder): void {
 function genDeep(b: Builder): void {
   const r = b.r;
   const variant = r.pick(['if', 'chain'] as const);
-  const n = variant === 'if' ? r.pick([50, 500, 2000, 5000, 20000]) : r.pick([1000, 20000, 100000]);
+  const n = variant === 'if' ? r.pick([50, 500, 2000, 5000, 20000]) : r.pick([1000, 10000, 50000]);
   const model = b.input('model.onnx', variant === 'if' ? nestedIfModel(n) : chainModel(n));
   b.say(`${variant} depth ${n}`);
   command(b, model, { prune: 4, zero: 2, inspect: 2, groups: 2 });

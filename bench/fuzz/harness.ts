@@ -578,7 +578,9 @@ export async function runCase(ctx: RunContext, c: FuzzCase): Promise<Outcome> {
       materialize(c, dir, ctx.secret);
       const r2 = await runCli(o.cli, c.args, work, tmp, timeFile, o.timeoutMs, o.hardCap, c.fsize);
       const after2 = snapshot(dir);
-      if (r2.code !== 0) findings.push({ cls: 'nondeterministic', detail: `exit 0, then exit ${r2.code ?? r2.signal} on a second run: ${printable(firstLine(r2.stderr))}` });
+      if (r2.timedOut) findings.push({ cls: 'hang', detail: `exit 0 in ${r.ms} ms, then no exit after ${r2.ms} ms on a second run (killed)` });
+      else if (r2.memoryKilled) findings.push({ cls: 'memory', detail: 'exit 0, then killed above the hard cap on a second run' });
+      else if (r2.code !== 0) findings.push({ cls: 'nondeterministic', detail: `exit 0, then exit ${r2.code ?? r2.signal} on a second run: ${printable(firstLine(r2.stderr))}` });
       else {
         const second = new Map<string, string | undefined>();
         for (const [p, e] of after2) if (p.startsWith('work/') && e.kind === 'file' && !sameEntry(before.get(p) ?? { kind: '', size: -1 }, e)) second.set(p.slice(5), e.hash);
