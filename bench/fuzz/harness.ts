@@ -265,8 +265,9 @@ function childPid(pid: number): number | undefined {
  */
 function runCli(cli: string, args: string[], cwd: string, tmp: string, timeFile: string, timeoutMs: number, hardCap: number, fsize?: number): Promise<RunResult> {
   return new Promise((resolve) => {
-    let [cmd, argv] = HAVE_TIME ? [TIME, ['-f', '%e %M', '-o', timeFile, process.execPath, cli, ...args]] : [process.execPath, [cli, ...args]];
-    if (fsize !== undefined) [cmd, argv] = [PRLIMIT, [`--fsize=${fsize}`, '--', cmd, ...argv]];
+    // prlimit (a file size limit) goes inside time, which must still write its own report.
+    const node = fsize !== undefined ? [PRLIMIT, `--fsize=${fsize}`, '--', process.execPath] : [process.execPath];
+    const [cmd, ...argv] = HAVE_TIME ? [TIME, '-f', '%e %M', '-o', timeFile, ...node, cli, ...args] : [...node, cli, ...args];
     const t0 = Date.now();
     const child = spawn(cmd, argv, { cwd, env: cliEnv(tmp), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
