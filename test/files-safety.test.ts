@@ -546,3 +546,27 @@ describe('config, plan and calibration files: regular, bounded, shallow', () => 
     expect(ls(d).filter((f) => f !== 'o.onnx')).toEqual(['deep.json']);
   });
 });
+
+describe('found by the fuzz suite (bench/fuzz)', () => {
+  test('an external-data location holding a NUL character is a user error, not an internal one', () => {
+    const d = dir('nul-location');
+    const { model } = externalModel(d);
+    const m = onnx.ModelProto.decode(fs.readFileSync(model));
+    const loc = m.graph!.initializer[0].externalData.find((e) => e.key === 'location')!;
+    loc.value = 'model.onnx\u0000.data';
+    fs.writeFileSync(model, onnx.ModelProto.encode(m).finish());
+    expectUserError(cli([model, path.join(d, 'o.onnx'), '--ratio', '0.3']), /external data location .* holds a NUL character/);
+    expect(ls(d)).toEqual(['model.onnx', 'model.onnx.data']);
+  });
+
+  test('a pass module that takes the model away is a user error naming it, at any ratio', () => {
+    const d = dir('clear-model');
+    const plugin = path.join(d, 'clear.js');
+    fs.writeFileSync(plugin, 'module.exports = { name: "clear", reads: [], writes: [], run(ctx) { ctx.model = undefined; } };');
+    const tiny = path.join(REPO_ROOT, 'models', 'tiny_cnn.onnx');
+    for (const ratio of ['0', '0.3']) {
+      expectUserError(cli([tiny, path.join(d, 'o.onnx'), '--ratio', ratio, '--pass', plugin]), /pass 'clear' \(from .*clear\.js.*\) left no model in the context/);
+    }
+    expect(ls(d)).toEqual(['clear.js']);
+  });
+});

@@ -125,6 +125,7 @@ export function resolveExternal(t: onnx.ITensorProto, files: ModelFiles | undefi
   const what = `tensor '${t.name ?? ''}'`;
   if (!location) throw new UserError(`${what} has external data without a location`);
   if (files === undefined) throw new UserError(`${what} uses external data '${location}', but the model was loaded from bytes without a base folder`);
+  if (location.includes('\0')) throw new UserError(`${what}: external data location '${location}' holds a NUL character`);
   if (path.isAbsolute(location) || path.win32.isAbsolute(location) || /^[a-zA-Z]:/.test(location)) {
     throw new UserError(`${what}: external data location '${location}' is absolute; only paths inside the model's folder are allowed`);
   }

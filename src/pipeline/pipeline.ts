@@ -1,6 +1,7 @@
 /** Builds a pipeline from pass names and runs it on a shared context. */
 import { UserError } from '../ir/errors';
 import { OutputSet } from '../ir/files';
+import { Model } from '../ir/model';
 import type { PruneOptions } from './options';
 import type { Pass, PassContext } from './pass';
 import { isVerificationError } from '../verify/verify';
@@ -42,13 +43,18 @@ export class Pipeline {
     try {
       for (const p of this.passes) {
         const t0 = Date.now();
+        const origin = pluginOrigin(p);
+        const hadModel = ctx.model !== undefined;
         try {
           await p.run(ctx);
         } catch (e) {
           // What a pass from user code throws is a one-line UserError naming it (a VerificationError stays one).
-          const origin = pluginOrigin(p);
           if (origin === undefined || isVerificationError(e)) throw e;
           throw pluginError(`pass '${p.name}' (from ${origin})`, e);
+        }
+        // A pass from user code must leave a model where it found one (the passes after it read it).
+        if (origin !== undefined && hadModel && !(ctx.model instanceof Model)) {
+          throw new UserError(`pass '${p.name}' (from ${origin}) left no model in the context (ctx.model must stay a Model)`);
         }
         ctx.log(`pass ${p.name}: ${Date.now() - t0} ms`);
       }
