@@ -569,4 +569,16 @@ describe('found by the fuzz suite (bench/fuzz)', () => {
     }
     expect(ls(d)).toEqual(['clear.js']);
   });
+
+  test('a model onnxruntime loads only with its graph optimizations off is not written at --ratio 0', () => {
+    // llama_s with every input dim declared 1e6: the declared sizes contradict the RoPE tables, which onnxruntime's
+    // default optimizations (constant folding, shape propagation) find when the session is created.
+    const d = dir('bad-declared-dims');
+    const m = onnx.ModelProto.decode(fs.readFileSync(path.join(SHARED_MODELS, 'llama_s.onnx')));
+    for (const dim of m.graph!.input[0].type!.tensorType!.shape!.dim) { delete (dim as { dimParam?: string }).dimParam; dim.dimValue = 1e6 as never; }
+    const model = path.join(d, 'model.onnx');
+    fs.writeFileSync(model, onnx.ModelProto.encode(m).finish());
+    expectUserError(cli([model, path.join(d, 'o.onnx'), '--ratio', '0']), /onnxruntime cannot load the model: .*Incompatible dimensions/);
+    expect(ls(d)).toEqual(['model.onnx']);
+  });
 });
