@@ -28,7 +28,7 @@ export function prunePass(options: PruneOptions): Pass {
     name: 'prune',
     description: 'remove the planned units (no-op at ratio 0)',
     reads: active ? ['model', 'artifacts.groups', 'artifacts.plan'] : ['model'],
-    writes: active ? ['model', 'artifacts.dense'] : ['model'],
+    writes: active ? ['model', 'artifacts.dense', 'artifacts.loadedInOrt'] : ['model'],
     async run(ctx) {
       if (!active) {
         ctx.report.prune = { ratio, groupsPruned: 0 };
@@ -57,7 +57,11 @@ export function prunePass(options: PruneOptions): Pass {
       if (groups.pruned === 0) {
         // The input model will be written unchanged, unverified: a model onnxruntime rejects is an error, said
         // before the warning that it is written (save loads it again, after any pass that follows).
-        if (ctx.outputPath !== undefined) await checkLoads(dense);
+        if (ctx.outputPath !== undefined) {
+          await checkLoads(dense);
+          // `pruned` is an unchanged copy of what was just loaded: save need not load it a second time.
+          ctx.artifacts.loadedInOrt = pruned;
+        }
         groups.note = nothingPrunedNote(dense, analysis, { ratio, planFile: options.plan });
         ctx.warn(`${groups.note}; the output is the input model unchanged`);
       }

@@ -4,7 +4,7 @@
  *
  * - internal:         exit 2, a signal, another exit code, or a failing run (exit 1/3) whose stderr is not exactly
  *                     one `onnx-prune: error:` line (warnings aside), or control characters on stderr
- * - hang:             over the time limit (the process group is killed)
+ * - hang:             over the CPU-time limit, or 4× that in wall time (the process group is killed)
  * - memory:           peak resident memory over the budget (2 GiB) for inputs under 64 MB (killed at the hard cap)
  * - leftover:         after a non-zero exit, any new or changed file in the case folder (partial outputs, temp
  *                     files, a written --save-plan); at any exit, files left in the run's TMPDIR
@@ -238,6 +238,23 @@ const HAVE_TIME = fs.existsSync(TIME);
 const PRLIMIT = '/usr/bin/prlimit';
 const HAVE_PRLIMIT = fs.existsSync(PRLIMIT);
 const STREAM_CAP = 4 * MiB;
+/** Wall-time limit as a multiple of the CPU-time limit. */
+const WALL_FACTOR = 4;
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on Linux). */
+const TICKS = 100;
+
+/** CPU time (user + system, all threads) of `pid` in ms, from /proc/<pid>/stat. */
+function procCpuMs(pid: number): number | undefined {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces, in parentheses): state is field 3, utime 14, stime 15.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS;
+  } catch {
+    return undefined;
+  }
+}
 
 function procStatus(pid: number): { rss: number; hwm: number } | undefined {
   try {
@@ -260,8 +277,11 @@ function childPid(pid: number): number | undefined {
 }
 
 /**
- * Runs the CLI in `cwd` (its own process group): killed at `timeoutMs` or above `hardCap` resident bytes. Peak
- * memory from GNU time's maximum resident size when /usr/bin/time exists, else from polling VmHWM.
+ * Runs the CLI in `cwd` (its own process group): killed after `timeoutMs` of CPU time, after WALL_FACTOR ×
+ * `timeoutMs` of wall time (a process blocked without using CPU), or above `hardCap` resident bytes. CPU time, not
+ * wall time, is the limit so that a busy machine (jest workers beside the fuzz run on two cores) does not turn a
+ * slow but progressing case into a hang. Peak memory from GNU time's maximum resident size when /usr/bin/time
+ * exists, else from polling VmHWM.
  */
 function runCli(cli: string, args: string[], cwd: string, tmp: string, timeFile: string, timeoutMs: number, hardCap: number, fsize?: number): Promise<RunResult> {
   return new Promise((resolve) => {
@@ -296,11 +316,16 @@ function runCli(cli: string, args: string[], cwd: string, tmp: string, timeFile:
         memoryKilled = true;
         kill();
       }
+      const cpu = procCpuMs(pid);
+      if (cpu !== undefined && cpu > timeoutMs && !timedOut && !memoryKilled) {
+        timedOut = true;
+        kill();
+      }
     }, 50);
     const timer = setTimeout(() => {
       timedOut = true;
       kill();
-    }, timeoutMs);
+    }, timeoutMs * WALL_FACTOR);
     child.on('close', (code, signal) => {
       clearInterval(poll);
       clearTimeout(timer);
@@ -452,7 +477,7 @@ interface Classified {
 function classify(c: FuzzCase, r: RunResult, before: Map<string, Entry>, after: Map<string, Entry>, dir: string, secret: SecretIndex, budget: number): Classified {
   const findings: Finding[] = [];
   const add = (cls: FailureClass, detail: string) => findings.push({ cls, detail });
-  if (r.timedOut) add('hang', `no exit after ${r.ms} ms (killed)`);
+  if (r.timedOut) add('hang', `no exit after ${r.ms} ms wall time (killed at the CPU- or wall-time limit)`);
   if (r.memoryKilled) add('memory', `killed above the hard cap (peak ≥ ${(r.peakBytes / GiB).toFixed(2)} GiB)`);
   else if (r.peakBytes > budget && inputBytes(c) < 64 * MiB) add('memory', `peak ${(r.peakBytes / GiB).toFixed(2)} GiB > ${(budget / GiB).toFixed(1)} GiB budget`);
   const killedByUs = r.timedOut || r.memoryKilled;
@@ -490,7 +515,8 @@ function classify(c: FuzzCase, r: RunResult, before: Map<string, Entry>, after: 
     if (reg === 'tmp') {
       // onnxruntime's own telemetry files (1DS SDK: `.ses`, `mat-debug-<pid>.log`) are not the project's.
       if (/^tmp\/(\.ses|mat-debug-\d+\.log)$/.test(p)) continue;
-      if (a) add('leftover', `temp file left in TMPDIR: ${p} (${describe(a)})`);
+      // A process we killed with SIGKILL (hang, memory: already a finding) cannot remove its temp files.
+      if (a && !killedByUs) add('leftover', `temp file left in TMPDIR: ${p} (${describe(a)})`);
       continue;
     }
     const rl = role.get(p);
@@ -499,7 +525,9 @@ function classify(c: FuzzCase, r: RunResult, before: Map<string, Entry>, after: 
       add('escape', `input ${p} modified (${describe(b)} → ${describe(a)})`);
       continue;
     }
-    if (failed && !allowedAfterFailure.has(p)) {
+    if (failed && killedByUs && a?.kind === 'file' && /\.onnx-prune-\d+-[0-9a-f]+\.tmp$/.test(p)) {
+      // Our own temp file (named by the write path) left by the SIGKILL of a hang or memory kill: not a second finding.
+    } else if (failed && !allowedAfterFailure.has(p)) {
       add('leftover', `${b ? 'changed' : 'new'} after exit ${r.code ?? r.signal}: ${p} (${describe(a)})`);
     } else if (!failed && b && rl !== 'existing' && a?.kind !== 'dir') {
       add('escape', `${p} replaced (${describe(b)} → ${describe(a)})`);
