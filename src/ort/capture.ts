@@ -136,6 +136,55 @@ export function withExtraOutputs(model: Model, tensors: string[]): Model {
   return copy;
 }
 
+export interface CalibrationRunOptions {
+  /** Samples per onnxruntime run. */
+  batch: number;
+  /** Progress-bar label. */
+  label?: string;
+  quiet?: boolean;
+  /** Number of passes the caller makes in all (the bar counts batches over every pass), and which this is (0-based). */
+  passes?: number;
+  pass?: number;
+}
+
+/**
+ * Runs `session` on every calibration batch in order, fetching `fetch` (tensors that are graph inputs are read
+ * from the feeds by the caller), and hands each batch's outputs and feeds to `onBatch`; the outputs are
+ * disposed after it returns. A run that fails is one UserError line (the inputs come from the user's data).
+ */
+export async function forEachCalibrationBatch(
+  session: ort.InferenceSession,
+  calib: CalibSet,
+  fetch: string[],
+  opts: CalibrationRunOptions,
+  onBatch: (outs: Record<string, ort.Tensor>, feeds: Record<string, ort.Tensor>) => void,
+): Promise<void> {
+  const perPass = batchCount(calib, opts.batch);
+  const passes = opts.passes ?? 1;
+  const bar = progressBar(opts.label ?? 'calibrating', perPass * passes, { quiet: opts.quiet });
+  try {
+    let k = perPass * (opts.pass ?? 0);
+    for (const feeds of calibBatches(calib, opts.batch)) {
+      let outs: Record<string, ort.Tensor> = {};
+      try {
+        if (fetch.length) outs = await session.run(feeds, fetch, { logSeverityLevel: 4 });
+      } catch (e) {
+        // Input sizes come from the user's data (or the random defaults): a model that rejects them is a user error.
+        const shapes = Object.entries(feeds).map(([name, t]) => `${name}[${t.dims.join(',')}]`).join(' ');
+        throw new UserError(`calibration: onnxruntime cannot run the model on the ${calib.random ? 'random ' : ''}calibration inputs ${shapes} (${ortErrorSummary(e)}); give --calib data of sizes the model accepts`);
+      }
+      try {
+        onBatch(outs, feeds);
+      } finally {
+        for (const name of fetch) outs[name]?.dispose?.();
+      }
+      bar.tick(++k);
+    }
+  } finally {
+    bar.done();
+  }
+}
+
 /** Runs the calibration set and returns streaming statistics for every request. */
 export async function captureStats(model: Model, calib: CalibSet, requests: CaptureRequest[], opts: CaptureOptions = {}): Promise<ActivationStats> {
   const stats: ActivationStats = new Map();
@@ -147,19 +196,8 @@ export async function captureStats(model: Model, calib: CalibSet, requests: Capt
   // ORT's error log is silenced (fatal only): a run that fails is reported as one UserError line below.
   const session = await createSession(copy, { logSeverityLevel: 4 });
   const fetch = uniqueTensors.filter((t) => !copy.graph.isGraphInput(t));
-  const total = batchCount(calib, batch);
-  const bar = progressBar('calibrating', total, { quiet: opts.quiet });
   try {
-    let k = 0;
-    for (const feeds of calibBatches(calib, batch)) {
-      let outs: Record<string, ort.Tensor> = {};
-      try {
-        if (fetch.length) outs = await session.run(feeds, fetch, { logSeverityLevel: 4 });
-      } catch (e) {
-        // Input sizes come from the user's data (or the random defaults): a model that rejects them is a user error.
-        const shapes = Object.entries(feeds).map(([name, t]) => `${name}[${t.dims.join(',')}]`).join(' ');
-        throw new UserError(`calibration: onnxruntime cannot run the model on the ${calib.random ? 'random ' : ''}calibration inputs ${shapes} (${ortErrorSummary(e)}); give --calib data of sizes the model accepts`);
-      }
+    await forEachCalibrationBatch(session, calib, fetch, { batch, quiet: opts.quiet }, (outs, feeds) => {
       for (const r of requests) {
         const t = outs[r.tensor] ?? feeds[r.tensor];
         if (!t) throw new Error(`capture: no value for '${r.tensor}'`);
@@ -176,14 +214,10 @@ export async function captureStats(model: Model, calib: CalibSet, requests: Capt
         }
         accumulate(s, toFloat(t), t.dims, gramMax);
       }
-      for (const name of fetch) outs[name]?.dispose?.();
-      bar.tick(++k);
-    }
+    });
   } finally {
-    bar.done();
     await session.release();
   }
   for (const s of stats.values()) if (s.gram) symmetrize(s.gram, s.channels);
   return stats;
 }
-
