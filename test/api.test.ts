@@ -57,7 +57,8 @@ test('the stage functions compose to the model prune() makes', async () => {
 });
 
 test('a programmatic pipeline with importance-wanda compensates like the CLI, without options.importance', async () => {
-  const options = { ratio: 0.3, ...CALIB, quiet: true };
+  // Without calibration data the default reconstruction follows the scoring pass: bias compensation after wanda.
+  const options = { ratio: 0.3, quiet: true };
   const ctx = newContext({ inputPath: LENET, options });
   await Pipeline.fromNames(['load', 'analyze', 'importance-wanda', 'allocate', 'plan', 'compensate', 'prune', 'verify'], options).run(ctx);
   expect(ctx.artifacts.scores?.info.method).toBe('wanda');
@@ -65,7 +66,7 @@ test('a programmatic pipeline with importance-wanda compensates like the CLI, wi
   expect(ctx.report.compensation!.consumers).toBeGreaterThan(0);
   expect(ctx.report.verify?.passed).toBe(true);
   const out = path.join(tmp, 'wanda-cli.onnx');
-  const cli = await runCliInProcess([LENET, out, '--ratio', '0.3', '--importance', 'wanda', '--calib', CALIB.calib, '--calib-shape', '512,1,28,28', '--quiet']);
+  const cli = await runCliInProcess([LENET, out, '--ratio', '0.3', '--importance', 'wanda', '--quiet']);
   expect(cli.code).toBe(0);
   expect(Buffer.from(encodeModelProto(ctx.model!.toProto())).equals(bytes(out))).toBe(true);
 });
@@ -92,7 +93,7 @@ test('errors: bad options are UserErrors naming the option; a failed verificatio
   await expect(prune(TINY, { ratio: 1.5 })).rejects.toThrow(/^--ratio: must be < 1, got 1\.5$/);
   await expect(prune(TINY, { ratio: 0.5, maxRatio: 0 })).rejects.toThrow(/--max-ratio: must be > 0/);
   await expect(prune(TINY, { importance: 'magic' as never })).rejects.toThrow(/--importance: must be one of "l1"/);
-  await expect(prune(TINY, { ratio: 0.5, compensate: true })).rejects.toThrow(/--compensate needs calibration statistics/);
+  await expect(prune(TINY, { ratio: 0.5, compensate: true, reconstruct: 'ls' })).rejects.toThrow(/^--compensate \(bias compensation\) contradicts --reconstruct ls$/);
   // A tolerance far below float32 rounding (this prune differs by ~2e-7 of the scale) fails verification.
   const e = await prune(TINY, { ratio: 0.5, tolerance: 1e-30, output: path.join(tmp, 'never.onnx') }).catch((x: unknown) => x);
   expect(isVerificationError(e)).toBe(true);

@@ -6,7 +6,7 @@
  *  - sequential and one-shot capture differ on a two-stage chain, and sequential is not worse;
  *  - --save-plan writes the sidecar; --plan replays byte for byte without calibration; a changed or missing
  *    sidecar is a one-line error; --reconstruct none ignores the plan's reconstruction;
- *  - consumers that cannot be refit (a weight shared by two nodes) are left as they were and reported;
+ *  - a weight read by two consumers gets a private refit copy for each;
  *  - float16 weights stored behind a Cast are rewritten in float16;
  *  - the option rules: default ls with --calib, bias for wanda without, none for l2 without; contradictions refused.
  */
@@ -122,14 +122,14 @@ test('ls repairs far more of the output than bias compensation, which repairs mo
 test('the report: consumers refit, stages, and the calibration error of zeroing vs refit', async () => {
   const file = writeModel('mlp-report.onnx', mlp());
   const r = await prune(file, base({ calib: calibFile }));
-  const rec = r.report.reconstruction as Record<string, number | boolean | string>;
+  const rec = r.report.reconstruction!;
   expect(rec.mode).toBe('ls');
   expect(rec.refit).toBe(2);
   expect(rec.stages).toBe(2);
   expect(rec.sequential).toBe(true);
-  expect(rec.errorRefit as number).toBeLessThan((rec.errorZeroed as number) * 0.5);
+  expect(rec.errorRefit!).toBeLessThan(rec.errorZeroed! * 0.5);
   const one = await prune(file, base({ calib: calibFile, sequential: false }));
-  expect((one.report.reconstruction as Record<string, number>).stages).toBe(1);
+  expect(one.report.reconstruction!.stages).toBe(1);
 });
 
 test('sequential capture gives other weights than one-shot, and is not worse on held-out inputs', async () => {
@@ -182,17 +182,18 @@ test('a changed or missing sidecar is a one-line user error, and nothing is writ
   expect(fs.existsSync(out)).toBe(false);
 });
 
-test('a consumer whose weight is shared by two nodes is left as it was, and the run says so', async () => {
+test('a weight shared by two consumers (an exporter deduplicating equal weights) gets a private refit copy per consumer', async () => {
   const file = writeModel('mlp-shared.onnx', mlp({ shared: true }));
-  const warnings: string[] = [];
-  const r = await prune(file, base({ calib: calibFile, onWarning: (w) => warnings.push(w) }));
+  const dense = loadModel(file);
+  const r = await prune(file, base({ calib: calibFile }));
   expect(r.report.verify?.passed).toBe(true);
-  const rec = r.report.reconstruction as Record<string, unknown>;
-  // Both Gemms that read W3 are consumers of the second hidden group; neither can be refit alone.
-  expect(rec.refit).toBe(1);
-  expect(rec.skipped).toBe(2);
-  expect(Object.keys(rec.skippedReasons as object)).toEqual(['weight shared by several nodes: not rewritten']);
-  expect(warnings.some((w) => /reconstruct: 2 of 3 consumer\(s\) not refit: 2× weight shared/.test(w))).toBe(true);
+  const rec = r.report.reconstruction!;
+  expect(rec.refit).toBe(3);
+  expect(rec.skipped).toBe(0);
+  const readers = r.model.graph.nodes.filter((n) => n.opType === 'Gemm' && (n.outputs[0] === 'y' || n.outputs[0] === 'y2')).map((n) => n.inputs[1]);
+  expect(new Set(readers).size).toBe(2);
+  const none = await prune(file, base({ calib: calibFile, reconstruct: 'none' }));
+  expect(await heldOutError(dense, r.model)).toBeLessThan(await heldOutError(dense, none.model));
 });
 
 test('a float16 weight behind a Cast is refit and stored in float16', async () => {
@@ -200,7 +201,7 @@ test('a float16 weight behind a Cast is refit and stored in float16', async () =
   const dense = loadModel(file);
   const r = await prune(file, base({ calib: calibFile }));
   expect(r.report.verify?.passed).toBe(true);
-  expect((r.report.reconstruction as Record<string, number>).refit).toBe(2);
+  expect(r.report.reconstruction!.refit).toBe(2);
   const w = r.model.graph.initializers.get('W2h')!;
   expect(w.dtype).toBe(DataType.FLOAT16);
   const none = await prune(file, base({ calib: calibFile, reconstruct: 'none' }));
@@ -213,7 +214,7 @@ test('a float16 weight behind a Cast is refit and stored in float16', async () =
 test('defaults: ls with --calib, bias after wanda without it, none after l2 without it; contradictions are refused', async () => {
   const file = writeModel('mlp-defaults.onnx', mlp());
   const withCalib = await prune(file, base({ calib: calibFile }));
-  expect((withCalib.report.reconstruction as { mode: string }).mode).toBe('ls');
+  expect(withCalib.report.reconstruction!.mode).toBe('ls');
   const wanda = await prune(file, base({ importance: 'wanda' }));
   expect(wanda.report.reconstruction).toBeUndefined();
   expect(wanda.report.compensation).toBeDefined();
@@ -222,7 +223,7 @@ test('defaults: ls with --calib, bias after wanda without it, none after l2 with
   expect(l2.report.compensation).toBeUndefined();
   // Bias compensation after a data-free importance captures its own statistics.
   const bias = await prune(file, base({ reconstruct: 'bias', calib: calibFile }));
-  expect((bias.report.compensation as { consumers: number }).consumers).toBeGreaterThan(0);
+  expect(bias.report.compensation!.consumers).toBeGreaterThan(0);
   for (const bad of [{ compensate: true, reconstruct: 'ls' }, { compensate: false, reconstruct: 'bias' }] as const) {
     const e = await prune(file, base(bad)).catch((x) => x);
     expect(isUserError(e)).toBe(true);

@@ -142,7 +142,7 @@ describe('a hand-edited plan with non-finite or overflowing bias deltas', () => 
   beforeAll(async () => {
     const dir = freshDir('plan-source');
     const planFile = path.join(dir, 'p.json');
-    const r = await runCliInProcess([LENET, path.join(dir, 'o.onnx'), '--ratio', '0.4', '--importance', 'wanda', '--calib', path.join(SHARED_MODELS, 'mnist_calib_x.bin'), '--calib-shape', '512,1,28,28', '--save-plan', planFile, '--quiet']);
+    const r = await runCliInProcess([LENET, path.join(dir, 'o.onnx'), '--ratio', '0.4', '--importance', 'wanda', '--reconstruct', 'bias', '--calib', path.join(SHARED_MODELS, 'mnist_calib_x.bin'), '--calib-shape', '512,1,28,28', '--save-plan', planFile, '--quiet']);
     expect(r.code).toBe(0);
     planText = fs.readFileSync(planFile, 'utf8');
     expect(JSON.parse(planText).compensation.length).toBeGreaterThan(0);

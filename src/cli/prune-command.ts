@@ -32,6 +32,10 @@ export function summaryLine(report: Report): string | undefined {
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
   if (flops && flops.before !== null && flops.after !== null) parts.push(`FLOPs ${fmt(flops.before)} → ${fmt(flops.after)} (${pct(flops.after, flops.before)})`);
+  const rec = report.reconstruction;
+  if (rec?.from === 'calibration' && rec.refit !== undefined) parts.push(`ls reconstruction: ${rec.refit}/${rec.consumers} layers refit`);
+  else if (rec?.from === 'plan') parts.push(`ls reconstruction from the plan: ${rec.consumers} layers`);
+  else if (report.compensation) parts.push(`bias compensation: ${report.compensation.consumers} layers`);
   if (verify) parts.push(verify.skipped ? 'not verified (nothing pruned)' : verify.passed ? `verified (max rel diff ${verify.maxRelDiff.toExponential(1)})` : 'VERIFICATION FAILED');
   if (fid) parts.push(`vs dense: cosine ${fid.cosine.toFixed(4)}${fid.top1 !== undefined ? `, top-1 ${(100 * fid.top1).toFixed(1)}%` : ''}`);
   return `${parts.join('; ')}${groups?.note ? `\n${groups.note}` : ''}`;

@@ -92,7 +92,7 @@ function inputSpecs(model: Model): InputSpec[] {
 
 export function loadCalibration(model: Model, opts: CalibOptions = {}): CalibSet {
   if (!opts.file) {
-    opts.warn?.('no --calib data given: data-aware importance uses seeded random inputs and so measures noise, not your data');
+    opts.warn?.('no --calib data given: calibration (data-aware importance, reconstruction) uses seeded random inputs and so measures noise, not your data');
     return randomCalibration(model, opts);
   }
   const file = opts.file;

@@ -80,6 +80,28 @@ export interface Report {
   importance?: { method: string; groups: number; fallbacks: number };
   allocation?: Achieved;
   compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
+  /**
+   * Least-squares reconstruction (`reconstruct`): from calibration (the fields of src/score/reconstruct.ts
+   * ReconstructReport, with `skipped` and `biasOnly` as counts) or replayed from a plan.
+   */
+  reconstruction?: {
+    mode: 'ls';
+    from: 'calibration' | 'plan';
+    consumers: number;
+    refit?: number;
+    skipped?: number;
+    skippedReasons?: Record<string, number>;
+    biasOnly?: number;
+    stages?: number;
+    samples?: number;
+    sequential?: boolean;
+    calibration?: string;
+    errorZeroed?: number;
+    errorRefit?: number;
+    dampingRaised?: number;
+    deadColumns?: number;
+    biases?: { consumers: number; added: number; skipped: number };
+  };
   /** Verification (`verify`); `skipped` when nothing was compared (nothing pruned: `inputs` is then absent). */
   verify?: Omit<VerifyReport, 'inputs'> & { inputs?: VerifyReport['inputs']; skipped?: string; failingGroups?: GroupFailure[] };
   fidelity?: FidelityReport;

@@ -8,9 +8,9 @@
  *   Conv (group 1)  W[O, C, k…]      out-in, d_in = C·k (channel c = columns c·k … c·k+k−1, k = kh·kw…)
  *   Gemm            B[K, N] / Bᵀ[N, K]  in-out / out-in
  *   MatMul          W[K, N] right     in-out;  W[M, K] left: out-in
- * A consumer is one (node, weight input) pair; a weight read by several ops, a quantized weight, a consumer
- * inside a control-flow subgraph, a batched or grouped weight have no matrix form here: they are listed as
- * declined, with the reason.
+ * A consumer is one (node, weight input) pair (a weight read by several ops is one consumer per op: a refit gives
+ * each its own copy); a quantized weight, a consumer inside a control-flow subgraph, a batched or grouped weight
+ * have no matrix form here: they are listed as declined, with the reason.
  */
 import type { GroupAnalysis, WeightMember } from '../analysis/types';
 import { resolveWeight, type WeightChain } from '../analysis/weight-chain';
@@ -73,7 +73,6 @@ function matrixForm(n: Node, dims: number[], inAxis: number): { layout: WeightLa
 function unwritable(graph: Graph, chain: WeightChain): string | undefined {
   if (chain.ops.some((o) => o.opType === 'DequantizeLinear' || o.opType === 'QuantizeLinear')) return 'quantized weight (DequantizeLinear): kept as it is';
   if (!WRITABLE_TYPES.has(chain.tensor.dtype)) return `weight stored as ${dtypeName(chain.tensor.dtype)}: not rewritten`;
-  if (graph.realConsumers(chain.name).length > 1) return 'weight shared by several nodes: not rewritten';
   return undefined;
 }
 
