@@ -40,6 +40,24 @@ async function prune(file: string, ratio: number) {
 describe.each(MODELS)('%s', (name) => {
   const file = path.join(path.dirname(sharedModels()[0]), name);
 
+  test('ratio 0.3 with least-squares reconstruction from random calibration: the refit model is proven too', async () => {
+    // The verification reference is the masked *refit* dense model: the physical pruning of refit weights is exact.
+    const options = { ratio: 0.3, seed: 0, verifyBatch: 1, verifySeq: 8, keepInvalid: true, reconstruct: 'ls' as const, calibSamples: 8, quiet: true };
+    const ctx = newContext({ inputPath: file, options });
+    await Pipeline.fromNames(['load', 'analyze', 'importance-l2', 'plan', 'reconstruct', 'prune', 'verify'], options).run(ctx);
+    const report = ctx.report as unknown as Report;
+    const failing = (report.verify.failingGroups ?? []).map((f) => `${name} ${f.group}: ${f.error}\n    ${f.members.join('\n    ')}`);
+    expect({ error: report.verify.error, failing }).toEqual({ error: undefined, failing: [] });
+    expect(report.verify.passed).toBe(true);
+    const rec = ctx.report.reconstruction;
+    if (report.groups.pruned > 0) {
+      // Every consumer found was refit, and the refit repaired part of the calibration error of plain pruning.
+      expect(rec).toBeDefined();
+      expect({ skipped: rec!.skippedReasons, refit: rec!.refit! > 0 }).toEqual({ skipped: {}, refit: true });
+      expect(rec!.errorRefit!).toBeLessThan(rec!.errorZeroed!);
+    }
+  });
+
   test.each([0.3, 0.5])('ratio %f: runs in ORT, equals the masked model, fewer params', async (ratio) => {
     const { ctx, report } = await prune(file, ratio);
     const failing = (report.verify.failingGroups ?? []).map((f) => `${name} ${f.group}: ${f.error}\n    ${f.members.join('\n    ')}`);

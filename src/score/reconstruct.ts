@@ -241,7 +241,7 @@ function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: PlanGro
 }
 
 /** Multiply-adds spent on the error figures per consumer: above it, they are estimated on evenly spaced outputs. */
-const ERROR_BUDGET = 5e7;
+const ERROR_BUDGET = 1e7;
 
 /**
  * Σ over calibration rows of the squared output error of plain pruning (removed columns zeroed) and of the refit
