@@ -17,6 +17,7 @@
  * - pass:     --pass modules that throw, corrupt the model, or swap the external data file for a symlink
  * - deep:     deep If nesting and long node chains (recursion)
  */
+import { createHash } from 'crypto';
 import Long from 'long';
 import { onnx } from '../../src/ir/proto';
 import { bombItem, chainModel, decodeModel, encodeModel, externalize, f32, nestedIfModel, npy, rawInitializers, zip, zipItem, type ZipItem } from './formats';
@@ -32,6 +33,8 @@ export interface PlanFixture {
   text: string;
   /** The options it was made with (e.g. `--importance wanda`). */
   args: string[];
+  /** The `.refit.npz` sidecar of a plan with a least-squares reconstruction. */
+  sidecar?: Uint8Array;
 }
 
 export interface GenContext {
@@ -498,6 +501,7 @@ const OPTION_VALUES: Record<string, (string | string[])[]> = {
   '--target': ['params', 'flops', 'bogus', ''],
   '--importance': ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs', 'bogus', 'L2'],
   '--reduce': ['mean', 'sum', 'max', 'median'],
+  '--reconstruct': ['none', 'bias', 'ls', 'ls', 'LS', 'obs', ''],
   '--allocation': ['uniform', 'global', 'greedy'],
   '--max-ratio': ['0', '0.5', '1', '1.5', '-1', 'x'],
   '--round-to': ['1', '2', '8', '0', '-1', '2.5', '1e9', 'x'],
@@ -515,7 +519,7 @@ const OPTION_VALUES: Record<string, (string | string[])[]> = {
   '--calib-shape': ['1,1,28,28', '-1,3', '1e9,1', 'x', ''],
   '--calib-dtype': ['float32', 'int8', 'bool', 'complex64'],
 };
-const FLAGS = ['--compensate', '--no-compensate', '--protect-defaults', '--no-protect-defaults', '--gqa-query-heads', '--rewrite-shapes', '--no-rewrite-shapes', '--verify', '--no-verify', '--keep-invalid', '--external-data', '--no-external-data', '--json', '-q', '--verbose', '--bogus', '--help', '--version'];
+const FLAGS = ['--compensate', '--no-compensate', '--sequential', '--no-sequential', '--protect-defaults', '--no-protect-defaults', '--gqa-query-heads', '--rewrite-shapes', '--no-rewrite-shapes', '--verify', '--no-verify', '--keep-invalid', '--external-data', '--no-external-data', '--json', '-q', '--verbose', '--bogus', '--help', '--version'];
 
 function genOptions(b: Builder): void {
   const r = b.r;
@@ -663,7 +667,11 @@ function genPlan(b: Builder): void {
     'valid', 'negIndex', 'bigIndex', 'floatIndex', 'dupIndex', 'allUnits', 'hugeList', 'unknownGroup', 'controlGroup',
     'fingerprint', 'deltaHuge', 'deltaInf', 'deltaLength', 'deltaNode', 'deltaInput', 'format', 'deep', 'notJson', 'fifo',
     'dir', 'strings',
+    ...(fx.sidecar ? ['sideMissing', 'sideFlip', 'sideNaN', 'sideDims', 'sideName', 'sideSymlink', 'sideTruncated', 'sideNode', 'sideValid'] as const : []),
   ] as const);
+  const rec = (plan as { reconstruction?: { file: string; sha256: string; weights: { node: string; input: number; dims: number[] }[] } }).reconstruction;
+  let side: Uint8Array | undefined = fx.sidecar;
+  let sideLink = false;
   let text: string | undefined;
   let file = 'plan.json';
   switch (variant) {
@@ -695,11 +703,30 @@ function genPlan(b: Builder): void {
     case 'fifo': file = b.fifo('plan.json'); break;
     case 'dir': file = b.dir('plan.json'); break;
     case 'strings': plan.groups[gid] = ['0', '1'] as unknown as number[]; break;
+    case 'sideMissing': side = undefined; break;
+    case 'sideFlip': side = Uint8Array.from(side!); side[r.int(0, side.length - 1)] ^= 1 << r.int(0, 7); break;
+    case 'sideTruncated': side = side!.subarray(0, r.int(0, side!.length - 1)); break;
+    case 'sideNaN': case 'sideValid': {
+      // Values changed and the sha256 recomputed: a NaN (or huge) refit weight must be refused; a valid edit accepted.
+      side = Uint8Array.from(side!);
+      const at = side.length - 4 * r.int(1, 8) - 200;
+      if (variant === 'sideNaN') new DataView(side.buffer).setFloat32(at - (at % 4), r.pick([NaN, Infinity, 3e38]), true);
+      if (rec) rec.sha256 = createHash('sha256').update(side).digest('hex');
+      break;
+    }
+    case 'sideDims': if (rec?.weights.length) rec.weights[0].dims = rec.weights[0].dims.map((d) => d + 1); break;
+    case 'sideNode': if (rec?.weights.length) { rec.weights[0].node = r.pick(['nope', '', 'a\nb']); rec.weights[0].input = r.pick([0, 1, 7]); } break;
+    case 'sideName': if (rec) rec.file = r.pick(['../outside/secret.bin', '/etc/passwd', 'x/../../secret.npz', 'a\u0000.npz']); break;
+    case 'sideSymlink': sideLink = true; break;
+  }
+  if (side && rec) {
+    if (sideLink) b.symlink('plan.refit.npz', '../outside/secret.bin');
+    else b.input('plan.refit.npz', side);
   }
   if (variant !== 'fifo' && variant !== 'dir') b.input(file, text ?? JSON.stringify(plan));
   b.args.push(model, 'out.onnx', '--plan', file, ...fx.args.filter((a) => a !== '--save-plan'));
   if (r.chance(0.3)) b.args.push('--save-plan', 'plan2.json');
-  if (r.chance(0.2)) b.args.push('--no-compensate');
+  if (r.chance(0.2)) b.args.push(...r.pick([['--no-compensate'], ['--reconstruct', 'none'], ['--reconstruct', 'ls'], ['--reconstruct', 'bias']]));
   b.say(`${fx.base} plan ${variant} (group ${gid}): ${b.args.join(' ')}`);
 }
 

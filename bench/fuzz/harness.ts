@@ -82,7 +82,11 @@ export function loadBases(): Record<string, Uint8Array> {
 export function makePlans(cli: string, root: string, bases: Record<string, Uint8Array>): PlanFixture[] {
   const dir = path.join(root, 'plans');
   fs.mkdirSync(dir, { recursive: true });
-  const specs: [string, string[]][] = [['tiny_cnn', []], ['tiny_mlp', ['--importance', 'wanda']], ['mnist_lenet_bn', ['--importance', 'l1']]];
+  const specs: [string, string[]][] = [
+    ['tiny_cnn', []], ['tiny_mlp', ['--importance', 'wanda']], ['mnist_lenet_bn', ['--importance', 'l1']],
+    // A least-squares reconstruction (random calibration): the plan refers to its .refit.npz sidecar.
+    ['tiny_mlp', ['--reconstruct', 'ls', '--calib-samples', '4']],
+  ];
   const out: PlanFixture[] = [];
   for (const [base, args] of specs) {
     if (!bases[base]) continue;
@@ -91,7 +95,10 @@ export function makePlans(cli: string, root: string, bases: Record<string, Uint8
     const plan = path.join(dir, `${base}.plan.json`);
     const r = spawnSync(process.execPath, [cli, model, path.join(dir, `${base}.out.onnx`), '--ratio', '0.3', '--save-plan', plan, '-q', ...args], { encoding: 'utf8', env: cliEnv(dir) });
     if (r.status !== 0 || !fs.existsSync(plan)) throw new Error(`cannot make the plan fixture for ${base}: exit ${r.status}: ${r.stderr}`);
-    out.push({ base, text: fs.readFileSync(plan, 'utf8'), args: args.filter((a) => a !== 'wanda' && a !== 'l1' && a !== '--importance') });
+    const side = path.join(dir, `${base}.plan.refit.npz`);
+    const sidecar = fs.existsSync(side) ? new Uint8Array(fs.readFileSync(side)) : undefined;
+    if (sidecar) fs.rmSync(side);
+    out.push({ base, text: fs.readFileSync(plan, 'utf8'), args: sidecar ? [] : args.filter((a) => a !== 'wanda' && a !== 'l1' && a !== '--importance'), sidecar });
   }
   return out;
 }
