@@ -19,6 +19,8 @@ import { formatNpy } from '../src/ort/npy';
 import { createSession, modelBytes as bytesOf, ort } from '../src/ort/session';
 import { attr, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp } from './helpers/cli';
+import { checkSchema, type JsonSchema } from '../src/util/json-schema';
+import reportSchema from '../schemas/report.schema.json';
 
 let tmp: string;
 beforeAll(() => { tmp = mkTmp('onnx-prune-reconstruct-'); });
@@ -128,6 +130,7 @@ test('the report: consumers refit, stages, and the calibration error of zeroing 
   expect(rec.stages).toBe(2);
   expect(rec.sequential).toBe(true);
   expect(rec.errorRefit!).toBeLessThan(rec.errorZeroed! * 0.5);
+  expect(checkSchema(JSON.parse(JSON.stringify(r.report)), reportSchema as JsonSchema, 'report')).toBeUndefined();
   const one = await prune(file, base({ calib: calibFile, sequential: false }));
   expect(one.report.reconstruction!.stages).toBe(1);
 });
