@@ -1,6 +1,6 @@
 /**
  * `compensate`: FLAP bias compensation (src/score/compensate.ts) between `plan` and `prune`.
- *  - After a data-aware importance method (src/score/methods.ts: wanda, fluctuation), whose calibration
+ *  - After a data-aware importance method (src/score/methods.ts: wanda, fluctuation, obs), whose calibration
  *    statistics it reuses (ctx.artifacts.activationStats), it runs by default: it computes the bias changes,
  *    makes them, and stores them in the plan (ctx.artifacts.plan.compensation; the staged --save-plan file is replaced
  *    by one with them).
@@ -19,7 +19,7 @@ import type { PruneOptions } from '../src/pipeline/options';
 import type { Pass, PassContext } from '../src/pipeline/pass';
 import { writePlanFile } from '../src/prune/plan';
 import { applyCompensation, planCompensation, type CompensationReport } from '../src/score/compensate';
-import { importanceMethod } from '../src/score/methods';
+import { DATA_AWARE, importanceMethod } from '../src/score/methods';
 
 export function compensatePass(options: PruneOptions): Pass {
   const planFile = options.plan;
@@ -51,7 +51,7 @@ export function compensatePass(options: PruneOptions): Pass {
       const method = ctx.artifacts.scores?.info.method;
       const dataAware = !!method && !!importanceMethod(method)?.dataAware;
       if (options.compensate === true && !dataAware) {
-        throw new UserError(`--compensate needs calibration statistics: use a data-aware importance (wanda or fluctuation), got ${method ?? 'no scores'}`);
+        throw new UserError(`--compensate needs calibration statistics: use a data-aware importance (${DATA_AWARE.join(', ')}), got ${method ?? 'no scores'}`);
       }
       if (!dataAware || options.compensate === false) return;
       const stats = ctx.artifacts.activationStats;

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
 import { fsError, kindOf, readJsonText } from '../ir/files';
-import { SCORE_METHODS } from '../score/methods';
+import { DATA_AWARE, SCORE_METHODS } from '../score/methods';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
 
 type Kind = 'boolean' | 'number' | 'integer' | 'string' | 'path' | 'strings' | 'paths' | 'shape' | 'dims';
@@ -47,7 +47,7 @@ const DTYPES = ['float32', 'float', 'float16', 'float64', 'double', 'int64', 'in
 export const OPTION_SPECS = {
   ratio: { kind: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, describe: 'fraction of --target to remove, 0 ≤ R < 1 (0 = lossless no-op)' },
   target: { kind: 'string', choices: ['params', 'flops'], default: 'params', describe: 'what --ratio measures' },
-  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: 'unit importance; the data-aware ones (wanda, fluctuation) include bias compensation' },
+  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: `unit importance; the data-aware ones (${DATA_AWARE.join(', ')}) include bias compensation` },
   compensate: { kind: 'boolean', describe: 'bias compensation: on by default for data-aware importances and for a --plan that carries it (--no-compensate turns it off)' },
   reduce: { kind: 'string', choices: ['mean', 'sum', 'max'], default: 'mean', describe: 'how a group\'s member scores combine into one score per unit' },
   allocation: { kind: 'string', choices: ['uniform', 'global'], default: 'uniform', describe: 'same ratio per group, or units ranked across comparable groups' },
@@ -67,7 +67,7 @@ export const OPTION_SPECS = {
   shapes: { kind: 'string', choices: ['auto', 'static', 'ort'], default: 'auto', also: ['groups'], describe: 'where analysis takes concrete shapes from: static inference, onnxruntime, or static with onnxruntime for the rest' },
   'rewrite-shapes': { kind: 'boolean', default: true, also: ['groups'], describe: 'allow −1 rewrites of Reshape elements computed from unpruned dims (--no-rewrite-shapes declines such groups)' },
   plan: { kind: 'path', describe: 'apply a saved plan (schemas/plan.schema.json) instead of --ratio' },
-  'save-plan': { kind: 'path', describe: 'write the plan used (units removed per group; with wanda / fluctuation also the bias compensation) to this JSON file' },
+  'save-plan': { kind: 'path', describe: 'write the plan used (units removed per group; with a data-aware importance also the bias compensation) to this JSON file' },
   verify: { kind: 'boolean', default: true, describe: 'check the pruned model against the masked dense model in onnxruntime (--no-verify skips)' },
   'keep-invalid': { kind: 'boolean', default: false, describe: 'write the output even when verification fails (still exits 3)' },
   tolerance: { kind: 'number', exclusiveMinimum: 0, default: 1e-4, describe: 'verification tolerance: max |pruned − masked| / the output\'s scale' },
