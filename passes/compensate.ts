@@ -1,7 +1,7 @@
 /**
  * `compensate`: FLAP bias compensation (src/score/compensate.ts) between `plan` and `prune`.
  *  - When the run's reconstruction is `bias` (src/pipeline/options.ts reconstructMode: by default after a
- *    data-aware importance method without --calib; or --reconstruct bias / --compensate after any method), it
+ *    data-aware importance method (wanda, fluctuation, obs) without --calib; or --reconstruct bias / --compensate after any method), it
  *    reuses the importance pass's calibration statistics (ctx.artifacts.activationStats) or captures them: it computes the bias changes,
  *    makes them, and stores them in the plan (ctx.artifacts.plan.compensation; the staged --save-plan file is replaced
  *    by one with them).

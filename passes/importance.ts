@@ -37,7 +37,7 @@ export async function runImportance(ctx: PassContext, method: ScoreMethod): Prom
   if (r.calibSet) ctx.artifacts.calibration = r.calibSet;
   if (r.calibration) {
     const c = r.calibration;
-    ctx.log(`calibration: ${c.samples} samples from ${c.source}${c.seq !== undefined ? ` (symbolic dims = ${c.seq})` : ''}, ${c.activations} activations in ${c.ms} ms`);
+    ctx.log(`calibration: ${c.samples} samples from ${c.source}${c.seq !== undefined ? ` (symbolic dims = ${c.seq})` : ''}, ${c.activations} activations${c.grams !== undefined ? `, ${c.grams} Gram(s)` : ''} in ${c.ms} ms`);
   }
   // A fallback is a different method than the one asked for: say so (e.g. bn on a model whose BatchNormalization
   // nodes were all folded into convolutions is plain L2).

@@ -5,7 +5,7 @@
  */
 import { rng } from '../src/util/rng';
 import { choleskyInPlace, choleskySolve, dampedCholesky, inverseFromCholesky } from '../src/util/linalg';
-import { blockUnits, obsPath, reconstructionError, refitAffine, refitKept, unitColumns } from '../src/score/refit';
+import { blockUnits, obsPath, obsPathMulti, reconstructionError, refitAffine, refitKept, unitColumns, type ObsConsumer } from '../src/score/refit';
 
 // ---------------------------------------------------------------------------------------------------------
 // Test-side helpers (independent of the code under test)
@@ -547,6 +547,105 @@ describe('obsPath (formula 2)', () => {
     expect(() => obsPath(W, 2, d, H, [[0], []])).toThrow(/no columns/);
     expect(() => obsPath(W, 2, d, H, [[0], [1]], { levels: [3] })).toThrow(/level 3/);
     expect(() => obsPath(W, 2, d, H, [[0], [1]], { steps: 1, levels: [2] })).toThrow(/beyond/);
+  });
+});
+
+describe('obsPathMulti (formula 2 over the consumers of a group)', () => {
+  function dampedError(W: Float64Array, Wn: ArrayLike<number>, H: Float64Array, dOut: number, d: number, delta: number): number {
+    const Hd = H.slice();
+    for (let j = 0; j < d; j++) Hd[j * d + j] += delta;
+    return reconstructionError(W, Float64Array.from(Wn), Hd, dOut, d).error;
+  }
+
+  /** Three consumers of 5 shared units: different inputs, widths and unit → column maps; the third reads units 1–3 only. */
+  function consumers(seed: number): ObsConsumer[] {
+    const specs: { dOut: number; d: number; units: number[][]; mix: number }[] = [
+      { dOut: 3, d: 6, units: blockUnits(5, 1), mix: 0.8 }, // column 5 in no unit
+      { dOut: 4, d: 11, units: [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]], mix: 0.5 }, // conv-like blocks of 2, column 10 kept
+      { dOut: 2, d: 4, units: [[], [3], [0, 2], [1], []], mix: 0.9 },
+    ];
+    return specs.map((s, i) => {
+      const X = randomX(seed + 10 * i, 3 * s.d, s.d, { mix: s.mix, mean: 0.3 });
+      return { W: randomW(seed + 10 * i + 1, s.dOut, s.d), dOut: s.dOut, dIn: s.d, H: gramOf(X).H, units: s.units };
+    });
+  }
+
+  test('brute force: each step removes the unit whose removal adds the least summed damped error; every W is its LS refit', () => {
+    const cs = consumers(301);
+    const n = 5;
+    const path = obsPathMulti(cs, n, { levels: Array.from({ length: n + 1 }, (_, k) => k) });
+    expect([...path.order].sort()).toEqual([0, 1, 2, 3, 4]);
+    const removed: number[] = [];
+    const errorOf = (set: number[]): number => cs.reduce((t, c, i) => {
+      const r = refitKept(c.W, c.dOut, c.dIn, c.H, unitColumns(c.units, set), {});
+      return t + dampedError(c.W as Float64Array, r.W, c.H as Float64Array, c.dOut, c.dIn, path.consumers[i].damping);
+    }, 0);
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const base = errorOf(removed);
+      const added = Array.from({ length: n }, (_, u) => (removed.includes(u) ? Infinity : errorOf([...removed, u]) - base));
+      const best = added.indexOf(Math.min(...added));
+      expect(path.order[k]).toBe(best);
+      expect(path.scores[k]).toBeCloseTo(added[best], 6);
+      if (k === 0) for (let u = 0; u < n; u++) expect(path.firstScores[u]).toBeCloseTo(added[u], 6);
+      removed.push(best);
+      total += path.scores[k];
+      expect(path.loss[k]).toBeCloseTo(total / 2, 9);
+      cs.forEach((c, i) => {
+        const snap = path.consumers[i].snapshots[k + 1];
+        expect(snap.removed).toBe(k + 1);
+        expect(maxRelDiff(snap.W, refitKept(c.W, c.dOut, c.dIn, c.H, unitColumns(c.units, removed), {}).W)).toBeLessThan(1e-8);
+      });
+    }
+    // The path is not the one any single consumer would take (the test would not see a consumer being ignored).
+    const alone = cs.map((c) => obsPathMulti([c], n).order.join());
+    expect(alone).not.toContain(path.order.join());
+  });
+
+  test('one consumer gives exactly obsPath', () => {
+    const c = consumers(310)[1];
+    const units = c.units;
+    const a = obsPathMulti([c], units.length, { levels: [0, 2, 5] });
+    const b = obsPath(c.W, c.dOut, c.dIn, c.H, units, { levels: [0, 2, 5] });
+    expect(a.order).toEqual(b.order);
+    expect(a.scores).toEqual(b.scores);
+    expect(a.loss).toEqual(b.loss);
+    expect(Array.from(a.firstScores)).toEqual(Array.from(b.firstScores));
+    expect(a.consumers[0].snapshots.map((s) => Array.from(s.W))).toEqual(b.snapshots.map((s) => Array.from(s.W)));
+    expect(a.consumers[0].damping).toBe(b.damping);
+  });
+
+  test('consumers sharing one H may be stacked into one W: the same path', () => {
+    const [c0] = consumers(320);
+    const W2 = randomW(999, 5, c0.dIn);
+    const sep = obsPathMulti([c0, { ...c0, W: W2, dOut: 5 }], 5);
+    const stacked = new Float64Array((c0.dOut + 5) * c0.dIn);
+    stacked.set(c0.W);
+    stacked.set(W2, c0.W.length);
+    const one = obsPathMulti([{ ...c0, W: stacked, dOut: c0.dOut + 5 }], 5);
+    expect(one.order).toEqual(sep.order);
+    one.scores.forEach((s, k) => expect(s).toBeCloseTo(sep.scores[k], 9));
+  });
+
+  test('deterministic; the consumers\' order does not matter; a unit no consumer reads goes first with score 0', () => {
+    const cs = consumers(330);
+    const a = obsPathMulti(cs, 5), b = obsPathMulti(cs, 5);
+    expect(a).toEqual(b);
+    const r = obsPathMulti([cs[2], cs[0], cs[1]], 5);
+    expect(r.order).toEqual(a.order);
+    r.scores.forEach((s, k) => expect(s).toBeCloseTo(a.scores[k], 9));
+    const unread = obsPathMulti([cs[2]], 5);
+    expect(unread.order.slice(0, 2)).toEqual([0, 4]);
+    expect(unread.scores.slice(0, 2)).toEqual([0, 0]);
+    expect(Array.from(unread.consumers[0].snapshots)).toEqual([]);
+  });
+
+  test('bad unit lists are refused', () => {
+    const cs = consumers(340);
+    expect(() => obsPathMulti(cs, 4)).toThrow(/5 unit lists for 4 units/);
+    expect(() => obsPathMulti([{ ...cs[0], units: [[0, 1], [1], [2], [3], [4]] }], 5)).toThrow(/units 0 and 1/);
+    expect(() => obsPathMulti([{ ...cs[0], units: [[0], [1], [2], [3], [6]] }], 5)).toThrow(/out of range/);
+    expect(() => obsPathMulti(cs, 5, { steps: 6 })).toThrow(/steps 6/);
   });
 });
 

@@ -6,7 +6,7 @@ import { captureStats, withExtraOutputs, type ActivationStats } from '../src/ort
 import { createSession, modelBytes as bytesOf, ort } from '../src/ort/session';
 import { activationRequests, scoreGroups, scoreGroupsDetailed } from '../src/score';
 import { lampTransform } from '../src/score/lamp';
-import { inverseDiagonal } from '../src/score/obs';
+import { inverseDiagonal } from '../src/score/obs-weights';
 import { attr, DataType, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 
 // conv1: W1[4,3,1,1]; BN over 4 channels; conv2: W2[2,4,1,1].
@@ -201,7 +201,7 @@ describe('Wanda on captured activations: X is read at the consumer input', () =>
   });
 });
 
-describe('OBS (data-free)', () => {
+describe('obs-weights (data-free OBS-style)', () => {
   test('inverse diagonal', () => {
     const d = inverseDiagonal(Float64Array.from([2, 1, 1, 2]), 2);
     expect(d[0]).toBeCloseTo(2 / 3, 12);
@@ -216,7 +216,7 @@ describe('OBS (data-free)', () => {
     const w1 = [1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1];
     const w2 = [1, 1, 1, 1, 1, 1, 1, 1];
     const g = groupOf(false);
-    const s = scoreGroups(build(w1, w2), analysis(g), { method: 'obs' }).g;
+    const s = scoreGroups(build(w1, w2), analysis(g), { method: 'obs-weights' }).g;
     const l2 = scoreGroups(build(w1, w2), analysis(g), { method: 'l2' }).g;
     expect(l2[0]).toBeCloseTo(l2[2], 9); // magnitude cannot tell them apart
     expect(s[0]).toBeCloseTo(s[1], 9);

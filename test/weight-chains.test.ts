@@ -284,7 +284,7 @@ describe.each(['cnn', 'mlp'] as ModelName[])('%s', (model) => {
     const twin = loadModel(MODELS[model](storage, true));
     const a = await analyzeGroups(chained, {});
     const at = await analyzeGroups(twin, {});
-    for (const method of ['l1', 'l2', 'obs', 'lamp'] as const) {
+    for (const method of ['l1', 'l2', 'obs-weights', 'lamp'] as const) {
       const s = scoreGroups(chained, a, { method });
       const st = scoreGroups(twin, at, { method });
       for (const g of a.groups) {

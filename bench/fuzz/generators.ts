@@ -499,7 +499,7 @@ function genPaths(b: Builder): void {
 const OPTION_VALUES: Record<string, (string | string[])[]> = {
   '--ratio': ['0', '0.3', '0.5', '0.9', '0.999999', '-0.1', '1', '2', 'NaN', 'abc', '', 'Infinity', '1e-320', '0x10', ' 0.3'],
   '--target': ['params', 'flops', 'bogus', ''],
-  '--importance': ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs', 'bogus', 'L2'],
+  '--importance': ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs', 'obs-weights', 'bogus', 'L2'],
   '--reduce': ['mean', 'sum', 'max', 'median'],
   '--reconstruct': ['none', 'bias', 'ls', 'ls', 'LS', 'obs', ''],
   '--allocation': ['uniform', 'global', 'greedy'],

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
 import { fsError, kindOf, readJsonText } from '../ir/files';
-import { SCORE_METHODS } from '../score/methods';
+import { DATA_AWARE, SCORE_METHODS } from '../score/methods';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
 
 type Kind = 'boolean' | 'number' | 'integer' | 'string' | 'path' | 'strings' | 'paths' | 'shape' | 'dims';
@@ -47,7 +47,7 @@ const DTYPES = ['float32', 'float', 'float16', 'float64', 'double', 'int64', 'in
 export const OPTION_SPECS = {
   ratio: { kind: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, describe: 'fraction of --target to remove, 0 ≤ R < 1 (0 = lossless no-op)' },
   target: { kind: 'string', choices: ['params', 'flops'], default: 'params', describe: 'what --ratio measures' },
-  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: 'unit importance; the data-aware ones (wanda, fluctuation) include bias compensation unless --reconstruct says otherwise' },
+  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: `unit importance; the data-aware ones (${DATA_AWARE.join(', ')}) include bias compensation unless --reconstruct says otherwise` },
   compensate: { kind: 'boolean', describe: 'bias compensation: same as --reconstruct bias (--no-compensate: --reconstruct none); kept for older command lines' },
   reconstruct: { kind: 'string', choices: ['none', 'bias', 'ls'], describe: 'refit the layers that read removed channels: none, bias (FLAP: fold the removed inputs\' mean into the bias) or ls (least squares on the kept inputs and the bias, from calibration data); default ls with --calib, else bias for data-aware importances and none otherwise' },
   sequential: { kind: 'boolean', default: true, describe: 'ls reconstruction layer by layer, each from the model with the earlier layers already pruned and refit (--no-sequential: all layers from the dense model, one calibration pass)' },
@@ -69,7 +69,7 @@ export const OPTION_SPECS = {
   shapes: { kind: 'string', choices: ['auto', 'static', 'ort'], default: 'auto', also: ['groups'], describe: 'where analysis takes concrete shapes from: static inference, onnxruntime, or static with onnxruntime for the rest' },
   'rewrite-shapes': { kind: 'boolean', default: true, also: ['groups'], describe: 'allow −1 rewrites of Reshape elements computed from unpruned dims (--no-rewrite-shapes declines such groups)' },
   plan: { kind: 'path', describe: 'apply a saved plan (schemas/plan.schema.json) instead of --ratio' },
-  'save-plan': { kind: 'path', describe: 'write the plan used (units removed per group; with wanda / fluctuation also the bias compensation) to this JSON file' },
+  'save-plan': { kind: 'path', describe: 'write the plan used (units removed per group; with a data-aware importance also the bias compensation) to this JSON file' },
   verify: { kind: 'boolean', default: true, describe: 'check the pruned model against the masked dense model in onnxruntime (--no-verify skips)' },
   'keep-invalid': { kind: 'boolean', default: false, describe: 'write the output even when verification fails (still exits 3)' },
   tolerance: { kind: 'number', exclusiveMinimum: 0, default: 1e-4, describe: 'verification tolerance: max |pruned − masked| / the output\'s scale' },

@@ -23,6 +23,7 @@ export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts:
     reduce: opts.reduce ?? 'mean',
     seed: opts.seed ?? 0,
     stats: opts.stats,
+    grams: opts.grams,
     fallback: (g, reason) => {
       info.fallbacks.push({ group: g.id, reason });
     },
@@ -39,12 +40,16 @@ export function scoreGroupsDetailed(model: Model, analysis: GroupAnalysis, opts:
     scores[g.id] = s;
     for (const m of g.members) if (m.kind === 'weight' && lastUse.get(m.tensor) === gi) ctx.weights.release(m.tensor);
   }
-  if (info.fallbacks.length && opts.log) {
-    const byReason = new Map<string, number>();
-    for (const f of info.fallbacks) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
-    for (const [r, n] of byReason) opts.log(`importance ${opts.method}: ${n} group(s): ${r}`);
-  }
+  logFallbacks(info, opts.log);
   return { scores, info };
+}
+
+/** One message per fallback reason: `importance M: N group(s): reason`. */
+export function logFallbacks(info: ScoreInfo, log?: (message: string) => void): void {
+  if (!info.fallbacks.length || !log) return;
+  const byReason = new Map<string, number>();
+  for (const f of info.fallbacks) byReason.set(f.reason, (byReason.get(f.reason) ?? 0) + 1);
+  for (const [r, n] of byReason) log(`importance ${info.method}: ${n} group(s): ${r}`);
 }
 
 /** One score per unit (higher = more important), by group id. */

@@ -8,11 +8,14 @@
  * and a test.
  */
 import type { Group } from '../analysis/types';
+import type { Graph } from '../ir/graph';
+import type { GramRequest } from '../ort/gram';
 import { activationScores } from './activation';
 import type { ScoreContext } from './context';
 import { lampScores } from './lamp';
 import { bnScaleScores, magnitudeScores } from './magnitude';
-import { obsScores } from './obs';
+import { obsGramRequests, obsScores } from './obs';
+import { obsWeightsScores } from './obs-weights';
 import { randomScores } from './random';
 
 export interface ImportanceMethod {
@@ -27,6 +30,12 @@ export interface ImportanceMethod {
   readonly dataAware: boolean;
   /** Scores are comparable across groups as they are (global allocation skips its per-group normalization). */
   readonly normalized: boolean;
+  /**
+   * The Gram statistics (src/ort/gram.ts) the method needs to score `group`, besides the activation statistics
+   * of data-aware methods. The scoring stage captures them a chunk of groups at a time and passes them as
+   * ScoreOptions.grams (keyed by gramKey).
+   */
+  readonly gramRequests?: (graph: Graph, group: Group) => GramRequest[];
   /** One score per unit of `group` (length group.size), higher = more important. */
   score(ctx: ScoreContext, group: Group): Float64Array;
 }
@@ -70,9 +79,14 @@ export const IMPORTANCE_METHODS = [
     score: (ctx, g) => activationScores(ctx, g, 'fluctuation'),
   }),
   method({
-    name: 'obs', dataAware: false, normalized: false,
-    description: 'data-free OBS-style: consumer energy over producer-Gram redundancy',
+    name: 'obs', dataAware: true, normalized: true, gramRequests: obsGramRequests,
+    description: 'greedy group OBS path over the consumers\' calibration Grams (least output error with refit); bias compensation by default',
     score: obsScores,
+  }),
+  method({
+    name: 'obs-weights', dataAware: false, normalized: false,
+    description: 'data-free OBS-style score from a weight-covariance model: consumer energy over producer-Gram redundancy',
+    score: obsWeightsScores,
   }),
 ] as const;
 

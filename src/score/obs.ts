@@ -1,127 +1,191 @@
 /**
- * Data-free OBS-style score. Optimal Brain Surgeon's cost of removing input unit u from a consumer with weights
- * W, letting the other units compensate, is ‖W_{:,u}‖² / [H⁻¹]_uu where H is the covariance of the consumer's
- * input. Without data we model that covariance from the weights alone: if the producers see white inputs,
- * their outputs have covariance R Rᵀ (R = the producer rows of the group's channels). So:
- *   E_u = consumer energy of unit u (Σ‖W_{:,j}‖² over its positions, member-reduced; producer energy when the
- *         group has no consumer weight),
- *   H   = Σ_producers (R Rᵀ / mean diag), at unit level (for multi-channel units, positions are matched in
- *         order: H_uv = Σ_t r_{u,t}·r_{v,t}), plus 1 % damping,
- *   score_u = E_u / [H⁻¹]_uu.
- * A unit that its siblings can reproduce gets a large [H⁻¹]_uu and so a low score. Groups over OBS_MAX_UNITS
- * units use the diagonal of H only (score_u = E_u · H_uu).
+ * `obs`: the greedy group OBS path from calibration Grams (ZipLM / DarwinLM; reference notes §4 formula 2), so
+ * that the units chosen and a later refit come from the same criterion.
+ *
+ * Per group: its *consumers* are the 'in' members (weights that read the group's channels) whose op has a Gram
+ * request (src/ort/gram.ts gramRequestFor: MatMul, Gemm, Conv with group 1; the op after a Cast /
+ * DequantizeLinear weight chain). Each consumer's weight is a d_out × d_in matrix W (its values as used), H = XᵀX
+ * the Gram of its input (im2col patches for a Conv), and unit u owns the columns of its positions along the
+ * weight's input axis (a Conv position c is columns c·k … c·k+k−1, k = kh·kw…). One greedy path over the group's
+ * units (src/score/refit.ts obsPathMulti) removes at each step the unit with the smallest Σ over consumers of
+ * tr(W_G·(H⁻¹_GG)⁻¹·W_Gᵀ) — the output error its removal adds when the other inputs are refit by least squares —
+ * and updates every consumer's W and H⁻¹. Consumers that read the same activation with the same Gram and the same
+ * unit columns are stacked into one W (the same path, fewer H⁻¹ updates).
+ *
+ * Scores. The unit removed at step t scores E_t / E_n: the path's cumulative error after t removals over its
+ * total after all n (Σ of the step scores). So (a) scores increase along the path (strictly: an equal value is
+ * nudged up by one ulp), hence removing a group's lowest scores removes a prefix of the path; and (b) a score is
+ * the fraction of the consumers' (damped) output energy lost at that point, comparable across groups: the method
+ * is `normalized` and global allocation ranks these fractions as they are.
+ *
+ * Fallback (named, with the reason in ScoreInfo.fallbacks): a group inside a control-flow subgraph, or without a
+ * consumer with a full Gram (no 'in' member, ops without a Gram request, a Gram over the memory cap), is scored by
+ * `obs-weights` (src/score/obs-weights.ts) put on the same scale: units in ascending obs-weights order, each
+ * scored by the cumulative share of the obs-weights scores up to it. A group with some consumers measurable and
+ * others not uses the measurable ones (as wanda does).
+ *
+ * Cost per group: per consumer a d_in³ inverse and, along the full path, O(d_in³ + n·d_in·d_out) more.
  */
 import type { Group, WeightMember } from '../analysis/types';
+import type { Graph } from '../ir/graph';
+import { UserError } from '../ir/errors';
+import { specOf } from '../ir/ops';
+import { DEFAULT_MAX_GRAM_BYTES, gramDim, gramRequestFor, type GramRequest } from '../ort/gram';
 import type { ScoreContext } from './context';
-import { axisProfile, learnedMembers, reduceMembers, unitSums, weightMembers, type DenseWeight } from './tensor-math';
+import { obsWeightsScores } from './obs-weights';
+import { obsPathMulti, type ObsConsumer } from './refit';
+import { inSubgraph, memberUse, weightMembers } from './tensor-math';
 
-export const OBS_MAX_UNITS = 1024;
-const DAMPING = 0.01;
-
-/** Rows of `w` along `axis`: row j is the slice at position j, flattened. */
-function rowsAlong(w: DenseWeight, axis: number): Float32Array[] {
-  const dims = w.dims;
-  const n = dims[axis];
-  let inner = 1;
-  for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
-  const rest = w.data.length / n;
-  const rows = Array.from({ length: n }, () => new Float32Array(rest));
-  const fill = new Int32Array(n);
-  for (let i = 0; i < w.data.length; i++) {
-    const pos = Math.floor(i / inner) % n;
-    rows[pos][fill[pos]++] = w.data[i];
-  }
-  return rows;
+/** The key of a Gram request: requests with equal keys have the same statistics. */
+export function gramKey(r: GramRequest): string {
+  return r.kind === 'conv'
+    ? JSON.stringify(['conv', r.tensor, r.channels, r.kernel, r.pads ?? null, r.strides ?? null, r.dilations ?? null, r.autoPad ?? null])
+    : JSON.stringify(['matmul', r.tensor, r.axis, r.channels, r.rank ?? null, r.block ?? null]);
 }
 
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
+/** Where one consumer of a group meets its Gram. */
+export interface ObsSite {
+  member: WeightMember;
+  request: GramRequest;
+  key: string;
+  /** Columns per input position (a Conv's kh·kw…, else 1). */
+  block: number;
+  /** The weight's input axis is its last (W is d_out × d_in as stored) or not (d_in × d_out: MatMul's B, Gemm's B without transB). */
+  layout: 'out-in' | 'in-out';
 }
 
-/** Unit-level Gram of one producer member. */
-function unitGram(w: DenseWeight, m: WeightMember, size: number, diagOnly: boolean): Float64Array {
-  const rows = rowsAlong(w, m.axis < 0 ? m.axis + w.dims.length : m.axis);
-  const h = new Float64Array(diagOnly ? size : size * size);
-  for (let u = 0; u < size; u++) {
-    for (let v = diagOnly ? u : u; v < (diagOnly ? u + 1 : size); v++) {
-      let s = 0;
-      const iu = m.indices[u], iv = m.indices[v];
-      for (let t = 0; t < iu.length; t++) s += dot(rows[iu[t]], rows[iv[t]]);
-      if (diagOnly) h[u] = s;
-      else h[u * size + v] = h[v * size + u] = s;
+/**
+ * The consumers of `group` that have a Gram request, and why the other 'in' members have none (reasons without names, so that groups share them). `dims` gives a
+ * stored weight's dims. Requests whose full Gram would exceed `maxGramBytes` are declined (the capture would
+ * give a block-diagonal approximation, which the path cannot use).
+ */
+export function obsSites(graph: Graph, group: Group, dims: (tensor: string) => readonly number[] | undefined,
+  maxGramBytes = DEFAULT_MAX_GRAM_BYTES): { sites: ObsSite[]; declined: string[] } {
+  const sites: ObsSite[] = [];
+  const declined: string[] = [];
+  for (const m of weightMembers(group)) {
+    if (m.role !== 'in') continue;
+    const d = dims(m.tensor);
+    const use = memberUse(graph, m);
+    if (!d || !use || use.node.graph !== graph) { declined.push('a consumer outside the main graph'); continue; }
+    const rank = d.length;
+    const inAxis = specOf(use.node)?.weighted?.inAxis?.(use.node, use.input, rank);
+    const axis = m.axis < 0 ? m.axis + rank : m.axis;
+    if (inAxis === undefined || inAxis !== axis) { declined.push(`a ${use.node.opType} weight sliced off its input axis`); continue; }
+    const r = gramRequestFor(use.node, use.input, d);
+    if ('decline' in r) { declined.push(r.decline); continue; }
+    const D = gramDim(r.request);
+    if (D * D * 8 > maxGramBytes) { declined.push(`a Gram of ${D}×${D} is over the memory cap`); continue; }
+    let layout: ObsSite['layout'];
+    if (r.request.kind === 'conv') {
+      if (axis !== 1) { declined.push(`Conv input axis ${axis}`); continue; }
+      layout = 'out-in';
+    } else {
+      // Matmul-like: a matrix in the last two axes (gramRequestFor declined batched ones).
+      if (axis === rank - 1) layout = 'out-in';
+      else if (axis === rank - 2) layout = 'in-out';
+      else { declined.push(`input axis ${axis} of a rank-${rank} weight`); continue; }
     }
+    sites.push({ member: m, request: r.request, key: gramKey(r.request), block: r.request.kind === 'conv' ? D / r.request.channels : 1, layout });
   }
-  return h;
+  return { sites, declined };
 }
 
-/** Diagonal of the inverse of a symmetric positive definite matrix (Cholesky, then L⁻¹). */
-export function inverseDiagonal(h: Float64Array, n: number): Float64Array {
-  const L = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = h[j * n + j];
-    for (let k = 0; k < j; k++) d -= L[j * n + k] ** 2;
-    if (!(d > 0)) d = 1e-12;
-    const ljj = Math.sqrt(d);
-    L[j * n + j] = ljj;
-    for (let i = j + 1; i < n; i++) {
-      let s = h[i * n + j];
-      for (let k = 0; k < j; k++) s -= L[i * n + k] * L[j * n + k];
-      L[i * n + j] = s / ljj;
-    }
-  }
-  // Z = L⁻¹ (lower triangular), column by column; diag(H⁻¹)_u = Σ_k Z_ku².
-  const out = new Float64Array(n);
-  const z = new Float64Array(n);
-  for (let c = 0; c < n; c++) {
-    z.fill(0);
-    z[c] = 1 / L[c * n + c];
-    let acc = z[c] * z[c];
-    for (let i = c + 1; i < n; i++) {
-      let s = 0;
-      for (let k = c; k < i; k++) s -= L[i * n + k] * z[k];
-      z[i] = s / L[i * n + i];
-      acc += z[i] * z[i];
-    }
-    out[c] = acc;
+/** The Gram requests of `group`'s consumers (what `obs` needs captured before scoring it). */
+export function obsGramRequests(graph: Graph, group: Group): GramRequest[] {
+  if (inSubgraph(graph, group)) return [];
+  const seen = new Map<string, GramRequest>();
+  for (const s of obsSites(graph, group, (t) => graph.findConstant(t)?.dims).sites) if (!seen.has(s.key)) seen.set(s.key, s.request);
+  return [...seen.values()];
+}
+
+/** The smallest double above x (x ≥ 0 finite). */
+function nextUp(x: number): number {
+  if (x === 0) return Number.MIN_VALUE;
+  const b = new Float64Array([x]);
+  const i = new BigInt64Array(b.buffer);
+  i[0] += 1n;
+  return b[0];
+}
+
+/**
+ * Scores from a removal order and each removal's (non-negative) cost: the unit removed t-th gets the cumulative
+ * cost up to it over the total, strictly increasing along the order (ties nudged up by one ulp). Units not in
+ * `order` are not allowed (every unit is removed once).
+ */
+export function cumulativeScores(order: number[], costs: ArrayLike<number>, size: number): Float64Array {
+  if (order.length !== size) throw new Error(`cumulativeScores: ${order.length} removals for ${size} units`);
+  let total = 0;
+  for (let t = 0; t < size; t++) total += Math.max(0, costs[t]);
+  const out = new Float64Array(size);
+  let cum = 0, prev = -1;
+  for (let t = 0; t < size; t++) {
+    cum += Math.max(0, costs[t]);
+    let s = total > 0 && Number.isFinite(total) ? cum / total : 0;
+    if (t > 0 && !(s > prev)) s = nextUp(prev);
+    out[order[t]] = s;
+    prev = s;
   }
   return out;
 }
 
+/** The obs-weights scores on the `obs` scale (see the file comment). */
+function fallbackScores(ctx: ScoreContext, group: Group): Float64Array {
+  const s = obsWeightsScores(ctx, group);
+  const order = Array.from({ length: group.size }, (_, u) => u).sort((a, b) => s[a] - s[b] || a - b);
+  return cumulativeScores(order, order.map((u) => (Number.isFinite(s[u]) ? s[u] : 0)), group.size);
+}
+
+/** The consumers as obsPathMulti takes them, float64 out-in; those sharing a Gram and unit columns stacked. */
+function pathConsumers(ctx: ScoreContext, group: Group, sites: ObsSite[]): { consumers: ObsConsumer[]; skipped: string[] } {
+  const skipped: string[] = [];
+  const stacks = new Map<string, { rows: Float64Array[]; dOut: number; dIn: number; H: Float64Array; units: number[][] }>();
+  for (const s of sites) {
+    const g = ctx.grams!.get(s.key);
+    const w = ctx.weights.get(s.member.tensor);
+    if (!g || !w) { skipped.push('no Gram captured'); continue; }
+    if (g.blockDiagonal) { skipped.push('block-diagonal Gram'); continue; }
+    const rank = w.dims.length;
+    const axis = s.member.axis < 0 ? s.member.axis + rank : s.member.axis;
+    const positions = w.dims[axis];
+    const dIn = positions * s.block;
+    const dOut = w.data.length / dIn;
+    if (g.dim !== dIn || !Number.isInteger(dOut)) { skipped.push('a Gram that does not fit the weight'); continue; }
+    // W as float64 d_out × d_in (a Conv kernel [O, C, k…] is already O × C·k; a d_in × d_out matrix is transposed).
+    const W = new Float64Array(dOut * dIn);
+    if (s.layout === 'out-in') W.set(w.data);
+    else for (let j = 0; j < dIn; j++) for (let o = 0; o < dOut; o++) W[o * dIn + j] = w.data[j * dOut + o];
+    const units = s.member.indices.map((pos) => pos.flatMap((p) => Array.from({ length: s.block }, (_, t) => p * s.block + t)));
+    const key = `${s.key}|${JSON.stringify(units)}`;
+    const st = stacks.get(key);
+    if (st) { st.rows.push(W); st.dOut += dOut; } else stacks.set(key, { rows: [W], dOut, dIn, H: g.gram, units });
+  }
+  const consumers: ObsConsumer[] = [];
+  for (const st of stacks.values()) {
+    let W = st.rows[0];
+    if (st.rows.length > 1) {
+      W = new Float64Array(st.dOut * st.dIn);
+      let o = 0;
+      for (const r of st.rows) { W.set(r, o); o += r.length; }
+    }
+    consumers.push({ W, dOut: st.dOut, dIn: st.dIn, H: st.H, units: st.units });
+  }
+  return { consumers, skipped };
+}
+
 export function obsScores(ctx: ScoreContext, group: Group): Float64Array {
-  const size = group.size;
-  const consumers: Float64Array[] = [];
-  for (const m of weightMembers(group)) {
-    if (m.role !== 'in') continue;
-    const w = ctx.weights.get(m.tensor);
-    if (w && w.dims.length >= 2) consumers.push(unitSums(axisProfile(w, m.axis, 'l2sq'), m.indices));
+  if (!ctx.grams) throw new UserError("importance 'obs' needs Gram statistics of the consumers' inputs (calibration)");
+  if (inSubgraph(ctx.graph, group)) {
+    ctx.fallback(group, 'inside a control-flow subgraph (its activations cannot be captured): scored by obs-weights');
+    return fallbackScores(ctx, group);
   }
-  const producers = learnedMembers(ctx.graph, group, ctx.weights).filter((m) => m.role === 'out' && ctx.weights.get(m.tensor)!.dims.length >= 2);
-  let energy: Float64Array;
-  if (consumers.length) energy = reduceMembers(consumers, size, ctx.reduce);
-  else {
-    ctx.fallback(group, 'no consumer weight: OBS uses producer energy');
-    energy = reduceMembers(producers.map((m) => unitSums(axisProfile(ctx.weights.get(m.tensor)!, m.axis, 'l2sq'), m.indices)), size, ctx.reduce);
+  const { sites, declined } = obsSites(ctx.graph, group, (t) => ctx.weights.get(t)?.dims);
+  const { consumers, skipped } = pathConsumers(ctx, group, sites);
+  if (!consumers.length) {
+    const why = [...new Set([...declined, ...skipped])];
+    ctx.fallback(group, `no consumer with a full Gram${why.length ? ` (${why.join('; ')})` : ' (no \'in\' member)'}: scored by obs-weights`);
+    return fallbackScores(ctx, group);
   }
-  if (producers.length === 0) return energy;
-  const diagOnly = size > OBS_MAX_UNITS;
-  const h = new Float64Array(diagOnly ? size : size * size);
-  for (const m of producers) {
-    const g = unitGram(ctx.weights.get(m.tensor)!, m, size, diagOnly);
-    let md = 0;
-    for (let u = 0; u < size; u++) md += diagOnly ? g[u] : g[u * size + u];
-    md /= size;
-    if (!(md > 0)) continue;
-    for (let i = 0; i < g.length; i++) h[i] += g[i] / md;
-  }
-  let meanDiag = 0;
-  for (let u = 0; u < size; u++) meanDiag += diagOnly ? h[u] : h[u * size + u];
-  meanDiag /= size;
-  if (!(meanDiag > 0)) return energy;
-  const damp = DAMPING * meanDiag;
-  if (diagOnly) return energy.map((e, u) => e * (h[u] + damp));
-  for (let u = 0; u < size; u++) h[u * size + u] += damp;
-  const inv = inverseDiagonal(h, size);
-  return energy.map((e, u) => e / inv[u]);
+  const path = obsPathMulti(consumers, group.size);
+  return cumulativeScores(path.order, path.scores, group.size);
 }

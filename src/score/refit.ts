@@ -407,6 +407,45 @@ export interface ObsPathResult {
   deadColumns: number[];
 }
 
+/** One consumer of the units of a multi-consumer OBS path. */
+export interface ObsConsumer {
+  /** The consumer's weight, d_out × d_in in `layout` (default 'out-in'). */
+  W: Matrix;
+  dOut: number;
+  dIn: number;
+  /** Gram of its input, d_in × d_in. */
+  H: Matrix;
+  /**
+   * One entry per shared unit: the consumer's columns that the unit owns; empty when this consumer does not read
+   * the unit. Disjoint, in [0, d_in). Columns in no unit are never removed but take part in the compensation.
+   */
+  units: number[][];
+  layout?: WeightLayout;
+}
+
+/** What the path did to one consumer (the per-consumer fields of ObsPathResult). */
+export interface ObsConsumerResult {
+  /** W (this consumer's layout) after the first `removed` units of `order` are removed and compensated. */
+  snapshots: { removed: number; W: Float64Array | Float32Array }[];
+  lambda: number;
+  damping: number;
+  retries: number;
+  deadColumns: number[];
+}
+
+export interface ObsPathMultiResult {
+  /** Unit indices in removal order. */
+  order: number[];
+  /** Score of each removal: Σ over consumers of tr(W_G·(H⁻¹_GG)⁻¹·W_Gᵀ) at that step. */
+  scores: number[];
+  /** Loss after each removal: ½·Σ of the scores so far. */
+  loss: number[];
+  /** Every unit's summed score before any removal. */
+  firstScores: Float64Array;
+  /** Per consumer, in input order. */
+  consumers: ObsConsumerResult[];
+}
+
 /**
  * Cholesky of a small SPD block in place; a non-positive pivot (only possible through rounding, the block being a
  * principal block of the inverse of an SPD matrix) is clamped to 1e-12 of the block's largest diagonal entry.
@@ -433,61 +472,44 @@ function smallCholesky(a: Float64Array, m: number): void {
 }
 
 /**
- * The greedy group OBS path (formula 2). With H damped (δ = λ·mean live diag) and inverted once, repeat: pick the
- * remaining unit G with the smallest score tr(W_G·(H⁻¹_GG)⁻¹·W_Gᵀ) (ties: the lower unit index), then
- *   W   −= W_G·(H⁻¹_GG)⁻¹·H⁻¹[G,:]          (W_G becomes 0)
- *   H⁻¹ −= H⁻¹[:,G]·(H⁻¹_GG)⁻¹·H⁻¹[G,:]     (the inverse of H restricted to the remaining columns)
- * so W after k steps is the least-squares refit (formula 3, same damping) on the columns not yet removed, and the
- * levels along the path are nested. Columns in no unit are never removed but take part in the compensation.
- * Units must be disjoint, non-empty lists of columns in [0, d_in).
- * Cost: d_in³ for the inverse, then per step O(d_in·d_out) for the scores and W and O(|G|·d_in²) for H⁻¹.
+ * The OBS state of one consumer along a path: its weights t (d_in × d_out, row j = input column j) and the inverse
+ * of its damped Gram restricted to the columns not yet removed.
  */
-export function obsPath(W: Matrix, dOut: number, dIn: number, H: Matrix, units: number[][], opts: ObsPathOptions = {}): ObsPathResult {
-  checkShapes('obsPath', W, dOut, dIn, H);
-  const layout = opts.layout ?? 'out-in';
-  const owner = new Int32Array(dIn).fill(-1);
-  units.forEach((cols, u) => {
-    if (!cols.length) throw new RangeError(`obsPath: unit ${u} has no columns`);
-    for (const c of cols) {
-      if (!Number.isInteger(c) || c < 0 || c >= dIn) throw new RangeError(`obsPath: unit ${u}: column ${c} out of range [0, ${dIn})`);
-      if (owner[c] >= 0) throw new RangeError(`obsPath: column ${c} is in units ${owner[c]} and ${u}`);
-      owner[c] = u;
-    }
-  });
-  const levels = [...new Set(opts.levels ?? [])].sort((a, b) => a - b);
-  for (const l of levels) if (!Number.isInteger(l) || l < 0 || l > units.length) throw new RangeError(`obsPath: level ${l} out of range [0, ${units.length}]`);
-  const steps = opts.steps ?? (opts.levels ? (levels.length ? levels[levels.length - 1] : 0) : units.length);
-  if (!Number.isInteger(steps) || steps < 0 || steps > units.length) throw new RangeError(`obsPath: steps ${steps} out of range [0, ${units.length}]`);
-  if (levels.length && levels[levels.length - 1] > steps) throw new RangeError(`obsPath: level ${levels[levels.length - 1]} beyond ${steps} steps`);
+class ObsState {
+  readonly t: Float64Array;
+  /** The inverse over the active columns, compact (na × na, row stride na); act[p] = column at position p. */
+  private hinv: Float64Array;
+  private na: number;
+  private act: Int32Array;
+  private readonly pos: Int32Array;
+  readonly facts: { lambda: number; damping: number; retries: number; deadColumns: number[] };
 
-  const { dead, deadColumns, meanDiag } = gramFacts(H, dIn);
-  const t = toInOut(W, dOut, dIn, layout);
-  zeroDeadRows(t, dOut, deadColumns, opts);
-  const all = Int32Array.from({ length: dIn }, (_, j) => j);
-  const f = dampedCholesky(new Gram(H, dIn, dead).block(all, all), dIn, { lambda: opts.lambda, scale: meanDiag, maxRetries: opts.maxRetries });
-  // hinv: the inverse over the active columns, compact (na × na, row stride na); act[p] = column at position p.
-  let hinv = inverseFromCholesky(f.L, dIn);
-  let na = dIn;
-  let act = all.slice();
-  const pos = all.slice();
+  constructor(readonly c: ObsConsumer, opts: RefitOptions) {
+    const { W, dOut, dIn, H } = c;
+    const { dead, deadColumns, meanDiag } = gramFacts(H, dIn);
+    this.t = toInOut(W, dOut, dIn, c.layout ?? 'out-in');
+    zeroDeadRows(this.t, dOut, deadColumns, opts);
+    const all = Int32Array.from({ length: dIn }, (_, j) => j);
+    const f = dampedCholesky(new Gram(H, dIn, dead).block(all, all), dIn, { lambda: opts.lambda, scale: meanDiag, maxRetries: opts.maxRetries });
+    this.hinv = inverseFromCholesky(f.L, dIn);
+    this.na = dIn;
+    this.act = all.slice();
+    this.pos = all.slice();
+    this.facts = { lambda: f.lambda, damping: f.damping, retries: f.retries, deadColumns };
+  }
 
-  const alive = new Uint8Array(units.length).fill(1);
-  const order: number[] = [];
-  const scores: number[] = [];
-  const loss: number[] = [];
-  const snapshots: ObsPathResult['snapshots'] = [];
-  let firstScores = new Float64Array(0);
-  let total = 0;
-  const snap = (removed: number): void => {
-    const w = fromInOut(t, dOut, dIn, layout);
-    snapshots.push({ removed, W: opts.float32 ? Float32Array.from(w) : w });
-  };
-  let nextLevel = 0;
-  if (levels[0] === 0) { snap(0); nextLevel++; }
+  /** W in the consumer's layout. */
+  weights(float32?: boolean): Float64Array | Float32Array {
+    const w = fromInOut(this.t, this.c.dOut, this.c.dIn, this.c.layout ?? 'out-in');
+    return float32 ? Float32Array.from(w) : w;
+  }
 
-  const unitScore = (u: number): number => {
-    const cols = units[u];
+  /** tr(W_G·(H⁻¹_GG)⁻¹·W_Gᵀ) for the active columns `cols` (0 for none). */
+  score(cols: number[]): number {
     const m = cols.length;
+    if (m === 0) return 0;
+    const { t, hinv, na, pos } = this;
+    const dOut = this.c.dOut;
     if (m === 1) {
       const c = cols[0], p = pos[c];
       const d = hinv[p * na + p];
@@ -510,20 +532,19 @@ export function obsPath(W: Matrix, dOut: number, dIn: number, H: Matrix, units: 
       for (let o = 0; o < dOut; o++) { const v = y[ya + o] * inv; y[ya + o] = v; s += v * v; }
     }
     return s;
-  };
+  }
 
-  for (let step = 0; step < steps; step++) {
-    let best = -1, bestScore = Infinity;
-    const now = step === 0 ? new Float64Array(units.length) : undefined;
-    for (let u = 0; u < units.length; u++) {
-      if (!alive[u]) continue;
-      const s = unitScore(u);
-      if (now) now[u] = s;
-      if (best < 0 || s < bestScore) { best = u; bestScore = s; }
-    }
-    if (now) firstScores = now;
-    const g = units[best];
+  /**
+   * Removes the active columns g with the OBS update:
+   *   W   −= W_G·(H⁻¹_GG)⁻¹·H⁻¹[G,:]          (W_G becomes 0)
+   *   H⁻¹ −= H⁻¹[:,G]·(H⁻¹_GG)⁻¹·H⁻¹[G,:]     (then G's rows and columns are dropped)
+   */
+  remove(g: number[]): void {
     const m = g.length;
+    if (m === 0) return;
+    const { t, pos } = this;
+    const dOut = this.c.dOut;
+    const na = this.na, hinv = this.hinv, act = this.act;
     // Q = H⁻¹[G, active] (m × na), P = (H⁻¹_GG)⁻¹·Q.
     const q = new Float64Array(m * na);
     for (let a = 0; a < m; a++) q.set(hinv.subarray(pos[g[a]] * na, (pos[g[a]] + 1) * na), a * na);
@@ -553,9 +574,86 @@ export function obsPath(W: Matrix, dOut: number, dIn: number, H: Matrix, units: 
       const src = keep[r] * na, dst = r * nn;
       for (let c = 0; c < nn; c++) hinv[dst + c] = hinv[src + keep[c]];
     }
-    act = Int32Array.from(keep, (p) => act[p]);
-    na = nn;
-    for (let p = 0; p < na; p++) pos[act[p]] = p;
+    this.act = Int32Array.from(keep, (p) => act[p]);
+    this.na = nn;
+    for (let p = 0; p < nn; p++) pos[this.act[p]] = p;
+  }
+}
+
+/** Checks one consumer's unit lists (disjoint columns in range) against the number of shared units. */
+function checkUnits(what: string, units: number[][], nUnits: number, dIn: number, allowEmpty: boolean): void {
+  if (units.length !== nUnits) throw new RangeError(`${what}: ${units.length} unit lists for ${nUnits} units`);
+  const owner = new Int32Array(dIn).fill(-1);
+  units.forEach((cols, u) => {
+    if (!cols.length && !allowEmpty) throw new RangeError(`${what}: unit ${u} has no columns`);
+    for (const c of cols) {
+      if (!Number.isInteger(c) || c < 0 || c >= dIn) throw new RangeError(`${what}: unit ${u}: column ${c} out of range [0, ${dIn})`);
+      if (owner[c] >= 0) throw new RangeError(`${what}: column ${c} is in units ${owner[c]} and ${u}`);
+      owner[c] = u;
+    }
+  });
+}
+
+/** The levels (sorted, distinct) and the number of steps of a path over `nUnits` units. */
+function pathSteps(what: string, nUnits: number, opts: ObsPathOptions): { levels: number[]; steps: number } {
+  const levels = [...new Set(opts.levels ?? [])].sort((a, b) => a - b);
+  for (const l of levels) if (!Number.isInteger(l) || l < 0 || l > nUnits) throw new RangeError(`${what}: level ${l} out of range [0, ${nUnits}]`);
+  const steps = opts.steps ?? (opts.levels ? (levels.length ? levels[levels.length - 1] : 0) : nUnits);
+  if (!Number.isInteger(steps) || steps < 0 || steps > nUnits) throw new RangeError(`${what}: steps ${steps} out of range [0, ${nUnits}]`);
+  if (levels.length && levels[levels.length - 1] > steps) throw new RangeError(`${what}: level ${levels[levels.length - 1]} beyond ${steps} steps`);
+  return { levels, steps };
+}
+
+/**
+ * The greedy group OBS path (formula 2) over `nUnits` units shared by several consumers (the consumers of one
+ * coupled group: removing a unit removes its columns from every consumer that reads it). Each consumer's H is
+ * damped (δ = λ·mean live diag, its own) and inverted once; then repeat: pick the remaining unit G with the
+ * smallest summed score Σ_consumers tr(W_G·(H⁻¹_GG)⁻¹·W_Gᵀ) (ties: the lower unit index; a consumer that does
+ * not read G adds 0), and apply the OBS update to each consumer that reads it (ObsState.remove). Each consumer's
+ * W after k steps is its least-squares refit (formula 3, same damping) on the columns not yet removed, so the
+ * summed score of a step is exactly the summed damped error it adds and the levels are nested.
+ * A unit that no consumer reads scores 0 (it goes first).
+ * Cost per consumer: d_in³ for the inverse, then per step O(d_in·d_out) for the scores and W and O(|G|·d_in²) for H⁻¹.
+ */
+export function obsPathMulti(consumers: ObsConsumer[], nUnits: number, opts: ObsPathOptions = {}): ObsPathMultiResult {
+  if (!Number.isInteger(nUnits) || nUnits < 0) throw new RangeError(`obsPathMulti: bad unit count ${nUnits}`);
+  consumers.forEach((c, i) => {
+    checkShapes(`obsPathMulti consumer ${i}`, c.W, c.dOut, c.dIn, c.H);
+    checkUnits(`obsPathMulti consumer ${i}`, c.units, nUnits, c.dIn, true);
+  });
+  const { levels, steps } = pathSteps('obsPathMulti', nUnits, opts);
+  return runPath(consumers, nUnits, levels, steps, opts);
+}
+
+function runPath(consumers: ObsConsumer[], nUnits: number, levels: number[], steps: number, opts: ObsPathOptions): ObsPathMultiResult {
+  const states = consumers.map((c) => new ObsState(c, opts));
+  const snapshots: ObsConsumerResult['snapshots'][] = consumers.map(() => []);
+  const snap = (removed: number): void => states.forEach((s, i) => snapshots[i].push({ removed, W: s.weights(opts.float32) }));
+  const unitScore = (u: number): number => {
+    let s = 0;
+    for (let i = 0; i < states.length; i++) if (consumers[i].units[u].length) s += states[i].score(consumers[i].units[u]);
+    return s;
+  };
+
+  const alive = new Uint8Array(nUnits).fill(1);
+  const order: number[] = [];
+  const scores: number[] = [];
+  const loss: number[] = [];
+  let firstScores = new Float64Array(0);
+  let total = 0;
+  let nextLevel = 0;
+  if (levels[0] === 0) { snap(0); nextLevel++; }
+  for (let step = 0; step < steps; step++) {
+    let best = -1, bestScore = Infinity;
+    const now = step === 0 ? new Float64Array(nUnits) : undefined;
+    for (let u = 0; u < nUnits; u++) {
+      if (!alive[u]) continue;
+      const s = unitScore(u);
+      if (now) now[u] = s;
+      if (best < 0 || s < bestScore) { best = u; bestScore = s; }
+    }
+    if (now) firstScores = now;
+    for (let i = 0; i < states.length; i++) states[i].remove(consumers[i].units[best]);
     alive[best] = 0;
     order.push(best);
     scores.push(bestScore);
@@ -563,9 +661,22 @@ export function obsPath(W: Matrix, dOut: number, dIn: number, H: Matrix, units: 
     loss.push(total / 2);
     while (nextLevel < levels.length && levels[nextLevel] === step + 1) { snap(step + 1); nextLevel++; }
   }
-  if (steps === 0 && units.length) {
-    firstScores = new Float64Array(units.length);
-    for (let u = 0; u < units.length; u++) firstScores[u] = unitScore(u);
+  if (steps === 0 && nUnits) {
+    firstScores = new Float64Array(nUnits);
+    for (let u = 0; u < nUnits; u++) firstScores[u] = unitScore(u);
   }
-  return { order, scores, loss, firstScores, snapshots, lambda: f.lambda, damping: f.damping, retries: f.retries, deadColumns };
+  return { order, scores, loss, firstScores, consumers: states.map((s, i) => ({ snapshots: snapshots[i], ...s.facts })) };
+}
+
+/**
+ * The greedy group OBS path (formula 2) for one consumer: obsPathMulti with a single consumer. Units must be
+ * disjoint, non-empty lists of columns in [0, d_in).
+ */
+export function obsPath(W: Matrix, dOut: number, dIn: number, H: Matrix, units: number[][], opts: ObsPathOptions = {}): ObsPathResult {
+  checkShapes('obsPath', W, dOut, dIn, H);
+  checkUnits('obsPath', units, units.length, dIn, false);
+  const { levels, steps } = pathSteps('obsPath', units.length, opts);
+  const r = runPath([{ W, dOut, dIn, H, units, layout: opts.layout }], units.length, levels, steps, opts);
+  const c = r.consumers[0];
+  return { order: r.order, scores: r.scores, loss: r.loss, firstScores: r.firstScores, snapshots: c.snapshots, lambda: c.lambda, damping: c.damping, retries: c.retries, deadColumns: c.deadColumns };
 }

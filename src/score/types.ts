@@ -10,6 +10,7 @@
  *   Each importance pass writes ctx.artifacts.scores (GroupScores) and ctx.artifacts.scoreInfo (ScoreInfo).
  */
 import type { ActivationStats } from '../ort/capture';
+import type { GramStats } from '../ort/gram';
 import type { ScoreMethod } from './methods';
 
 export type { ScoreMethod };
@@ -28,6 +29,11 @@ export interface ScoreOptions {
   seed?: number;
   /** Activation statistics (required by wanda and fluctuation; see src/ort/capture.ts). */
   stats?: ActivationStats;
+  /**
+   * Gram statistics of consumer inputs by gramKey (src/score/obs.ts; required by obs, for the groups it scores:
+   * see the method's `gramRequests`).
+   */
+  grams?: ReadonlyMap<string, GramStats>;
   /** Diagnostic messages (fallbacks taken). */
   log?: (message: string) => void;
 }
