@@ -1,5 +1,5 @@
 /**
- * `reconstruct`: least-squares reconstruction (src/score/reconstruct.ts) between `compensate` and `prune`.
+ * `reconstruct`: least-squares reconstruction (src/prune/reconstruct.ts) between `compensate` and `prune`.
  *  - When the run's reconstruction is `ls` (src/pipeline/options.ts reconstructMode: by default with --calib, or
  *    --reconstruct ls), every consumer of a removed channel is refit from calibration statistics (sequentially,
  *    unless --no-sequential), the dense model is edited (weights, biases; the analysis follows new biases), and
@@ -15,7 +15,7 @@ import { reconstructMode, type PruneOptions } from '../src/pipeline/options';
 import type { Pass, PassContext } from '../src/pipeline/pass';
 import { readReconstructionWeights, writePlanWithReconstruction } from '../src/prune/plan';
 import { importanceMethod } from '../src/score/methods';
-import { applyReconstruction, planReconstruction, type ReconstructReport } from '../src/score/reconstruct';
+import { applyReconstruction, planReconstruction, type ReconstructReport } from '../src/prune/reconstruct';
 import { calibrationSet } from './calibration';
 
 function describe(r: ReconstructReport): string {

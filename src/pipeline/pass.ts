@@ -13,7 +13,7 @@ import type { OutputSet } from '../ir/files';
 import type { Model } from '../ir/model';
 import type { CalibSet } from '../ort/calib';
 import type { ActivationStats } from '../ort/capture';
-import type { ReconstructionPlan } from '../score/reconstruct';
+import type { ReconstructionPlan } from '../prune/reconstruct';
 import type { CostReport } from '../prune/accounting';
 import type { ApplySummary } from '../prune/apply';
 import type { PlanGroups, PrunePlan } from '../prune/plan';
@@ -81,7 +81,7 @@ export interface Report {
   allocation?: Achieved;
   compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
   /**
-   * Least-squares reconstruction (`reconstruct`): from calibration (the fields of src/score/reconstruct.ts
+   * Least-squares reconstruction (`reconstruct`): from calibration (the fields of src/prune/reconstruct.ts
    * ReconstructReport, with `skipped` and `biasOnly` as counts) or replayed from a plan.
    */
   reconstruction?: {

@@ -2,7 +2,7 @@
  * The consumers of pruned channels as matrices: for every weighted op that reads a group's channels (a member with
  * role 'in', found through Cast / DequantizeLinear weight chains), its weight as a d_out × d_in matrix, how a
  * channel maps to matrix columns, and the Gram request of its input activation (src/ort/gram.ts). Reconstruction
- * (src/score/reconstruct.ts) and the data-aware OBS importance read consumers through this module.
+ * (src/prune/reconstruct.ts) and the data-aware OBS importance read consumers through this module.
  *
  * Matrix form (the column order is the Gram's, see src/ort/gram.ts):
  *   Conv (group 1)  W[O, C, k…]      out-in, d_in = C·k (channel c = columns c·k … c·k+k−1, k = kh·kw…)
@@ -76,9 +76,39 @@ function unwritable(graph: Graph, chain: WeightChain): string | undefined {
   return undefined;
 }
 
+/** A consumer's matrix form, without its members (see Consumer). */
+export type ConsumerForm = Omit<Consumer, 'key' | 'members'>;
+
+/**
+ * The consumer that an 'in' member names, as a matrix with its Gram request (found through the weight chain; the
+ * member must slice the op's input axis), or why it has none. Whether its weight can be rewritten is not checked
+ * here (scores read quantized weights; reconstruction cannot rewrite them).
+ */
+export function memberConsumer(graph: Graph, m: WeightMember): ConsumerForm | { reason: string } {
+  const use = memberUse(graph, m);
+  if (!use) return { reason: 'the member names no node' };
+  const n = use.node;
+  if (n.graph !== graph) return { reason: 'inside a control-flow subgraph' };
+  const chain = resolveWeight(graph, n.inputs[use.input] ?? '');
+  if (!chain) return { reason: 'weight is not a constant' };
+  const dims = chain.tensor.dims;
+  const site = inputSite(graph, m, dims.length);
+  const inAxis = specOf(n)?.weighted?.inAxis?.(n, use.input, dims.length);
+  if (!site || inAxis === undefined) return { reason: `${n.opType} input ${use.input}: no input activation site` };
+  const form = matrixForm(n, dims, inAxis);
+  if ('reason' in form) return form;
+  const req = gramRequestFor(n, use.input, dims);
+  if ('decline' in req) return { reason: req.decline };
+  return {
+    node: n, nodeId: n.outputs[0], input: use.input, chain, dims, inAxis,
+    layout: form.layout, dOut: form.dOut, dIn: form.dIn, columnsPerChannel: form.cols, request: req.request,
+  };
+}
+
 /**
  * The consumers of the groups in `groupIds` (default: every group), keyed by (node, weight input), in the graph's
- * topological order; and the consumers that have no matrix form or Gram, with the reason.
+ * topological order; and the consumers that have no matrix form or Gram, or whose weight cannot be rewritten, with
+ * the reason.
  */
 export function findConsumers(model: Model, analysis: GroupAnalysis, groupIds?: Iterable<string>): { consumers: Consumer[]; declined: DeclinedConsumer[] } {
   const graph = model.graph;
@@ -91,34 +121,17 @@ export function findConsumers(model: Model, analysis: GroupAnalysis, groupIds?: 
       if (m.role !== 'in') continue;
       const use = memberUse(graph, m);
       if (!use) continue;
-      const n = use.node;
-      const nodeId = n.outputs[0];
-      const key = `${nodeId}#${use.input}`;
+      const key = `${use.node.outputs[0]}#${use.input}`;
       const known = found.get(key);
       if (known) {
         known.members.push({ group: g.id, member: m });
         continue;
       }
       if (declined.has(key)) continue;
-      const decline = (reason: string) => declined.set(key, reason);
-      if (n.graph !== graph) { decline('inside a control-flow subgraph'); continue; }
-      const chain = resolveWeight(graph, n.inputs[use.input] ?? '');
-      if (!chain) { decline('weight is not a constant'); continue; }
-      const dims = chain.tensor.dims;
-      const site = inputSite(graph, m, dims.length);
-      const inAxis = specOf(n)?.weighted?.inAxis?.(n, use.input, dims.length);
-      if (!site || inAxis === undefined) { decline(`${n.opType} input ${use.input}: no input activation site`); continue; }
-      const form = matrixForm(n, dims, inAxis);
-      if ('reason' in form) { decline(form.reason); continue; }
-      const bad = unwritable(graph, chain);
-      if (bad) { decline(bad); continue; }
-      const req = gramRequestFor(n, use.input, dims);
-      if ('decline' in req) { decline(req.decline); continue; }
-      found.set(key, {
-        key, node: n, nodeId, input: use.input, chain, dims, inAxis,
-        layout: form.layout, dOut: form.dOut, dIn: form.dIn, columnsPerChannel: form.cols,
-        request: req.request, members: [{ group: g.id, member: m }],
-      });
+      const form = memberConsumer(graph, m);
+      const bad = 'reason' in form ? form.reason : unwritable(graph, form.chain);
+      if (bad) { declined.set(key, bad); continue; }
+      found.set(key, { ...(form as ConsumerForm), key, members: [{ group: g.id, member: m }] });
     }
   }
   // Topological order of the consumers' nodes (the order sequential reconstruction visits them).

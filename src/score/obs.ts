@@ -29,12 +29,12 @@
 import type { Group, WeightMember } from '../analysis/types';
 import type { Graph } from '../ir/graph';
 import { UserError } from '../ir/errors';
-import { specOf } from '../ir/ops';
-import { DEFAULT_MAX_GRAM_BYTES, gramDim, gramRequestFor, type GramRequest } from '../ort/gram';
+import { DEFAULT_MAX_GRAM_BYTES, gramDim, type GramRequest } from '../ort/gram';
+import { memberConsumer } from './consumers';
 import type { ScoreContext } from './context';
 import { obsWeightsScores } from './obs-weights';
 import { obsPathMulti, type ObsConsumer } from './refit';
-import { inSubgraph, memberUse, weightMembers } from './tensor-math';
+import { inSubgraph, weightMembers } from './tensor-math';
 
 /** The key of a Gram request: requests with equal keys have the same statistics. */
 export function gramKey(r: GramRequest): string {
@@ -59,34 +59,17 @@ export interface ObsSite {
  * stored weight's dims. Requests whose full Gram would exceed `maxGramBytes` are declined (the capture would
  * give a block-diagonal approximation, which the path cannot use).
  */
-export function obsSites(graph: Graph, group: Group, dims: (tensor: string) => readonly number[] | undefined,
-  maxGramBytes = DEFAULT_MAX_GRAM_BYTES): { sites: ObsSite[]; declined: string[] } {
+export function obsSites(graph: Graph, group: Group, maxGramBytes = DEFAULT_MAX_GRAM_BYTES): { sites: ObsSite[]; declined: string[] } {
   const sites: ObsSite[] = [];
   const declined: string[] = [];
   for (const m of weightMembers(group)) {
     if (m.role !== 'in') continue;
-    const d = dims(m.tensor);
-    const use = memberUse(graph, m);
-    if (!d || !use || use.node.graph !== graph) { declined.push('a consumer outside the main graph'); continue; }
-    const rank = d.length;
-    const inAxis = specOf(use.node)?.weighted?.inAxis?.(use.node, use.input, rank);
-    const axis = m.axis < 0 ? m.axis + rank : m.axis;
-    if (inAxis === undefined || inAxis !== axis) { declined.push(`a ${use.node.opType} weight sliced off its input axis`); continue; }
-    const r = gramRequestFor(use.node, use.input, d);
-    if ('decline' in r) { declined.push(r.decline); continue; }
-    const D = gramDim(r.request);
+    // The consumer as a matrix with its Gram request (src/score/consumers.ts, shared with reconstruction).
+    const c = memberConsumer(graph, m);
+    if ('reason' in c) { declined.push(c.reason); continue; }
+    const D = gramDim(c.request);
     if (D * D * 8 > maxGramBytes) { declined.push(`a Gram of ${D}×${D} is over the memory cap`); continue; }
-    let layout: ObsSite['layout'];
-    if (r.request.kind === 'conv') {
-      if (axis !== 1) { declined.push(`Conv input axis ${axis}`); continue; }
-      layout = 'out-in';
-    } else {
-      // Matmul-like: a matrix in the last two axes (gramRequestFor declined batched ones).
-      if (axis === rank - 1) layout = 'out-in';
-      else if (axis === rank - 2) layout = 'in-out';
-      else { declined.push(`input axis ${axis} of a rank-${rank} weight`); continue; }
-    }
-    sites.push({ member: m, request: r.request, key: gramKey(r.request), block: r.request.kind === 'conv' ? D / r.request.channels : 1, layout });
+    sites.push({ member: m, request: c.request, key: gramKey(c.request), block: c.columnsPerChannel, layout: c.layout });
   }
   return { sites, declined };
 }
@@ -95,7 +78,7 @@ export function obsSites(graph: Graph, group: Group, dims: (tensor: string) => r
 export function obsGramRequests(graph: Graph, group: Group): GramRequest[] {
   if (inSubgraph(graph, group)) return [];
   const seen = new Map<string, GramRequest>();
-  for (const s of obsSites(graph, group, (t) => graph.findConstant(t)?.dims).sites) if (!seen.has(s.key)) seen.set(s.key, s.request);
+  for (const s of obsSites(graph, group).sites) if (!seen.has(s.key)) seen.set(s.key, s.request);
   return [...seen.values()];
 }
 
@@ -179,7 +162,7 @@ export function obsScores(ctx: ScoreContext, group: Group): Float64Array {
     ctx.fallback(group, 'inside a control-flow subgraph (its activations cannot be captured): scored by obs-weights');
     return fallbackScores(ctx, group);
   }
-  const { sites, declined } = obsSites(ctx.graph, group, (t) => ctx.weights.get(t)?.dims);
+  const { sites, declined } = obsSites(ctx.graph, group);
   const { consumers, skipped } = pathConsumers(ctx, group, sites);
   if (!consumers.length) {
     const why = [...new Set([...declined, ...skipped])];

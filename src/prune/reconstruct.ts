@@ -31,12 +31,12 @@ import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import type { CalibSet } from '../ort/calib';
 import { captureGrams, type GramStats } from '../ort/gram';
-import { maskPlan } from '../prune/mask';
-import type { PlanGroups } from '../prune/plan';
-import { applyCompensation, compensable, type BiasAdjustment } from './compensate';
-import { channelColumns, findConsumers, removedChannels, WRITABLE_TYPES, type Consumer, type DeclinedConsumer } from './consumers';
-import { refitAffine, refitKept } from './refit';
-import { memberUse, weightMembers } from './tensor-math';
+import { maskPlan } from './mask';
+import type { PlanGroups } from './plan';
+import { applyCompensation, compensable, type BiasAdjustment } from '../score/compensate';
+import { channelColumns, findConsumers, removedChannels, WRITABLE_TYPES, type Consumer, type DeclinedConsumer } from '../score/consumers';
+import { refitAffine, refitKept } from '../score/refit';
+import { memberUse, weightMembers } from '../score/tensor-math';
 
 export type ReconstructMode = 'none' | 'bias' | 'ls';
 export const RECONSTRUCT_MODES: readonly ReconstructMode[] = ['none', 'bias', 'ls'];
