@@ -52,8 +52,7 @@ export function compensatePass(options: PruneOptions): Pass {
         return;
       }
       const method = ctx.artifacts.scores?.info.method;
-      const dataAware = !!method && !!importanceMethod(method)?.dataAware;
-      if (reconstructMode(options, dataAware) !== 'bias') return;
+      if (reconstructMode(options, method ? importanceMethod(method) : undefined) !== 'bias') return;
       // After a data-free importance (--reconstruct bias / --compensate), the input means are captured here.
       let stats = ctx.artifacts.activationStats;
       if (!stats) {

@@ -51,8 +51,7 @@ export function reconstructPass(options: PruneOptions): Pass {
         return;
       }
       const method = ctx.artifacts.scores?.info.method;
-      const dataAware = !!method && !!importanceMethod(method)?.dataAware;
-      if (reconstructMode(options, dataAware) !== 'ls') return;
+      if (reconstructMode(options, method ? importanceMethod(method) : undefined) !== 'ls') return;
       if (!Object.values(plan.groups).some((u) => u.length)) return;
       const calib = await calibrationSet(ctx, 'reconstruct');
       const quiet = !!options.quiet || !!options.json;

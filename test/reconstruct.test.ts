@@ -8,7 +8,8 @@
  *    sidecar is a one-line error; --reconstruct none ignores the plan's reconstruction;
  *  - a weight read by two consumers gets a private refit copy for each;
  *  - float16 weights stored behind a Cast are rewritten in float16;
- *  - the option rules: default ls with --calib, bias for wanda without, none for l2 without; contradictions refused.
+ *  - the option rules: default ls with --calib or after obs, bias for wanda without, none for l2 without;
+ *    contradictions refused.
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -221,6 +222,10 @@ test('defaults: ls with --calib, bias after wanda without it, none after l2 with
   const wanda = await prune(file, base({ importance: 'wanda' }));
   expect(wanda.report.reconstruction).toBeUndefined();
   expect(wanda.report.compensation).toBeDefined();
+  // OBS ranks units by the error left after the refit: without --reconstruct it reconstructs by least squares.
+  const obs = await prune(file, base({ importance: 'obs' }));
+  expect(obs.report.reconstruction!.mode).toBe('ls');
+  expect(obs.report.compensation).toBeUndefined();
   const l2 = await prune(file, base());
   expect(l2.report.reconstruction).toBeUndefined();
   expect(l2.report.compensation).toBeUndefined();

@@ -278,10 +278,11 @@ export function resolveOptions(cli: Record<string, unknown>, configFile?: string
 
 /**
  * The reconstruction a run makes: `reconstruct` when given (`compensate` must agree with it), else
- * `--compensate` → bias, `--no-compensate` → none, else ls when calibration data is given, bias after a data-aware
- * importance method and none after a data-free one. (A saved plan replays what it carries, unless this says none.)
+ * `--compensate` → bias, `--no-compensate` → none, else ls when calibration data is given or the importance
+ * method's ranking assumes it (obs), bias after another data-aware importance method and none after a data-free
+ * one. (A saved plan replays what it carries, unless this says none.)
  */
-export function reconstructMode(o: PruneOptions, dataAware: boolean): 'none' | 'bias' | 'ls' {
+export function reconstructMode(o: PruneOptions, method?: { dataAware: boolean; reconstruct?: 'ls' }): 'none' | 'bias' | 'ls' {
   const r = o.reconstruct as 'none' | 'bias' | 'ls' | undefined;
   if (r !== undefined) {
     if (o.compensate === true && r !== 'bias') throw new UserError(`--compensate (bias compensation) contradicts --reconstruct ${r}`);
@@ -289,6 +290,6 @@ export function reconstructMode(o: PruneOptions, dataAware: boolean): 'none' | '
     return r;
   }
   if (o.compensate !== undefined) return o.compensate ? 'bias' : 'none';
-  if (o.calib !== undefined) return 'ls';
-  return dataAware ? 'bias' : 'none';
+  if (o.calib !== undefined || method?.reconstruct === 'ls') return 'ls';
+  return method?.dataAware ? 'bias' : 'none';
 }

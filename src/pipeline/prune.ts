@@ -83,7 +83,7 @@ function checkRun(input: string | undefined, output: string | undefined, o: Prun
     const p = path.resolve(f);
     if ((output !== undefined && p === path.resolve(output)) || (input !== undefined && p === path.resolve(input))) throw new UserError(`plan file '${f}' is also the model input or output`);
   }
-  reconstructMode(o, false); // contradictory --compensate / --reconstruct: an error before anything runs
+  reconstructMode(o); // contradictory --compensate / --reconstruct: an error before anything runs
 }
 
 /**

@@ -31,6 +31,11 @@ export interface ImportanceMethod {
   /** Scores are comparable across groups as they are (global allocation skips its per-group normalization). */
   readonly normalized: boolean;
   /**
+   * The reconstruction the method's ranking assumes, used when the run gives none (`--reconstruct`): OBS ranks
+   * units by the error left *after* the least-squares refit, so it defaults to ls.
+   */
+  readonly reconstruct?: 'ls';
+  /**
    * The Gram statistics (src/ort/gram.ts) the method needs to score `group`, besides the activation statistics
    * of data-aware methods. The scoring stage captures them a chunk of groups at a time and passes them as
    * ScoreOptions.grams (keyed by gramKey).
@@ -79,8 +84,8 @@ export const IMPORTANCE_METHODS = [
     score: (ctx, g) => activationScores(ctx, g, 'fluctuation'),
   }),
   method({
-    name: 'obs', dataAware: true, normalized: true, gramRequests: obsGramRequests,
-    description: 'greedy group OBS path over the consumers\' calibration Grams (least output error with refit); bias compensation by default',
+    name: 'obs', dataAware: true, normalized: true, gramRequests: obsGramRequests, reconstruct: 'ls',
+    description: 'greedy group OBS path over the consumers\' calibration Grams (least output error with refit); least-squares reconstruction by default',
     score: obsScores,
   }),
   method({
