@@ -21,7 +21,7 @@
  *   weights (λ = 0 gives the plain least squares).
  * - Results are float64, in the caller's layout; removed columns are exactly zero.
  */
-import { addProductRows, choleskyInPlace, choleskySolve, dampedCholesky, inverseFromCholesky } from '../util/linalg';
+import { addProductRows, axpy, choleskyInPlace, dot, choleskySolve, dampedCholesky, inverseFromCholesky } from '../util/linalg';
 
 export type WeightLayout = 'out-in' | 'in-out';
 
@@ -175,32 +175,6 @@ class Gram {
   }
 }
 
-/** x[xo..xo+m) += c·y[yo..yo+m). */
-function axpyRow(x: Float64Array, xo: number, c: number, y: Float64Array, yo: number, m: number): void {
-  let o = 0;
-  for (; o + 3 < m; o += 4) {
-    x[xo + o] += c * y[yo + o];
-    x[xo + o + 1] += c * y[yo + o + 1];
-    x[xo + o + 2] += c * y[yo + o + 2];
-    x[xo + o + 3] += c * y[yo + o + 3];
-  }
-  for (; o < m; o++) x[xo + o] += c * y[yo + o];
-}
-
-/** Σ x[xo+k]·y[yo+k] over k < m. */
-function dotRows(x: Float64Array, xo: number, y: Float64Array, yo: number, m: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  let k = 0;
-  for (; k + 3 < m; k += 4) {
-    s0 += x[xo + k] * y[yo + k];
-    s1 += x[xo + k + 1] * y[yo + k + 1];
-    s2 += x[xo + k + 2] * y[yo + k + 2];
-    s3 += x[xo + k + 3] * y[yo + k + 3];
-  }
-  for (; k < m; k++) s0 += x[xo + k] * y[yo + k];
-  return (s0 + s1) + (s2 + s3);
-}
-
 /**
  * The refit on the kept set K of the rows of `t` (nV × dOut, row j = weights of input j of the possibly augmented
  * input): t_K ← t_K + (H_KK + δ)⁻¹·H_KJ·t_J, t_J ← 0. `undamped` marks kept positions (in K order) without damping.
@@ -296,7 +270,7 @@ export function refitAffine(W: Matrix, b: Matrix | undefined, dOut: number, dIn:
     for (const j of removed) {
       if (dead[j]) continue;
       const mu = sum[j] / count;
-      if (mu !== 0) axpyRow(t, biasRow, mu, t, j * dOut, dOut);
+      if (mu !== 0) axpy(t, biasRow, mu, t, j * dOut, dOut);
     }
     for (const j of removed) t.fill(0, j * dOut, (j + 1) * dOut);
   } else {
@@ -366,8 +340,8 @@ export function reconstructionError(Wdense: Matrix, Wnew: Matrix, H: Matrix, dOu
         for (let i = Math.max(i0, j); i < i1; i++) {
           const h = i < dIn && j < dIn ? H[i * dIn + j] : i < dIn ? aug!.sum[i] : j < dIn ? aug!.sum[j] : aug!.count;
           if (h === 0) continue;
-          const dot = dotRows(m, i * dOut, m, rj, dOut);
-          s += i === j ? h * dot : 2 * h * dot;
+          const v = dot(m, i * dOut, m, rj, dOut);
+          s += i === j ? h * v : 2 * h * v;
         }
       }
     }
@@ -513,7 +487,7 @@ class ObsState {
     if (m === 1) {
       const c = cols[0], p = pos[c];
       const d = hinv[p * na + p];
-      return dotRows(t, c * dOut, t, c * dOut, dOut) / (d > 0 ? d : 1e-300);
+      return dot(t, c * dOut, t, c * dOut, dOut) / (d > 0 ? d : 1e-300);
     }
     const blk = new Float64Array(m * m);
     for (let a = 0; a < m; a++) for (let b = 0; b < m; b++) blk[a * m + b] = hinv[pos[cols[a]] * na + pos[cols[b]]];

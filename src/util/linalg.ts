@@ -94,16 +94,21 @@ function rhsBlock(m: number): number {
   return Math.max(1, Math.min(64, Math.floor(32768 / Math.max(1, m))));
 }
 
-/** x[xo..xo+m) −= c·y[yo..yo+m) */
-function axpyNeg(x: Float64Array, xo: number, c: number, y: Float64Array, yo: number, m: number): void {
+/** x[xo..xo+m) += c·y[yo..yo+m) (unrolled by four). */
+export function axpy(x: Float64Array, xo: number, c: number, y: Float64Array, yo: number, m: number): void {
   let t = 0;
   for (; t + 3 < m; t += 4) {
-    x[xo + t] -= c * y[yo + t];
-    x[xo + t + 1] -= c * y[yo + t + 1];
-    x[xo + t + 2] -= c * y[yo + t + 2];
-    x[xo + t + 3] -= c * y[yo + t + 3];
+    x[xo + t] += c * y[yo + t];
+    x[xo + t + 1] += c * y[yo + t + 1];
+    x[xo + t + 2] += c * y[yo + t + 2];
+    x[xo + t + 3] += c * y[yo + t + 3];
   }
-  for (; t < m; t++) x[xo + t] -= c * y[yo + t];
+  for (; t < m; t++) x[xo + t] += c * y[yo + t];
+}
+
+/** x[xo..xo+m) −= c·y[yo..yo+m) (x + (−c)·y is x − c·y exactly). */
+function axpyNeg(x: Float64Array, xo: number, c: number, y: Float64Array, yo: number, m: number): void {
+  axpy(x, xo, -c, y, yo, m);
 }
 
 /** x_i −= c00·y_k + c01·y_k1 and x_i1 −= c10·y_k + c11·y_k1 over m entries (two rows updated from two rows). */
@@ -194,8 +199,8 @@ export function choleskySolve(L: Float64Array, n: number, x: Float64Array, m: nu
   solveLowerT(L, n, x, m);
 }
 
-/** Σ x[xo+k]·y[yo+k] over k < m. */
-function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, m: number): number {
+/** Σ x[xo+k]·y[yo+k] over k < m (four partial sums). */
+export function dot(x: Float64Array, xo: number, y: Float64Array, yo: number, m: number): number {
   let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   let k = 0;
   for (; k + 3 < m; k += 4) {
