@@ -1,21 +1,24 @@
 /**
  * `compensate`: FLAP bias compensation (src/score/compensate.ts) between `plan` and `prune`.
- *  - After a data-aware importance method (src/score/methods.ts: wanda, fluctuation), whose calibration
- *    statistics it reuses (ctx.artifacts.activationStats), it runs by default: it computes the bias changes,
+ *  - When the run's reconstruction is `bias` (src/pipeline/options.ts reconstructMode: by default after a
+ *    data-aware importance method without --calib; or --reconstruct bias / --compensate after any method), it
+ *    reuses the importance pass's calibration statistics (ctx.artifacts.activationStats) or captures them: it computes the bias changes,
  *    makes them, and stores them in the plan (ctx.artifacts.plan.compensation; the staged --save-plan file is replaced
  *    by one with them).
  *  - With a saved plan that carries compensation (--plan), it re-applies those changes (no calibration needed).
- *  - options.compensate === false turns both off; after a data-free method it does nothing.
+ *  - --no-compensate / --reconstruct none turn both off.
  * What it does follows the scores it finds (the method that produced them), not an option string, so a
  * programmatic pipeline with `importance-wanda` compensates as the CLI does.
  * It keeps the uncompensated model in ctx.artifacts.original (fidelity must be measured against it: the
  * compensated dense model is only the reference for masked equivalence), then edits ctx.model and
  * ctx.artifacts.groups in place with the removed units of ctx.artifacts.plan.
  */
-import { UserError } from '../src/ir/errors';
 import { cloneModel } from '../src/ir/clone';
 import { analysisOf, modelOf } from '../src/pipeline/artifacts';
-import type { PruneOptions } from '../src/pipeline/options';
+import { reconstructMode, type PruneOptions } from '../src/pipeline/options';
+import { captureStats } from '../src/ort/capture';
+import { activationRequests } from '../src/score/sites';
+import { calibrationSet } from './calibration';
 import type { Pass, PassContext } from '../src/pipeline/pass';
 import { writePlanFile } from '../src/prune/plan';
 import { applyCompensation, planCompensation, type CompensationReport } from '../src/score/compensate';
@@ -31,16 +34,16 @@ export function compensatePass(options: PruneOptions): Pass {
     name: 'compensate',
     description: 'fold the mean contribution of removed inputs into the consumers\' biases (after a data-aware importance, or from a plan that carries it)',
     reads: ['model', 'artifacts.groups', 'artifacts.plan'],
-    writes: ['model', 'artifacts.original'],
-    run(ctx) {
+    writes: ['model', 'artifacts.original', 'artifacts.activationStats', 'artifacts.calibration'],
+    async run(ctx) {
       const plan = ctx.artifacts.plan;
       const model = modelOf(ctx, 'compensate');
       if (!plan) return;
       const analysis = analysisOf(ctx, 'compensate');
       if (planFile) {
         if (!plan.compensation?.length) return;
-        if (options.compensate === false) {
-          ctx.log(`compensate: --no-compensate: the plan's bias compensation (${plan.compensation.length} consumers) is not applied`);
+        if (options.compensate === false || options.reconstruct === 'none') {
+          ctx.log(`compensate: ${options.compensate === false ? '--no-compensate' : '--reconstruct none'}: the plan's bias compensation (${plan.compensation.length} consumers) is not applied`);
           return;
         }
         ctx.artifacts.original = cloneModel(model);
@@ -50,12 +53,14 @@ export function compensatePass(options: PruneOptions): Pass {
       }
       const method = ctx.artifacts.scores?.info.method;
       const dataAware = !!method && !!importanceMethod(method)?.dataAware;
-      if (options.compensate === true && !dataAware) {
-        throw new UserError(`--compensate needs calibration statistics: use a data-aware importance (wanda or fluctuation), got ${method ?? 'no scores'}`);
+      if (reconstructMode(options, dataAware) !== 'bias') return;
+      // After a data-free importance (--reconstruct bias / --compensate), the input means are captured here.
+      let stats = ctx.artifacts.activationStats;
+      if (!stats) {
+        const calib = await calibrationSet(ctx, 'compensate');
+        stats = await captureStats(model, calib, activationRequests(model.graph, analysis), { batch: options.calibBatch ?? 16, quiet: !!options.quiet || !!options.json });
+        ctx.artifacts.activationStats = stats;
       }
-      if (!dataAware || options.compensate === false) return;
-      const stats = ctx.artifacts.activationStats;
-      if (!stats) throw new Error(`pass 'compensate': importance ${method} left no calibration statistics (ctx.artifacts.activationStats)`);
       ctx.artifacts.original = cloneModel(model);
       const { adjustments, skipped } = planCompensation(model, analysis, plan.groups, stats);
       const r = applyCompensation(model, analysis, adjustments);

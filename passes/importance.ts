@@ -8,6 +8,7 @@
  * (sizes of random calibration inputs).
  */
 import { analysisOf, modelOf } from '../src/pipeline/artifacts';
+import { calibOptions } from './calibration';
 import type { Pass, PassContext, PassFactory } from '../src/pipeline/pass';
 import { scoreGroups } from '../src/pipeline/stages';
 import type { ImportanceMethod } from '../src/score/methods';
@@ -28,20 +29,12 @@ export async function runImportance(ctx: PassContext, method: ScoreMethod): Prom
     reduce: o.reduce,
     seed: o.seed ?? 0,
     log: ctx.log,
-    calib: {
-      file: o.calib,
-      // Random inputs use the verification sizes: --verify-seq / --verify-batch, else the first size that runs.
-      seq: o.verifySeq,
-      batch: o.verifyBatch,
-      shape: o.calibShape,
-      dtype: o.calibDtype,
-      randomSamples: o.calibSamples,
-      warn: ctx.warn,
-    },
+    calib: calibOptions(ctx),
     calibBatch: o.calibBatch,
     quiet: !!o.quiet || !!o.json,
   });
   if (r.stats) ctx.artifacts.activationStats = r.stats;
+  if (r.calibSet) ctx.artifacts.calibration = r.calibSet;
   if (r.calibration) {
     const c = r.calibration;
     ctx.log(`calibration: ${c.samples} samples from ${c.source}${c.seq !== undefined ? ` (symbolic dims = ${c.seq})` : ''}, ${c.activations} activations in ${c.ms} ms`);
@@ -62,7 +55,7 @@ export function importancePass(m: ImportanceMethod): PassFactory {
     name: `importance-${m.name}`,
     description: m.description,
     reads: ['model', 'artifacts.groups'],
-    writes: m.dataAware ? ['artifacts.scores', 'artifacts.activationStats'] : ['artifacts.scores'],
+    writes: m.dataAware ? ['artifacts.scores', 'artifacts.activationStats', 'artifacts.calibration'] : ['artifacts.scores'],
     run: (ctx) => runImportance(ctx, m.name as ScoreMethod),
   });
 }

@@ -12,6 +12,7 @@ import { importancePass } from './importance';
 import { loadPass } from './load';
 import { planPass } from './plan';
 import { prunePass } from './prune';
+import { reconstructPass } from './reconstruct';
 import { savePass } from './save';
 import { verifyPass } from './verify';
 
@@ -24,6 +25,7 @@ export const builtinPasses: Record<string, PassFactory> = {
   allocate: allocatePass,
   plan: planPass,
   compensate: compensatePass,
+  reconstruct: reconstructPass,
   verify: verifyPass,
 };
 

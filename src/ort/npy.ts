@@ -138,3 +138,23 @@ function fortranToC(src: TypedArray, dims: number[]): TypedArray {
   }
   return out;
 }
+
+const WRITE_DESCR: Partial<Record<number, string>> = { [DataType.FLOAT]: '<f4', [DataType.DOUBLE]: '<f8', [DataType.FLOAT16]: '<f2', [DataType.INT64]: '<i8', [DataType.INT32]: '<i4' };
+
+/** `.npy` bytes (format 1.0, little-endian, C order) of a float32/float64/float16/int32/int64 array. */
+export function formatNpy(a: NdArray): Uint8Array {
+  const descr = WRITE_DESCR[a.dtype];
+  if (!descr) throw new Error(`formatNpy: no .npy type for ${dtypeName(a.dtype)}`);
+  const shape = a.dims.length === 1 ? `(${a.dims[0]},)` : `(${a.dims.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
+  // Magic (6) + version (2) + length (2) + header, padded with spaces and ended by \n to a multiple of 64.
+  const total = Math.ceil((10 + header.length + 1) / 64) * 64;
+  header = header.padEnd(total - 10 - 1, ' ') + '\n';
+  const head = new Uint8Array(10);
+  head.set(MAGIC, 0);
+  head[6] = 1;
+  head[7] = 0;
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  const data = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+  return Buffer.concat([head, Buffer.from(header, 'latin1'), data]);
+}

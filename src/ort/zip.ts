@@ -147,3 +147,51 @@ export function readZip(bytes: Uint8Array, label = 'archive', opts: ReadZipOptio
   }
   return out;
 }
+
+/**
+ * A ZIP archive of stored (uncompressed) entries, as `.npz` files are written by numpy.savez: local headers,
+ * data, central directory, end record. Entry names are ASCII; every entry and the archive stay under 4 GiB (no
+ * ZIP64 when writing). Deterministic: the timestamp fields are fixed (1980-01-01).
+ */
+export function writeZip(entries: ZipEntry[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const central: Uint8Array[] = [];
+  let offset = 0;
+  const DOS_DATE = (0 << 9) | (1 << 5) | 1; // 1980-01-01
+  for (const e of entries) {
+    const name = Buffer.from(e.name, 'latin1');
+    if (e.data.length >= 2 ** 32 - 1 || offset >= 2 ** 32 - 1) throw new UserError(`cannot write '${e.name}': archives over 4 GiB are not written`);
+    const crc = crc32(e.data);
+    const local = new DataView(new ArrayBuffer(30));
+    local.setUint32(0, SIG_LOCAL, true);
+    local.setUint16(4, 20, true); // version needed
+    local.setUint16(8, 0, true); // stored
+    local.setUint16(12, DOS_DATE, true);
+    local.setUint32(14, crc, true);
+    local.setUint32(18, e.data.length, true);
+    local.setUint32(22, e.data.length, true);
+    local.setUint16(26, name.length, true);
+    const cd = new DataView(new ArrayBuffer(46));
+    cd.setUint32(0, SIG_CENTRAL, true);
+    cd.setUint16(4, 20, true);
+    cd.setUint16(6, 20, true);
+    cd.setUint16(14, DOS_DATE, true);
+    cd.setUint32(16, crc, true);
+    cd.setUint32(20, e.data.length, true);
+    cd.setUint32(24, e.data.length, true);
+    cd.setUint16(28, name.length, true);
+    cd.setUint32(42, offset, true);
+    parts.push(new Uint8Array(local.buffer), name, e.data);
+    central.push(new Uint8Array(cd.buffer), name);
+    offset += 30 + name.length + e.data.length;
+  }
+  const cdSize = central.reduce((t, b) => t + b.length, 0);
+  if (offset + cdSize >= 2 ** 32 - 1) throw new UserError('cannot write an archive over 4 GiB');
+  const end = new DataView(new ArrayBuffer(22));
+  end.setUint32(0, SIG_EOCD, true);
+  end.setUint16(8, entries.length, true);
+  end.setUint16(10, entries.length, true);
+  end.setUint32(12, cdSize, true);
+  end.setUint32(16, offset, true);
+  return Buffer.concat([...parts, ...central, new Uint8Array(end.buffer)]);
+}

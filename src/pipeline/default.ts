@@ -6,7 +6,7 @@ export const NOOP_PIPELINE = ['load', 'prune', 'save'];
 
 /**
  * The pass names for a prune run: the lossless no-op pipeline at ratio 0 (without a plan to apply or save), else
- * load → analyze → importance-<method> → allocate → plan → compensate → prune → verify → save (a saved plan
+ * load → analyze → importance-<method> → allocate → plan → compensate → reconstruct → prune → verify → save (a saved plan
  * replaces importance and allocation; --no-verify drops verify).
  */
 export function pruningPipeline(o: PruneOptions): string[] {
@@ -14,7 +14,7 @@ export function pruningPipeline(o: PruneOptions): string[] {
   if (ratio === 0 && !o.plan && !o.savePlan) return NOOP_PIPELINE.slice();
   const names = ['load', 'analyze'];
   if (!o.plan) names.push(`importance-${o.importance ?? 'l2'}`, 'allocate');
-  names.push('plan', 'compensate', 'prune');
+  names.push('plan', 'compensate', 'reconstruct', 'prune');
   if (o.verify !== false && (ratio !== 0 || o.plan)) names.push('verify');
   names.push('save');
   return names;

@@ -47,8 +47,10 @@ const DTYPES = ['float32', 'float', 'float16', 'float64', 'double', 'int64', 'in
 export const OPTION_SPECS = {
   ratio: { kind: 'number', minimum: 0, exclusiveMaximum: 1, default: 0, describe: 'fraction of --target to remove, 0 ≤ R < 1 (0 = lossless no-op)' },
   target: { kind: 'string', choices: ['params', 'flops'], default: 'params', describe: 'what --ratio measures' },
-  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: 'unit importance; the data-aware ones (wanda, fluctuation) include bias compensation' },
-  compensate: { kind: 'boolean', describe: 'bias compensation: on by default for data-aware importances and for a --plan that carries it (--no-compensate turns it off)' },
+  importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: 'unit importance; the data-aware ones (wanda, fluctuation) include bias compensation unless --reconstruct says otherwise' },
+  compensate: { kind: 'boolean', describe: 'bias compensation: same as --reconstruct bias (--no-compensate: --reconstruct none); kept for older command lines' },
+  reconstruct: { kind: 'string', choices: ['none', 'bias', 'ls'], describe: 'refit the layers that read removed channels: none, bias (FLAP: fold the removed inputs\' mean into the bias) or ls (least squares on the kept inputs and the bias, from calibration data); default ls with --calib, else bias for data-aware importances and none otherwise' },
+  sequential: { kind: 'boolean', default: true, describe: 'ls reconstruction layer by layer, each from the model with the earlier layers already pruned and refit (--no-sequential: all layers from the dense model, one calibration pass)' },
   reduce: { kind: 'string', choices: ['mean', 'sum', 'max'], default: 'mean', describe: 'how a group\'s member scores combine into one score per unit' },
   allocation: { kind: 'string', choices: ['uniform', 'global'], default: 'uniform', describe: 'same ratio per group, or units ranked across comparable groups' },
   'max-ratio': { kind: 'number', exclusiveMinimum: 0, maximum: 1, default: 0.9, describe: 'largest fraction of one group\'s units removed (≥ 1 unit always stays)' },
@@ -272,4 +274,21 @@ export function resolveOptions(cli: Record<string, unknown>, configFile?: string
   const merged: PruneOptions = { ...fromFile };
   for (const [k, v] of Object.entries(fromCli)) if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
   return merged;
+}
+
+/**
+ * The reconstruction a run makes: `reconstruct` when given (`compensate` must agree with it), else
+ * `--compensate` → bias, `--no-compensate` → none, else ls when calibration data is given, bias after a data-aware
+ * importance method and none after a data-free one. (A saved plan replays what it carries, unless this says none.)
+ */
+export function reconstructMode(o: PruneOptions, dataAware: boolean): 'none' | 'bias' | 'ls' {
+  const r = o.reconstruct as 'none' | 'bias' | 'ls' | undefined;
+  if (r !== undefined) {
+    if (o.compensate === true && r !== 'bias') throw new UserError(`--compensate (bias compensation) contradicts --reconstruct ${r}`);
+    if (o.compensate === false && r === 'bias') throw new UserError('--no-compensate contradicts --reconstruct bias');
+    return r;
+  }
+  if (o.compensate !== undefined) return o.compensate ? 'bias' : 'none';
+  if (o.calib !== undefined) return 'ls';
+  return dataAware ? 'bias' : 'none';
 }

@@ -11,7 +11,9 @@ import type { Achieved } from '../allocate/types';
 import type { GroupAnalysis } from '../analysis/types';
 import type { OutputSet } from '../ir/files';
 import type { Model } from '../ir/model';
+import type { CalibSet } from '../ort/calib';
 import type { ActivationStats } from '../ort/capture';
+import type { ReconstructionPlan } from '../score/reconstruct';
 import type { CostReport } from '../prune/accounting';
 import type { ApplySummary } from '../prune/apply';
 import type { PlanGroups, PrunePlan } from '../prune/plan';
@@ -31,7 +33,11 @@ export interface Artifacts {
   removed?: PlanGroups;
   /** The plan (`plan`): units removed per group, and the bias compensation made with it (`compensate`). */
   plan?: PrunePlan;
-  /** The model before bias compensation edited it (fidelity is measured against it). */
+  /** The calibration set loaded for this run (by a data-aware importance or by reconstruction), reused by later passes. */
+  calibration?: CalibSet;
+  /** The reconstruction made (`reconstruct`): refit weights and bias changes, with its report. */
+  reconstruction?: ReconstructionPlan;
+  /** The model before bias compensation or reconstruction edited it (fidelity is measured against it). */
   original?: Model;
   /** The dense model, kept by `prune` for verification. */
   dense?: Model;

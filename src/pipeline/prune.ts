@@ -17,9 +17,8 @@ import { OutputSet } from '../ir/files';
 import { protectModelFiles } from '../ir/io';
 import type { Model } from '../ir/model';
 import type { PrunePlan } from '../prune/plan';
-import { importanceMethod } from '../score/methods';
 import { pruningPipeline } from './default';
-import { DEFAULTS, OPTION_SPECS, loadConfig, validateOptions, type OptionName, type PruneOptions } from './options';
+import { DEFAULTS, OPTION_SPECS, loadConfig, reconstructMode, validateOptions, type OptionName, type PruneOptions } from './options';
 import type { Artifacts, Pass, PassContext, Report } from './pass';
 import { Pipeline, newContext } from './pipeline';
 import { createPass, loadPassModule, markPluginPass, pluginOrigin } from './registry';
@@ -84,9 +83,7 @@ function checkRun(input: string | undefined, output: string | undefined, o: Prun
     const p = path.resolve(f);
     if ((output !== undefined && p === path.resolve(output)) || (input !== undefined && p === path.resolve(input))) throw new UserError(`plan file '${f}' is also the model input or output`);
   }
-  if (o.compensate === true && !o.plan && !importanceMethod(o.importance ?? 'l2')?.dataAware) {
-    throw new UserError(`--compensate needs calibration statistics: use --importance wanda or fluctuation (got ${o.importance ?? 'l2'})`);
-  }
+  reconstructMode(o, false); // contradictory --compensate / --reconstruct: an error before anything runs
 }
 
 /**

@@ -12,7 +12,7 @@
 import { analyzeGroups as analyzeStatic, type GroupAnalysisOptions } from '../analysis/analyze';
 import type { GroupAnalysis } from '../analysis/types';
 import type { Model } from '../ir/model';
-import { prepareCalibration, type CalibOptions } from '../ort/calib';
+import { prepareCalibration, type CalibOptions, type CalibSet } from '../ort/calib';
 import { captureStats, type ActivationStats } from '../ort/capture';
 import { OrtShapeProbe } from '../ort/shape-probe';
 import { scoreGroupsDetailed } from '../score/index';
@@ -38,6 +38,8 @@ export interface ScoreStageOptions extends Omit<ScoreOptions, 'stats'> {
    * seeded random inputs when no file is given (with a warning through `calib.warn`).
    */
   calib?: CalibOptions & { batch?: number };
+  /** A calibration set already loaded (instead of `calib`). */
+  calibSet?: CalibSet;
   /** Samples per onnxruntime run while capturing statistics (default 16). */
   calibBatch?: number;
   /** No progress bar on stderr. */
@@ -49,6 +51,8 @@ export interface ScoreStageOptions extends Omit<ScoreOptions, 'stats'> {
 export interface ScoreStageResult extends ScoreResult {
   /** The calibration statistics a data-aware method used (bias compensation reuses them). */
   stats?: ActivationStats;
+  /** The calibration set a data-aware method ran (reconstruction reuses it). */
+  calibSet?: CalibSet;
   /** Where the calibration data came from, for data-aware methods. */
   calibration?: { samples: number; source: string; seq?: number; ms: number; activations: number };
 }
@@ -61,12 +65,13 @@ export async function scoreGroups(model: Model, analysis: GroupAnalysis, opts: S
   const method = importanceMethod(opts.method);
   let stats = opts.stats;
   let calibration: ScoreStageResult['calibration'];
+  let calibSet: CalibSet | undefined;
   if (method?.dataAware && !stats) {
-    const calib = await prepareCalibration(model, { ...opts.calib, seed: opts.calib?.seed ?? opts.seed ?? 0 });
+    const calib = calibSet = opts.calibSet ?? await prepareCalibration(model, { ...opts.calib, seed: opts.calib?.seed ?? opts.seed ?? 0 });
     const t0 = Date.now();
     stats = await captureStats(model, calib, activationRequests(model.graph, analysis), { batch: opts.calibBatch ?? 16, quiet: !!opts.quiet });
     calibration = { samples: calib.samples, source: calib.source, seq: calib.seq, ms: Date.now() - t0, activations: stats.size };
   }
   const result = scoreGroupsDetailed(model, analysis, { ...opts, stats });
-  return { ...result, stats: method?.dataAware ? stats : undefined, calibration };
+  return { ...result, stats: method?.dataAware ? stats : undefined, calibration, calibSet };
 }

@@ -4,10 +4,14 @@
  * applied (bad JSON, schema violations, other model, unknown or declined group, index out of range, all units).
  */
 import { createHash } from 'crypto';
+import * as path from 'path';
+import { DataType, dtypeName } from '../ir/dtype';
+import { formatNpy, parseNpy } from '../ort/npy';
+import { readZip, writeZip } from '../ort/zip';
 import type { DeclinedGroup, Group, GroupAnalysis } from '../analysis/types';
 import type { BiasAdjustment } from '../score/compensate';
 import { UserError } from '../ir/errors';
-import { OutputSet, readJsonText } from '../ir/files';
+import { OutputSet, readInputFile, readJsonText } from '../ir/files';
 import type { Model } from '../ir/model';
 import planSchema from '../../schemas/plan.schema.json';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
@@ -26,6 +30,17 @@ export interface ModelFingerprint {
 
 export type { BiasAdjustment };
 
+/** A reconstruction carried by a plan: weights in the sidecar `.npz` (array `array` per consumer), biases inline. */
+export interface PlanReconstruction {
+  mode: 'ls';
+  sequential: boolean;
+  /** The sidecar file's name, in the plan's folder, and the sha256 (hex) of its bytes. */
+  file: string;
+  sha256: string;
+  weights: { node: string; input: number; array: string; dims: number[] }[];
+  biases: BiasAdjustment[];
+}
+
 export interface PrunePlan {
   format: 'onnx-prune-plan';
   version: 1;
@@ -33,6 +48,8 @@ export interface PrunePlan {
   groups: PlanGroups;
   /** Bias compensation made with the plan (data-aware importances); `--plan` re-applies it. */
   compensation?: BiasAdjustment[];
+  /** Least-squares reconstruction made with the plan: the refit weights are in a sidecar file; `--plan` re-applies it. */
+  reconstruction?: PlanReconstruction;
   meta?: Record<string, unknown>;
 }
 
@@ -136,8 +153,12 @@ export function planToJson(plan: PrunePlan): string {
   const head: Record<string, unknown> = { format: plan.format, version: plan.version, model: plan.model };
   const body = JSON.stringify(head, null, 2).replace(/\n}$/, '');
   const meta = plan.meta ? `,\n  "meta": ${JSON.stringify(plan.meta)}` : '';
+  const rec = plan.reconstruction;
+  const recText = rec ? `,\n  "reconstruction": {\n    ${JSON.stringify({ mode: rec.mode, sequential: rec.sequential, file: rec.file, sha256: rec.sha256 }).slice(1, -1)},\n` +
+    `    "weights": [${rec.weights.map((w) => `\n      ${JSON.stringify(w)}`).join(',')}${rec.weights.length ? '\n    ' : ''}],\n` +
+    `    "biases": [${rec.biases.map((b) => `\n      ${JSON.stringify({ node: b.node, input: b.input, delta: b.delta })}`).join(',')}${rec.biases.length ? '\n    ' : ''}]\n  }` : '';
   const comp = plan.compensation?.length ? `,\n  "compensation": [\n${plan.compensation.map((c) => `    ${JSON.stringify({ node: c.node, input: c.input, delta: c.delta })}`).join(',\n')}\n  ]` : '';
-  return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${comp}${meta}\n}\n`;
+  return `${body},\n  "groups": {${lines.length ? `\n${lines.join(',\n')}\n  ` : ''}}${comp}${recText}${meta}\n}\n`;
 }
 
 /**
@@ -157,4 +178,57 @@ export function writePlanFile(file: string, plan: PrunePlan, outputs?: OutputSet
     own.abort();
     throw e;
   }
+}
+
+/** The sidecar of plan `file`: `<name>.refit.npz` beside it (`<name>` without a .json extension). */
+export function sidecarPath(file: string): string {
+  const dir = path.dirname(file);
+  const base = path.basename(file).replace(/\.json$/i, '');
+  return path.join(dir, `${base}.refit.npz`);
+}
+
+/**
+ * Stages plan `file` with its reconstruction: the refit weights go to the sidecar `.npz` (float32 arrays w0, w1, …,
+ * loadable with numpy.load), the plan records their consumers, the sidecar's name and sha256, and the bias changes.
+ */
+export function writePlanWithReconstruction(file: string, plan: PrunePlan, r: { mode: 'ls'; sequential: boolean; weights: { node: string; input: number; dims: number[]; values: Float32Array }[]; biases: BiasAdjustment[] }, outputs?: OutputSet): void {
+  const side = sidecarPath(file);
+  const entries = r.weights.map((w, i) => ({ name: `w${i}.npy`, data: formatNpy({ dtype: DataType.FLOAT, dims: w.dims, data: w.values }) }));
+  const bytes = writeZip(entries);
+  plan.reconstruction = {
+    mode: r.mode, sequential: r.sequential, file: path.basename(side), sha256: createHash('sha256').update(bytes).digest('hex'),
+    weights: r.weights.map((w, i) => ({ node: w.node, input: w.input, array: `w${i}`, dims: w.dims.slice() })),
+    biases: r.biases,
+  };
+  const own = outputs ?? new OutputSet();
+  try {
+    own.stage(side, 'reconstruction file', bytes, 2);
+    writePlanFile(file, plan, own);
+    if (!outputs) own.commit();
+  } catch (e) {
+    if (!outputs) own.abort();
+    throw e;
+  }
+}
+
+/**
+ * The refit weights of a plan's reconstruction, read from its sidecar (beside the plan file): the file must have
+ * the recorded sha256, and hold every recorded array with its dims (float32). UserErrors name the file.
+ */
+export function readReconstructionWeights(planFile: string, rec: PlanReconstruction): { node: string; input: number; dims: number[]; values: Float32Array }[] {
+  const side = path.join(path.dirname(planFile), rec.file);
+  const label = `reconstruction file '${side}' of plan '${planFile}'`;
+  const bytes = readInputFile(side, { label });
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  if (sha !== rec.sha256) throw new UserError(`${label} does not match the plan (sha256 ${sha.slice(0, 12)}…, the plan recorded ${rec.sha256.slice(0, 12)}…)`);
+  const arrays = new Map(readZip(bytes, label).map((e) => [e.name.replace(/\.npy$/, ''), e.data]));
+  return rec.weights.map((w) => {
+    const data = arrays.get(w.array);
+    if (!data) throw new UserError(`${label} has no array '${w.array}'`);
+    const a = parseNpy(data, `${label}: array '${w.array}'`);
+    if (a.dtype !== DataType.FLOAT || a.dims.length !== w.dims.length || a.dims.some((d, i) => d !== w.dims[i])) {
+      throw new UserError(`${label}: array '${w.array}' is ${dtypeName(a.dtype)}[${a.dims.join(',')}], the plan says float32[${w.dims.join(',')}]`);
+    }
+    return { node: w.node, input: w.input, dims: w.dims.slice(), values: Float32Array.from(a.data as Float32Array) };
+  });
 }

@@ -92,6 +92,25 @@ function outAxisOf(n: Node, input: number, rank: number): number | undefined {
   return w.outAxis?.(n, input, rank);
 }
 
+/**
+ * Whether a bias change of the consumer `n` (weight at `input`, of rank `rank`) can be made: the op spec folds
+ * it into a per-output-channel bias (existing and writable, or one can be added) with a numeric scale.
+ */
+export function compensable(graph: Graph, n: Node, input: number, rank: number): boolean {
+  if (outAxisOf(n, input, rank) === undefined) return false;
+  const w = specOf(n)?.weighted;
+  if (typeof (w?.compensation?.biasScale?.(n) ?? 1) !== 'number') return false;
+  if (w?.bias !== undefined && n.inputs[w.bias]) {
+    const wb = writableBias(graph, n.inputs[w.bias]);
+    if ('reason' in wb) return false;
+    const size = wb.chain.tensor.size;
+    const out = outAxisOf(n, input, rank)!;
+    const dims = resolveWeight(graph, n.inputs[input] ?? '')?.tensor.dims;
+    if (size !== 1 && (!dims || size !== dims[out])) return false;
+  }
+  return true;
+}
+
 function addMemberForNewBias(graph: Graph, analysis: GroupAnalysis, p: Plan, tensor: string, node: string, input: number, role: 'out' | 'param'): void {
   const usedBy = (m: WeightMember) => {
     if (m.node === p.nodeId && m.input === p.weightInput) return true;
