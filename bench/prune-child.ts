@@ -134,16 +134,3 @@ if (require.main === module) {
     process.exit(1);
   });
 }
-
-/**
- * prune() options for a reconstruction mode: `reconstruct` when the option exists; in a build without it, 'none'
- * and 'bias' map to `compensate: false / true` (bias then only for the data-aware methods) and 'ls' is unavailable
- * (undefined).
- */
-export function reconOptions(recon: 'none' | 'bias' | 'ls'): Record<string, unknown> | undefined {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { OPTION_SPECS } = require('../src/pipeline/options') as typeof import('../src/pipeline/options');
-  if ('reconstruct' in OPTION_SPECS) return { reconstruct: recon };
-  if (recon === 'ls') return undefined;
-  return { compensate: recon === 'bias' };
-}

@@ -16,6 +16,7 @@ import { captureStats, type ActivationStats } from '../src/ort/capture';
 import { createSession, modelBytes, ort } from '../src/ort/session';
 import { activationRequests, DATA_AWARE, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
 import { compensateBias } from '../src/score/compensate';
+import { applyReconstruction, planReconstruction, RECONSTRUCT_MODES, type ReconstructMode } from '../src/score/reconstruct';
 import { DataType } from '../src/ir/dtype';
 
 /** ../shared/models beside the repo (from bench/ under ts-jest, or dist/bench/ when built); ONNX_PRUNE_SHARED overrides. */
@@ -110,8 +111,8 @@ export async function perplexity(model: Model, tokens: BigInt64Array, from: numb
  * inputs' calibration means folded into the consumers' biases); 'ls' = least-squares refit of the consumers' kept
  * weights on calibration data (src/score/reconstruct.ts).
  */
-export type Recon = 'none' | 'bias' | 'ls';
-export const RECONS: readonly Recon[] = ['none', 'bias', 'ls'];
+export type Recon = ReconstructMode;
+export const RECONS: readonly Recon[] = RECONSTRUCT_MODES;
 
 export interface Variant {
   method: ScoreMethod;
@@ -173,10 +174,10 @@ export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: Activ
   return { model, achieved };
 }
 
-/** Least-squares reconstruction of the consumers of `removed` on `calib`, in place on the dense `model`. */
+/** Least-squares reconstruction (sequential, the default) of the consumers of `removed` on `calib`, in place on the dense `model`. */
 async function reconstructLs(model: Model, analysis: GroupAnalysis, removed: PlanGroups, calib: CalibSet): Promise<void> {
-  void model; void analysis; void removed; void calib;
-  throw new Error('ls reconstruction is not available in this build');
+  const r = await planReconstruction(model, analysis, removed, calib, { quiet: true });
+  applyReconstruction(model, analysis, r, 'reconstruction', { quiet: true });
 }
 
 /**

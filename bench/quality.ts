@@ -44,7 +44,7 @@ import type { CalibSet } from '../src/ort/calib';
 import type { ActivationStats } from '../src/ort/capture';
 import { analyzeGroups } from '../src/pipeline/stages';
 import { IMPORTANCE_METHODS, type ScoreMethod } from '../src/score';
-import { reconOptions, runPruneChild, type ChildResult } from './prune-child';
+import { runPruneChild, type ChildResult } from './prune-child';
 import { accuracy, denseStats, loadDigits, loadTokens, mnistCalib, perplexity, pruneVariantAsync, RECONS, ROW, SHARED, tokenCalib, type Recon } from './quality-lib';
 
 // Arguments -------------------------------------------------------------------------------------------------
@@ -245,19 +245,14 @@ async function runResources(spec: ModelSpec, L: Loaded, tmp: string, cells: Cell
   for (const method of methods) {
     for (const recon of RECONS) {
       const res: Resource = { model: spec.name, method, recon, ratio: spec.refRatio };
-      const ro = reconOptions(recon);
-      if (!ro) {
-        res.error = `--reconstruct ${recon} is not an option of this build`;
-      } else {
-        const output = path.join(tmp, `${spec.name}-${method}-${recon}.onnx`);
-        const r: ChildResult = await runPruneChild(input, { ratio: spec.refRatio, importance: method, allocation: 'uniform', ...L.childCalib, ...ro, output });
-        fs.rmSync(output, { force: true });
-        res.wallS = r.wallMs / 1000;
-        res.pruneS = r.pruneMs !== undefined ? r.pruneMs / 1000 : undefined;
-        res.peakRssMiB = r.peakRssKb !== undefined ? r.peakRssKb / 1024 : undefined;
-        res.passes = r.passes;
-        if (r.error) res.error = r.error;
-      }
+      const output = path.join(tmp, `${spec.name}-${method}-${recon}.onnx`);
+      const r: ChildResult = await runPruneChild(input, { ratio: spec.refRatio, importance: method, allocation: 'uniform', ...L.childCalib, reconstruct: recon, output });
+      fs.rmSync(output, { force: true });
+      res.wallS = r.wallMs / 1000;
+      res.pruneS = r.pruneMs !== undefined ? r.pruneMs / 1000 : undefined;
+      res.peakRssMiB = r.peakRssKb !== undefined ? r.peakRssKb / 1024 : undefined;
+      res.passes = r.passes;
+      if (r.error) res.error = r.error;
       out.push(res);
     }
   }
