@@ -19,7 +19,8 @@
  *   --ratio R         default 0.3
  *   --samples N       calibration samples (default 256)
  *   --seq N           sequence length of the encoder's calibration samples (default 197)
- *   --timeout-min M   kill a run after M minutes (default 40)
+ *   --no-sequential   ls from the dense model in one calibration pass (default: sequential, stage by stage)
+ *   --timeout-min M   kill a run after M minutes (default 40; the last finished pass and stage are printed)
  *   --json FILE       results as JSON
  *   --rebuild         rebuild the cached models
  * Runs are sequential (one big model at a time).
@@ -41,12 +42,13 @@ interface Args {
   samples: number;
   seq: number;
   timeoutMin: number;
+  sequential: boolean;
   json?: string;
   rebuild: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { only: ['resnet50', 'bert'], recon: ['ls'], importance: ['wanda'], ratio: 0.3, samples: 256, seq: 197, timeoutMin: 40, rebuild: false };
+  const a: Args = { only: ['resnet50', 'bert'], recon: ['ls'], importance: ['wanda'], ratio: 0.3, samples: 256, seq: 197, timeoutMin: 40, sequential: true, rebuild: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const val = () => {
@@ -62,6 +64,7 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--samples') a.samples = Number(val());
     else if (k === '--seq') a.seq = Number(val());
     else if (k === '--timeout-min') a.timeoutMin = Number(val());
+    else if (k === '--no-sequential') a.sequential = false;
     else if (k === '--json') a.json = val();
     else if (k === '--rebuild') a.rebuild = true;
     else throw new Error(`unknown option ${k}`);
@@ -127,6 +130,7 @@ interface Run {
   model: string;
   importance: string;
   recon: Recon;
+  sequential: boolean;
   ratio: number;
   samples: number;
   calibShape: number[];
@@ -163,12 +167,12 @@ async function main(): Promise<void> {
       console.log(`${m.name}: calibration ${shape.join('×')} float32 N(0,1), ${(fs.statSync(calib).size / 2 ** 20).toFixed(0)} MiB`);
       for (const importance of a.importance) {
         for (const recon of a.recon) {
-          const run: Run = { model: m.name, importance, recon, ratio: a.ratio, samples: a.samples, calibShape: shape };
+          const run: Run = { model: m.name, importance, recon, sequential: a.sequential, ratio: a.ratio, samples: a.samples, calibShape: shape };
           runs.push(run);
-          console.log(`\n${m.name} --importance ${importance} --reconstruct ${recon} --ratio ${a.ratio}`);
+          console.log(`\n${m.name} --importance ${importance} --reconstruct ${recon}${a.sequential ? '' : ' --no-sequential'} --ratio ${a.ratio}`);
           const output = path.join(work, `${m.name}-out.onnx`);
           const r = await runPruneChild(m.file, {
-            ratio: a.ratio, importance, allocation: 'uniform', calib, calibShape: shape, calibDtype: 'float32', reconstruct: recon, output,
+            ratio: a.ratio, importance, allocation: 'uniform', calib, calibShape: shape, calibDtype: 'float32', reconstruct: recon, ...(a.sequential ? {} : { sequential: false }), output,
           }, { echo: '    ', timeoutMs: a.timeoutMin * 60_000 });
           fs.rmSync(output, { force: true });
           fs.rmSync(`${output}.data`, { force: true });
@@ -192,7 +196,10 @@ async function main(): Promise<void> {
             const worst = r.passes.reduce<ChildResult['passes'][number] | undefined>((w, p) => (!w || (p.peakRssKb ?? 0) > (w.peakRssKb ?? 0) ? p : w), undefined);
             console.log(`  PEAK RSS OVER 4 GiB (highest sampled during pass ${worst?.name ?? '?'}: ${worst?.peakRssKb ? mib(worst.peakRssKb) : '?'})`);
           }
-          if (r.error) console.log(`  error: ${r.error.split('\n')[0].slice(0, 300)}${r.code === null ? ` (the last pass finished: ${r.passes.at(-1)?.name ?? 'none'})` : ''}`);
+          if (r.error) {
+            const lastStage = r.log.filter((l) => /reconstruct: stage/.test(l)).at(-1);
+            console.log(`  error: ${r.error.split('\n')[0].slice(0, 300)}${r.code === null ? ` (last pass finished: ${r.passes.at(-1)?.name ?? 'none'}${lastStage ? `; last progress: ${lastStage}` : ''})` : ''}`);
+          }
           if (a.json) fs.writeFileSync(a.json, `${JSON.stringify({ runs, totalS: (Date.now() - t0) / 1000 }, null, 1)}\n`);
         }
       }
