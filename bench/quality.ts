@@ -31,7 +31,9 @@
  * Quality targets (uniform allocation) are checked after each model's table.
  * --quick: 3 seeds, the reference ratio only, no resource runs (--resources forces them).
  *
- * Runtime (2 cores, shared machine): see the last line the script prints; measured in a full run: TODO.
+ * Runtime (the script prints it last): a full run took 2863 s on 2 cores while another bench ran beside it —
+ * mnist_lenet_bn 2327 s (its ls cells take ~5–9 s each: 6 rows × (20 random seeds + 7 methods)), mnist_resmlp
+ * 146 s, llama_py 390 s. `--quick --models mnist_lenet_bn --resources` took 215 s.
  */
 import * as fs from 'fs';
 import * as os from 'os';
