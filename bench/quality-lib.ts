@@ -9,12 +9,14 @@ import type { GroupAnalysis } from '../src/analysis/types';
 import { allocate, type AllocationMode, type Achieved } from '../src/allocate/allocate';
 import type { Model } from '../src/ir/model';
 import { applyPlan } from '../src/prune/apply';
+import type { PlanGroups } from '../src/prune/plan';
 import { cloneModel } from '../src/ir/clone';
 import { calibFromArrays, loadCalibration, type CalibSet } from '../src/ort/calib';
 import { captureStats, type ActivationStats } from '../src/ort/capture';
 import { createSession, modelBytes, ort } from '../src/ort/session';
 import { activationRequests, DATA_AWARE, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
 import { compensateBias } from '../src/score/compensate';
+import { applyReconstruction, planReconstruction, RECONSTRUCT_MODES, type ReconstructMode } from '../src/score/reconstruct';
 import { DataType } from '../src/ir/dtype';
 
 /** ../shared/models beside the repo (from bench/ under ts-jest, or dist/bench/ when built); ONNX_PRUNE_SHARED overrides. */
@@ -104,16 +106,35 @@ export async function perplexity(model: Model, tokens: BigInt64Array, from: numb
   return Math.exp(nll / count);
 }
 
+/**
+ * Reconstruction after pruning: 'none'; 'bias' = FLAP bias compensation (src/score/compensate.ts: the removed
+ * inputs' calibration means folded into the consumers' biases); 'ls' = least-squares refit of the consumers' kept
+ * weights on calibration data (src/score/reconstruct.ts).
+ */
+export type Recon = ReconstructMode;
+export const RECONS: readonly Recon[] = RECONSTRUCT_MODES;
+
 export interface Variant {
   method: ScoreMethod;
-  /** Bias compensation; as in the CLI, on by default for the data-aware methods (wanda, fluctuation). */
+  /**
+   * Bias compensation; as in the CLI, on by default for the data-aware methods (wanda, fluctuation). Ignored
+   * when `recon` is given.
+   */
   compensate?: boolean;
   mode?: AllocationMode;
+  /** Reconstruction (default: 'bias' when `compensates`, else 'none'). */
+  recon?: Recon;
 }
 
 /** Whether the variant folds removed inputs' means into biases (the CLI default for wanda / fluctuation). */
 export function compensates(v: Variant): boolean {
+  if (v.recon !== undefined) return v.recon === 'bias';
   return DATA_AWARE.includes(v.method) && v.compensate !== false;
+}
+
+/** The variant's reconstruction. */
+export function reconOf(v: Variant): Recon {
+  return v.recon ?? (compensates(v) ? 'bias' : 'none');
 }
 
 /** 'wanda', 'flap' (both with compensation, the default), 'wanda-nc' (--no-compensate), 'l2', …. */
@@ -126,15 +147,51 @@ export async function denseStats(model: Model, analysis: GroupAnalysis, calib: C
   return captureStats(model, calib, activationRequests(model.graph, analysis), { batch: 64, quiet: true });
 }
 
-/** A pruned copy of `dense` (dense and analysis are left untouched). */
-export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, v: Variant, ratio: number, seed = 0): { model: Model; achieved: Achieved } {
+interface Scored {
+  model: Model;
+  analysis: GroupAnalysis;
+  removed: PlanGroups;
+  achieved: Achieved;
+}
+
+function scoreAndAllocate(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, v: Variant, ratio: number, seed: number): Scored {
   const model = cloneModel(dense);
   const a = JSON.parse(JSON.stringify(analysis)) as GroupAnalysis;
   const { scores, info } = scoreGroupsDetailed(model, a, { method: v.method, stats, seed });
   const { removed, achieved } = allocate(a, scores, { ratio, mode: v.mode ?? 'uniform', model, normalized: info.normalized });
+  return { model, analysis: a, removed, achieved };
+}
+
+/**
+ * A pruned copy of `dense` (dense and analysis are left untouched), with 'none' or 'bias' reconstruction (bias
+ * compensation needs only the consumers' input means, which `stats` holds whatever the method: see denseStats).
+ */
+export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, v: Variant, ratio: number, seed = 0): { model: Model; achieved: Achieved } {
+  if (reconOf(v) === 'ls') throw new Error('pruneVariant: ls reconstruction is asynchronous, use pruneVariantAsync');
+  const { model, analysis: a, removed, achieved } = scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
   if (compensates(v)) compensateBias(model, a, removed, stats);
   applyPlan(model, a, removed);
   return { model, achieved };
+}
+
+/** Least-squares reconstruction (sequential, the default) of the consumers of `removed` on `calib`, in place on the dense `model`. */
+async function reconstructLs(model: Model, analysis: GroupAnalysis, removed: PlanGroups, calib: CalibSet): Promise<void> {
+  const r = await planReconstruction(model, analysis, removed, calib, { quiet: true });
+  applyReconstruction(model, analysis, r, 'reconstruction', { quiet: true });
+}
+
+/**
+ * pruneVariant with any reconstruction ('ls' refits on `calib`, which must be the set `stats` came from), timed:
+ * `ms` is scoring + allocation + reconstruction + apply (not the shared statistics capture).
+ */
+export async function pruneVariantAsync(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, calib: CalibSet, v: Variant, ratio: number, seed = 0): Promise<{ model: Model; achieved: Achieved; ms: number }> {
+  const t0 = process.hrtime.bigint();
+  const { model, analysis: a, removed, achieved } = scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
+  const recon = reconOf(v);
+  if (recon === 'bias') compensateBias(model, a, removed, stats);
+  else if (recon === 'ls') await reconstructLs(model, a, removed, calib);
+  applyPlan(model, a, removed);
+  return { model, achieved, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
 }
 
 export interface SeedStats {

@@ -74,8 +74,7 @@ describe('MNIST quality', () => {
         // Uniform on LeNet: plain Wanda is below random (see above); compensation must recover the mean shift.
         if (name === 'mnist_lenet_bn' && mode === 'uniform') above('wanda', acc.wanda, acc['wanda-nc'] + 0.05, 'wanda-nc + 0.05');
         if (name === 'mnist_lenet_bn' && mode === 'uniform' && ratio === 0.5) {
-          // The table's library path is what the CLI does.
-          // (With --calib the CLI's default is least-squares reconstruction: these variants name bias / none.)
+          // The table's library path is what the CLI does (bias named: with --calib the CLI's default is ls).
           for (const [label, extra] of [['wanda', ['--reconstruct', 'bias']], ['wanda-nc', ['--no-compensate']]] as const) {
             const out = path.join(tmp, `${label}.onnx`);
             const r = await runCliInProcess([path.join(SHARED, `${name}.onnx`), out, '--ratio', '0.5', '--importance', 'wanda', ...extra,
