@@ -14,9 +14,11 @@ import { cloneModel } from '../src/ir/clone';
 import { calibFromArrays, loadCalibration, type CalibSet } from '../src/ort/calib';
 import { captureStats, type ActivationStats } from '../src/ort/capture';
 import { createSession, modelBytes, ort } from '../src/ort/session';
-import { activationRequests, DATA_AWARE, scoreGroupsDetailed, type ScoreMethod } from '../src/score';
+import { activationRequests, DATA_AWARE, scoreGroupsDetailed, type ScoreMethod, type ScoreResult } from '../src/score';
+import { importanceMethod } from '../src/score/methods';
+import { scoreGroups } from '../src/pipeline/stages';
 import { compensateBias } from '../src/score/compensate';
-import { applyReconstruction, planReconstruction, RECONSTRUCT_MODES, type ReconstructMode } from '../src/score/reconstruct';
+import { applyReconstruction, planReconstruction, RECONSTRUCT_MODES, type ReconstructMode } from '../src/prune/reconstruct';
 import { DataType } from '../src/ir/dtype';
 
 /** ../shared/models beside the repo (from bench/ under ts-jest, or dist/bench/ when built); ONNX_PRUNE_SHARED overrides. */
@@ -109,7 +111,7 @@ export async function perplexity(model: Model, tokens: BigInt64Array, from: numb
 /**
  * Reconstruction after pruning: 'none'; 'bias' = FLAP bias compensation (src/score/compensate.ts: the removed
  * inputs' calibration means folded into the consumers' biases); 'ls' = least-squares refit of the consumers' kept
- * weights on calibration data (src/score/reconstruct.ts).
+ * weights on calibration data (src/prune/reconstruct.ts).
  */
 export type Recon = ReconstructMode;
 export const RECONS: readonly Recon[] = RECONSTRUCT_MODES;
@@ -162,12 +164,36 @@ function scoreAndAllocate(dense: Model, analysis: GroupAnalysis, stats: Activati
   return { model, analysis: a, removed, achieved };
 }
 
+/** Scores per dense model and (method, seed): they depend on neither the ratio, the allocation nor the reconstruction. */
+const scoreCache = new WeakMap<Model, Map<string, { scores: ScoreResult['scores']; normalized: boolean }>>();
+
+/**
+ * scoreAndAllocate for any method: one that needs Gram statistics (obs) gets them captured on `calib` by the
+ * scoring stage, as the CLI does; scores are computed once per (dense model, method, seed).
+ */
+async function scoreAndAllocateAsync(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, calib: CalibSet, v: Variant, ratio: number, seed: number): Promise<Scored> {
+  if (!importanceMethod(v.method)?.gramRequests) return scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
+  const model = cloneModel(dense);
+  const a = JSON.parse(JSON.stringify(analysis)) as GroupAnalysis;
+  let byKey = scoreCache.get(dense);
+  if (!byKey) scoreCache.set(dense, (byKey = new Map()));
+  const key = `${v.method}#${seed}`;
+  let cached = byKey.get(key);
+  if (!cached) {
+    const r = await scoreGroups(model, a, { method: v.method, stats, seed, calibSet: calib, quiet: true });
+    cached = { scores: r.scores, normalized: r.info.normalized };
+    byKey.set(key, cached);
+  }
+  const { removed, achieved } = allocate(a, cached.scores, { ratio, mode: v.mode ?? 'uniform', model, normalized: cached.normalized });
+  return { model, analysis: a, removed, achieved };
+}
+
 /**
  * A pruned copy of `dense` (dense and analysis are left untouched), with 'none' or 'bias' reconstruction (bias
  * compensation needs only the consumers' input means, which `stats` holds whatever the method: see denseStats).
  */
 export function pruneVariant(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, v: Variant, ratio: number, seed = 0): { model: Model; achieved: Achieved } {
-  if (reconOf(v) === 'ls') throw new Error('pruneVariant: ls reconstruction is asynchronous, use pruneVariantAsync');
+  if (reconOf(v) === 'ls' || importanceMethod(v.method)?.gramRequests) throw new Error(`pruneVariant: ${reconOf(v) === 'ls' ? 'ls reconstruction' : `${v.method} scoring (Gram statistics)`} is asynchronous, use pruneVariantAsync`);
   const { model, analysis: a, removed, achieved } = scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
   if (compensates(v)) compensateBias(model, a, removed, stats);
   applyPlan(model, a, removed);
@@ -186,7 +212,7 @@ async function reconstructLs(model: Model, analysis: GroupAnalysis, removed: Pla
  */
 export async function pruneVariantAsync(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, calib: CalibSet, v: Variant, ratio: number, seed = 0): Promise<{ model: Model; achieved: Achieved; ms: number }> {
   const t0 = process.hrtime.bigint();
-  const { model, analysis: a, removed, achieved } = scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
+  const { model, analysis: a, removed, achieved } = await scoreAndAllocateAsync(dense, analysis, stats, calib, v, ratio, seed);
   const recon = reconOf(v);
   if (recon === 'bias') compensateBias(model, a, removed, stats);
   else if (recon === 'ls') await reconstructLs(model, a, removed, calib);
