@@ -42,8 +42,8 @@ export function compensatePass(options: PruneOptions): Pass {
       const analysis = analysisOf(ctx, 'compensate');
       if (planFile) {
         if (!plan.compensation?.length) return;
-        if (options.compensate === false || options.reconstruct === 'none') {
-          ctx.log(`compensate: ${options.compensate === false ? '--no-compensate' : '--reconstruct none'}: the plan's bias compensation (${plan.compensation.length} consumers) is not applied`);
+        if (options.compensate === false || options.reconstruct === 'none' || options.reconstruct === 'ls') {
+          ctx.log(`compensate: ${options.compensate === false ? '--no-compensate' : `--reconstruct ${options.reconstruct}`}: the plan's bias compensation (${plan.compensation.length} consumers) is not applied`);
           return;
         }
         ctx.artifacts.original = cloneModel(model);

@@ -5,7 +5,7 @@
  *    unless --no-sequential), the dense model is edited (weights, biases; the analysis follows new biases), and
  *    --save-plan also writes the refit weights to the plan's sidecar `.npz`.
  *  - With a saved plan that carries a reconstruction (--plan), it re-applies it from the sidecar (no calibration);
- *    --reconstruct none leaves it out.
+ *    --reconstruct none leaves it out; --reconstruct ls with --calib computes a new one from the data instead.
  * It keeps the model before the edits in ctx.artifacts.original (fidelity is measured against it; the refit
  * dense model is the reference for masked equivalence, which verification proves).
  */
@@ -36,7 +36,10 @@ export function reconstructPass(options: PruneOptions): Pass {
       if (!plan) return;
       const model = modelOf(ctx, 'reconstruct');
       const analysis = analysisOf(ctx, 'reconstruct');
-      if (planFile) {
+      // A plan replays the reconstruction it carries; `--reconstruct ls` with `--calib` computes one from the data
+      // instead (e.g. for a plan made without calibration).
+      const recompute = options.reconstruct === 'ls' && options.calib !== undefined;
+      if (planFile && !recompute) {
         const rec = plan.reconstruction;
         if (!rec) return;
         if (options.reconstruct === 'none') {
@@ -51,7 +54,7 @@ export function reconstructPass(options: PruneOptions): Pass {
         return;
       }
       const method = ctx.artifacts.scores?.info.method;
-      if (reconstructMode(options, method ? importanceMethod(method) : undefined) !== 'ls') return;
+      if (!recompute && reconstructMode(options, method ? importanceMethod(method) : undefined) !== 'ls') return;
       if (!Object.values(plan.groups).some((u) => u.length)) return;
       const calib = await calibrationSet(ctx, 'reconstruct');
       const quiet = !!options.quiet || !!options.json;

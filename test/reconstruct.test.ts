@@ -166,6 +166,20 @@ test('--save-plan writes the refit weights beside the plan; --plan replays them 
   expect(Buffer.from(bytesOf(bare.model)).equals(fs.readFileSync(out1))).toBe(false);
 });
 
+test('--plan with --reconstruct ls and --calib reconstructs from the data (a plan made without calibration)', async () => {
+  const file = writeModel('mlp-plan-ls.onnx', mlp());
+  const planFile = path.join(tmp, 'plain.json');
+  const plain = await prune(file, base({ savePlan: planFile }));
+  expect(plain.report.reconstruction).toBeUndefined();
+  const replay = await prune(file, { plan: planFile, quiet: true });
+  expect(replay.report.reconstruction).toBeUndefined();
+  const ls = await prune(file, { plan: planFile, reconstruct: 'ls', calib: calibFile, quiet: true });
+  expect(ls.report.reconstruction).toMatchObject({ mode: 'ls', from: 'calibration', refit: 2 });
+  expect(ls.report.verify?.passed).toBe(true);
+  const dense = loadModel(file);
+  expect(await heldOutError(dense, ls.model)).toBeLessThan(await heldOutError(dense, replay.model));
+});
+
 test('a changed or missing sidecar is a one-line user error, and nothing is written', async () => {
   const file = writeModel('mlp-side.onnx', mlp());
   const planFile = path.join(tmp, 'q.json');
