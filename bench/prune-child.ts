@@ -14,9 +14,8 @@
  *  - report: prune()'s report, or error: the message of what it threw.
  * Child side: prints progress lines on stderr (`[12.3 s] pass analyze: 812 ms`) and one result line on stdout.
  */
-import { spawn } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
+import { runNodeChild } from './child-run';
 
 const RESULT = 'prune-child-result ';
 
@@ -40,70 +39,27 @@ export interface ChildOptions {
   timeoutMs?: number;
 }
 
-/** Resident set size of a process in KiB (Linux /proc), or undefined. */
-function rssKb(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function runPruneChild(input: string, options: Record<string, unknown>, co: ChildOptions = {}): Promise<ChildResult> {
+export async function runPruneChild(input: string, options: Record<string, unknown>, co: ChildOptions = {}): Promise<ChildResult> {
   const script = path.join(__dirname, 'prune-child.js');
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [script, input, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const passes: ChildResult['passes'] = [];
-    const log: string[] = [];
-    let peakSincePass = 0;
-    let pending = '';
-    const sampler = setInterval(() => {
-      const kb = child.pid !== undefined ? rssKb(child.pid) : undefined;
-      if (kb !== undefined) peakSincePass = Math.max(peakSincePass, kb);
-    }, 100);
-    const timer = co.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), co.timeoutMs) : undefined;
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => {
-      err.push(d);
-      pending += d.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const msg = line.replace(/^\[[\d.]+ s\] /, '');
-        const p = /^pass (\S+): (\d+) ms$/.exec(msg);
-        if (p) {
-          passes.push({ name: p[1], ms: Number(p[2]), peakRssKb: peakSincePass || undefined });
-          peakSincePass = 0;
-        } else if (msg.trim()) {
-          log.push(msg);
-        }
-        if (co.echo !== undefined && line.trim()) console.log(`${co.echo}${line}${p && passes[passes.length - 1].peakRssKb ? `; peak RSS ${(passes[passes.length - 1].peakRssKb! / 1024).toFixed(0)} MiB` : ''}`);
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(sampler);
-      if (timer) clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8');
-      const stderr = Buffer.concat(err).toString('utf8');
-      const r: ChildResult = { code, wallMs: Date.now() - t0, passes, log, stderr };
-      const line = stdout.split('\n').find((l) => l.startsWith(RESULT));
-      if (line) {
-        const j = JSON.parse(line.slice(RESULT.length)) as { pruneMs: number; maxRssKb: number; report?: Record<string, any>; error?: string };
-        r.pruneMs = j.pruneMs;
-        r.peakRssKb = j.maxRssKb;
-        r.report = j.report;
-        r.error = j.error;
-      } else {
-        r.error = code === null ? 'killed (timeout or signal)' : `exit ${code} without a result: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
-      }
-      resolve(r);
-    });
+  const run = await runNodeChild([script, input, JSON.stringify(options)], {
+    timeoutMs: co.timeoutMs,
+    onLine: (line, pass) => {
+      if (co.echo !== undefined && line.trim()) console.log(`${co.echo}${line}${pass?.peakRssKb ? `; peak RSS ${(pass.peakRssKb / 1024).toFixed(0)} MiB` : ''}`);
+    },
   });
+  const { code, wallMs, passes, log, stdout, stderr } = run;
+  const r: ChildResult = { code, wallMs, passes, log, stderr };
+  const line = stdout.split('\n').find((l) => l.startsWith(RESULT));
+  if (line) {
+    const j = JSON.parse(line.slice(RESULT.length)) as { pruneMs: number; maxRssKb: number; report?: Record<string, any>; error?: string };
+    r.pruneMs = j.pruneMs;
+    r.peakRssKb = j.maxRssKb;
+    r.report = j.report;
+    r.error = j.error;
+  } else {
+    r.error = code === null ? 'killed (timeout or signal)' : `exit ${code} without a result: ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+  }
+  return r;
 }
 
 /** The child: `node prune-child.js INPUT OPTIONS_JSON`. */

@@ -18,10 +18,10 @@
  *   --rebuild             rebuild the cached models
  * Runs are sequential (one big model at a time).
  */
-import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { runNodeChild } from './child-run';
 import { LLAMA_1B, bertBase, resnet50, writeLlama } from './scale-models';
 
 interface Args {
@@ -106,68 +106,28 @@ function rssHook(dir: string): string {
   return f;
 }
 
-/** Resident set size of a process in KiB (Linux /proc), or undefined. */
-function rssKb(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Runs the CLI; echoes its pass lines as they come (with the elapsed time) and samples its RSS every 100 ms, so
  * that each pass gets the peak RSS seen while it ran (a pass's line is printed when it ends).
  */
-function runChild(nodeArgs: string[], cliArgs: string[]): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const child = spawn(process.execPath, [...nodeArgs, CLI, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const passes: [string, number][] = [];
-    const passRss: number[] = [];
-    let peakSincePass = 0;
-    let pending = '';
-    const sampler = setInterval(() => {
-      const kb = child.pid !== undefined ? rssKb(child.pid) : undefined;
-      if (kb !== undefined) peakSincePass = Math.max(peakSincePass, kb);
-    }, 100);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => {
-      err.push(d);
-      pending += d.toString('utf8');
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        const p = /^pass (\S+): (\d+) ms$/.exec(line);
-        if (!p) continue;
-        passes.push([p[1], Number(p[2])]);
-        passRss.push(peakSincePass);
-        console.log(`    [${((Date.now() - t0) / 1000).toFixed(1)} s] ${line}; peak RSS ${mib(peakSincePass * 1024)}`);
-        peakSincePass = 0;
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearInterval(sampler);
-      const stderr = Buffer.concat(err).toString('utf8');
-      const stdout = Buffer.concat(out).toString('utf8');
-      let peakRssKb: number | undefined;
-      for (const line of stderr.split('\n')) {
-        const r = /^scale-bench maxrss-kb (\d+)$/.exec(line);
-        if (r) peakRssKb = Number(r[1]);
-      }
-      let report: Record<string, any> | undefined;
-      try {
-        report = stdout.trim() ? JSON.parse(stdout) : undefined;
-      } catch {
-        report = undefined;
-      }
-      resolve({ code, wallMs: Date.now() - t0, peakRssKb, passes, passRss, report, stderr });
-    });
+async function runChild(nodeArgs: string[], cliArgs: string[]): Promise<RunResult> {
+  const r = await runNodeChild([...nodeArgs, CLI, ...cliArgs], {
+    onLine: (line, pass, ms) => {
+      if (pass) console.log(`    [${(ms / 1000).toFixed(1)} s] ${line}; peak RSS ${mib((pass.peakRssKb ?? 0) * 1024)}`);
+    },
   });
+  let peakRssKb: number | undefined;
+  for (const line of r.stderr.split('\n')) {
+    const m = /^scale-bench maxrss-kb (\d+)$/.exec(line);
+    if (m) peakRssKb = Number(m[1]);
+  }
+  let report: Record<string, any> | undefined;
+  try {
+    report = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    report = undefined;
+  }
+  return { code: r.code, wallMs: r.wallMs, peakRssKb, passes: r.passes.map((p) => [p.name, p.ms]), passRss: r.passes.map((p) => p.peakRssKb ?? 0), report, stderr: r.stderr };
 }
 
 // CPU profiles -----------------------------------------------------------------------------------------------

@@ -66,6 +66,13 @@ describe('onnx-prune IN OUT --ratio R', () => {
     expect(y.y.dims).toEqual([1, 4, 8, 8]);
   });
 
+  test('--verbose --json: pass timings on stderr, only the report on stdout', async () => {
+    const r = await runCliInProcess([p('conv.onnx'), p('conv-v.onnx'), '--ratio', '0.5', '--json', '--verbose', ...UNIFORM]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).verify.passed).toBe(true);
+    expect(lines(r.stderr)).toEqual(expect.arrayContaining([expect.stringMatching(/^pass analyze: \d+ ms$/), expect.stringMatching(/^pass verify: \d+ ms$/)]));
+  });
+
   test('without --json: one summary line on stdout, nothing on stderr', async () => {
     const r = await runCliInProcess([p('conv.onnx'), p('conv-30.onnx'), '--ratio', '0.3', ...UNIFORM]);
     expect(r.code).toBe(0);

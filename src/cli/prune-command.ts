@@ -58,8 +58,9 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       result = await prune(args.input, {
         ...o,
         output: args.output,
-        // Progress only on request, so that a user error is exactly one line on stderr.
-        log: o.verbose && !quiet ? (m) => printLine(m) : undefined,
+        // Progress only on request, so that a user error is exactly one line on stderr (with --json too: stdout
+        // holds only the report).
+        log: o.verbose && !o.quiet ? (m) => printLine(m) : undefined,
         onWarning: quiet ? undefined : (m) => printLine(`onnx-prune: warning: ${m}`),
       });
     } catch (e) {
