@@ -38,6 +38,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { parseArgs as parseCliArgs } from 'util';
 import type { GroupAnalysis } from '../src/analysis/types';
 import type { AllocationMode } from '../src/allocate/allocate';
 import { loadModel } from '../src/ir/io';
@@ -62,23 +63,20 @@ interface Args {
 const MODEL_NAMES = ['mnist_lenet_bn', 'mnist_resmlp', 'llama_py'];
 
 function parseArgs(argv: string[]): Args {
-  const quick = argv.includes('--quick');
+  const { values: v } = parseCliArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' }, models: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'string' },
+      resources: { type: 'boolean' }, 'no-resources': { type: 'boolean' },
+    },
+  });
+  const quick = !!v.quick;
   const a: Args = { quick, models: MODEL_NAMES, seeds: quick ? 3 : 20, resources: !quick };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    if (k === '--quick') continue;
-    else if (k === '--models') a.models = val().split(',').map((s) => s.trim()).filter(Boolean);
-    else if (k === '--seeds') a.seeds = Number(val());
-    else if (k === '--json') a.json = val();
-    else if (k === '--resources') a.resources = true;
-    else if (k === '--no-resources') a.resources = false;
-    else throw new Error(`unknown option ${k} (--quick, --models ${MODEL_NAMES.join(',')}, --seeds N, --json FILE, --[no-]resources)`);
-  }
+  if (v.models !== undefined) a.models = v.models.split(',').map((s) => s.trim()).filter(Boolean);
+  if (v.seeds !== undefined) a.seeds = Number(v.seeds);
+  if (v.json !== undefined) a.json = v.json;
+  if (v.resources) a.resources = true;
+  if (v['no-resources']) a.resources = false;
   for (const m of a.models) if (!MODEL_NAMES.includes(m)) throw new Error(`unknown model '${m}' (${MODEL_NAMES.join(', ')})`);
   if (!(Number.isInteger(a.seeds) && a.seeds >= 2)) throw new Error('--seeds must be an integer ≥ 2');
   return a;

@@ -28,6 +28,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { parseArgs as parseCliArgs } from 'util';
 import { rng } from '../src/util/rng';
 import { runPruneChild, type ChildResult } from './prune-child';
 import { bertBase, resnet50 } from './scale-models';
@@ -48,27 +49,26 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
+  const { values: v } = parseCliArgs({
+    args: argv,
+    options: {
+      only: { type: 'string' }, recon: { type: 'string' }, importance: { type: 'string' }, ratio: { type: 'string' },
+      samples: { type: 'string' }, seq: { type: 'string' }, 'timeout-min': { type: 'string' },
+      'no-sequential': { type: 'boolean' }, json: { type: 'string' }, rebuild: { type: 'boolean' },
+    },
+  });
+  const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
   const a: Args = { only: ['resnet50', 'bert'], recon: ['ls'], importance: ['wanda'], ratio: 0.3, samples: 256, seq: 197, timeoutMin: 40, sequential: true, rebuild: false };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    const list = () => val().split(',').map((s) => s.trim()).filter(Boolean);
-    if (k === '--only') a.only = list();
-    else if (k === '--recon') a.recon = list() as Recon[];
-    else if (k === '--importance') a.importance = list();
-    else if (k === '--ratio') a.ratio = Number(val());
-    else if (k === '--samples') a.samples = Number(val());
-    else if (k === '--seq') a.seq = Number(val());
-    else if (k === '--timeout-min') a.timeoutMin = Number(val());
-    else if (k === '--no-sequential') a.sequential = false;
-    else if (k === '--json') a.json = val();
-    else if (k === '--rebuild') a.rebuild = true;
-    else throw new Error(`unknown option ${k}`);
-  }
+  if (v.only !== undefined) a.only = list(v.only);
+  if (v.recon !== undefined) a.recon = list(v.recon) as Recon[];
+  if (v.importance !== undefined) a.importance = list(v.importance);
+  if (v.ratio !== undefined) a.ratio = Number(v.ratio);
+  if (v.samples !== undefined) a.samples = Number(v.samples);
+  if (v.seq !== undefined) a.seq = Number(v.seq);
+  if (v['timeout-min'] !== undefined) a.timeoutMin = Number(v['timeout-min']);
+  if (v['no-sequential']) a.sequential = false;
+  if (v.json !== undefined) a.json = v.json;
+  if (v.rebuild) a.rebuild = true;
   for (const r of a.recon) if (!['none', 'bias', 'ls'].includes(r)) throw new Error(`unknown --recon '${r}' (none, bias, ls)`);
   return a;
 }

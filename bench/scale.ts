@@ -13,7 +13,7 @@
  *   --only a,b            models among resnet50, bert, llama1b
  *   --importance a,b      importance methods (default l2,wanda; wanda calibrates on seeded random inputs)
  *   --ratio R             default 0.3
- *   --args "..."          extra CLI arguments (e.g. "--no-verify")
+ *   --args="..."          extra CLI arguments (e.g. --args="--no-verify"; the = is needed for a value starting with -)
  *   --prof                run each child under `node --cpu-prof` and print its hottest functions
  *   --rebuild             rebuild the cached models
  * Runs are sequential (one big model at a time).
@@ -21,6 +21,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { parseArgs as parseCliArgs } from 'util';
 import { runNodeChild } from './child-run';
 import { LLAMA_1B, bertBase, resnet50, writeLlama } from './scale-models';
 
@@ -35,24 +36,22 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { big: false, importance: ['l2', 'wanda'], ratio: 0.3, extra: [], prof: false, rebuild: false };
-  for (let i = 0; i < argv.length; i++) {
-    const k = argv[i];
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${k} needs a value`);
-      return v;
-    };
-    if (k === '--big') a.big = true;
-    else if (k === '--only') a.only = val().split(',');
-    else if (k === '--importance') a.importance = val().split(',');
-    else if (k === '--ratio') a.ratio = Number(val());
-    else if (k === '--args') a.extra = val().split(/\s+/).filter(Boolean);
-    else if (k === '--prof') a.prof = true;
-    else if (k === '--rebuild') a.rebuild = true;
-    else throw new Error(`unknown option ${k}`);
-  }
-  return a;
+  const { values: v } = parseCliArgs({
+    args: argv,
+    options: {
+      big: { type: 'boolean' }, only: { type: 'string' }, importance: { type: 'string' }, ratio: { type: 'string' },
+      args: { type: 'string' }, prof: { type: 'boolean' }, rebuild: { type: 'boolean' },
+    },
+  });
+  return {
+    big: !!v.big,
+    only: v.only?.split(','),
+    importance: v.importance?.split(',') ?? ['l2', 'wanda'],
+    ratio: v.ratio !== undefined ? Number(v.ratio) : 0.3,
+    extra: v.args?.split(/\s+/).filter(Boolean) ?? [],
+    prof: !!v.prof,
+    rebuild: !!v.rebuild,
+  };
 }
 
 const CACHE = path.join(os.tmpdir(), 'onnx-prune-scale');
