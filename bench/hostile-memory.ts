@@ -14,6 +14,7 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { DataType, attr, floatTensor, graph, int64Tensor, modelBytes, node, onnx, valueInfo } from '../src/ir/builder';
 import { toLong } from '../src/ir/long';
+import { formatNpy } from '../src/ort/npy';
 import { crc32 } from '../src/ort/zip';
 
 const CLI = path.join(__dirname, '..', 'src', 'cli', 'cli.js');
@@ -40,18 +41,13 @@ function save(name: string, g: onnx.GraphProto): string {
   return f;
 }
 
-function npy(shape: number[], data: Uint8Array): Buffer {
-  let h = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  h += ' '.repeat((64 - ((10 + h.length + 1) % 64)) % 64) + '\n';
-  const head = Buffer.alloc(10 + h.length);
-  Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]).copy(head);
-  head.writeUInt16LE(h.length, 8);
-  head.write(h, 10, 'latin1');
-  return Buffer.concat([head, data]);
+/** A float32 `.npy` declaring `shape`, whatever `data` holds (the declared size may lie). */
+function npy(shape: number[], data: Uint8Array): Uint8Array {
+  return formatNpy({ dtype: DataType.FLOAT, dims: shape, data });
 }
 
 /** A one-entry .npz with a deflated entry; `usize` overrides the declared size. */
-function npz(name: string, data: Buffer, usize = data.length): string {
+function npz(name: string, data: Uint8Array, usize = data.length): string {
   const comp = zlib.deflateRawSync(data, { level: 9 });
   const n = Buffer.from('input.npy');
   const lh = Buffer.alloc(30);

@@ -20,6 +20,12 @@ import { formatNpy } from '../src/ort/npy';
 import { createSession, modelBytes as bytesOf, ort } from '../src/ort/session';
 import { attr, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
 import { mkTmp, rmTmp } from './helpers/cli';
+import { analyzeGroups } from '../src/pipeline/stages';
+import { calibFromArrays } from '../src/ort/calib';
+import { captureStats } from '../src/ort/capture';
+import { activationRequests } from '../src/score/sites';
+import { planCompensation } from '../src/score/compensate';
+import { planReconstruction } from '../src/prune/reconstruct';
 import { checkSchema, type JsonSchema } from '../src/util/json-schema';
 import reportSchema from '../schemas/report.schema.json';
 
@@ -252,3 +258,28 @@ test('defaults: ls with --calib, bias after wanda without it, none after l2 with
     expect(String(e.message)).toMatch(/contradicts/);
   }
 });
+
+test('a Gram over the memory cap is block-diagonal: only the bias is refit, by the removed inputs\' mean (FLAP), no D×D matrix', async () => {
+  const file = writeModel('mlp-blockdiag.onnx', mlp());
+  const model = loadModel(file);
+  const analysis = await analyzeGroups(model);
+  const removed: Record<string, number[]> = {};
+  for (const g of analysis.groups) removed[g.id] = [0, 3, 5, 9];
+  const calib = calibFromArrays(model, [{ dtype: DataType.FLOAT, dims: [256, IN], data: inputs(256, 7) }], 'test inputs');
+  // A cap below one 16×16 float64 Gram (2 KiB): every consumer's Gram is block-diagonal.
+  const plan = await planReconstruction(model, analysis, removed, calib, { sequential: false, maxGramBytes: 1024, quiet: true });
+  expect(plan.report.refit).toBe(0);
+  expect(plan.report.biasOnly).toHaveLength(2);
+  expect(plan.weights).toEqual([]);
+  // The same bias changes as bias compensation from the consumers' input means.
+  const stats = await captureStats(model, calib, activationRequests(model.graph, analysis), { quiet: true });
+  const { adjustments } = planCompensation(model, analysis, removed, stats);
+  expect(adjustments).toHaveLength(2);
+  const byNode = new Map(plan.biases.map((b) => [b.node, b.delta]));
+  for (const a of adjustments) {
+    const d = byNode.get(a.node)!;
+    expect(d).toHaveLength(a.delta.length);
+    d.forEach((v, o) => expect(v).toBeCloseTo(a.delta[o], 4));
+  }
+});
+

@@ -18,6 +18,9 @@ export type TypedArray =
 /** External tensors up to this size keep their bytes in memory once read. */
 export const EXTERNAL_CACHE_MAX_BYTES = 1 << 20;
 
+/** Element types ConstTensor.setData stores float32 values in (converting to float16 / double). */
+export const FLOAT32_STORABLE: ReadonlySet<number> = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE]);
+
 export class ConstTensor {
   /** Resolved external data location, when the tensor's bytes live in a file. */
   readonly external?: ExternalRef;

@@ -22,8 +22,6 @@
  */
 import type { GroupAnalysis } from '../analysis/types';
 import { resolveWeight, usedValues } from '../analysis/weight-chain';
-import { byteLength } from '../ir/dtype';
-import { makeTensorProto } from '../ir/tensor';
 import { cloneModel } from '../ir/clone';
 import { UserError } from '../ir/errors';
 import type { Graph } from '../ir/graph';
@@ -33,8 +31,8 @@ import type { CalibSet } from '../ort/calib';
 import { captureGrams, type GramStats } from '../ort/gram';
 import { maskPlan } from './mask';
 import type { PlanGroups } from './plan';
-import { applyCompensation, compensable, type BiasAdjustment } from '../score/compensate';
-import { channelColumns, findConsumers, removedChannels, WRITABLE_TYPES, type Consumer, type DeclinedConsumer } from '../score/consumers';
+import { applyCompensation, compensable, privateInitializer, type BiasAdjustment } from '../score/compensate';
+import { channelColumns, findConsumers, removedChannels, unwritable, type Consumer, type DeclinedConsumer } from '../score/consumers';
 import { refitAffine, refitKept } from '../score/refit';
 import { memberUse, weightMembers } from '../score/tensor-math';
 
@@ -173,16 +171,16 @@ export async function planReconstruction(model: Model, analysis: GroupAnalysis, 
     const batch = sequential ? consumers.filter((c) => (stage.get(c.node) ?? 0) === level) : consumers;
     if (sequential) for (const m of inMembers) if ((stage.get(m.node) ?? 0) < level) done.add(m.key);
     const source = sequential && done.size ? stageModel(model, analysis, removed, plan, done) : model;
-    const grams = await captureGrams(source, calib, batch.map((c) => c.request), { batch: opts.batch, quiet: opts.quiet, maxGramBytes: opts.maxGramBytes });
+    const grams: (GramStats | undefined)[] = await captureGrams(source, calib, batch.map((c) => c.request), { batch: opts.batch, quiet: opts.quiet, maxGramBytes: opts.maxGramBytes });
     report.stages++;
     for (let i = 0; i < batch.length; i++) {
-      const r = refitConsumer(model, batch[i], grams[i], removed, lambda);
-      grams[i] = undefined as unknown as GramStats; // release as we go
+      const r = refitConsumer(model, batch[i], grams[i]!, removed, lambda);
+      grams[i] = undefined; // released as we go
       if ('skip' in r) {
         report.skipped.push({ node: batch[i].key, reason: r.skip });
         continue;
       }
-      plan.weights.push(r.weight);
+      if (r.weight) plan.weights.push(r.weight);
       if (r.bias) plan.biases.push(r.bias);
       if (r.biasOnly) report.biasOnly.push({ node: batch[i].key, reason: r.biasOnly });
       else report.refit++;
@@ -200,7 +198,8 @@ export async function planReconstruction(model: Model, analysis: GroupAnalysis, 
 }
 
 interface ConsumerRefit {
-  weight: WeightRefit;
+  /** Absent when the weights stay as they are (bias only). */
+  weight?: WeightRefit;
   bias?: BiasAdjustment;
   biasOnly?: string;
   lambda: number;
@@ -220,10 +219,16 @@ function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: PlanGro
   if (s.blockDiagonal) {
     // No couplings between removed and kept columns are known: the kept weights stay; the bias takes the mean.
     if (!affine) return { skip: `Gram block-diagonal (${s.reason}) and ${c.node.opType} takes no bias: nothing to refit` };
-    const diagH = new Float64Array(c.dIn * c.dIn);
-    const r = refitAffine(W, undefined, c.dOut, c.dIn, diagH, s.sum, s.count, J, { layout: c.layout, lambda, keepWeights: true, zeroDead: false });
+    // FLAP's compensation b += W_J·μ_J (the affine refit with the kept weights fixed) needs only Σx and N: no D×D
+    // matrix, which is what a block-diagonal Gram avoids. The weights are left as they are.
+    const delta = new Float64Array(c.dOut);
+    for (const j of J) {
+      const mu = s.sum[j] / s.count;
+      if (mu === 0) continue;
+      for (let o = 0; o < c.dOut; o++) delta[o] += (c.layout === 'out-in' ? W[o * c.dIn + j] : W[j * c.dOut + o]) * mu;
+    }
     return {
-      weight: writeBack(c, W, r.W, J), bias: { node: c.nodeId, input: c.input, delta: Array.from(r.biasDelta) },
+      bias: delta.some((d) => d !== 0) ? { node: c.nodeId, input: c.input, delta: Array.from(delta) } : undefined,
       biasOnly: `Gram block-diagonal: ${s.reason}`, lambda, dead: 0, errorZeroed: 0, errorRefit: 0, reference: 0,
     };
   }
@@ -309,22 +314,11 @@ function writeWeight(model: Model, analysis: GroupAnalysis, w: WeightRefit, sour
   if (t0.dims.length !== w.dims.length || t0.dims.some((d, i) => d !== w.dims[i]) || w.values.length !== t0.size) {
     throw new UserError(`${where}: weight is [${t0.dims.join(',')}], the refit values are [${w.dims.join(',')}]`);
   }
-  if (chain.ops.some((o) => o.opType === 'DequantizeLinear' || o.opType === 'QuantizeLinear') || !WRITABLE_TYPES.has(t0.dtype)) {
-    throw new UserError(`${where}: the weight cannot be rewritten (quantized or of a type refit does not write)`);
-  }
+  const bad = unwritable(chain);
+  if (bad) throw new UserError(`${where}: ${bad}`);
   for (let i = 0; i < w.values.length; i++) if (!Number.isFinite(w.values[i])) throw new UserError(`${where}: refit value ${i} is not finite`);
-  let name = chain.name;
-  if (graph.initializers.get(name) !== t0 || graph.isSharedWeight(name)) {
-    // A Constant-node or shared weight: a private initializer for this consumer (members follow the new name).
-    const reader = chain.ops.length ? chain.ops[0] : n;
-    const readerId = chain.ops.length ? reader.outputs[0] : w.node;
-    const slot = chain.ops.length ? 0 : w.input;
-    name = graph.uniqueName(`${chain.name}_refit`);
-    graph.setInitializer(makeTensorProto(name, t0.dtype, t0.dims, new Uint8Array(byteLength(t0.dtype, t0.size))));
-    reader.inputs[slot] = name;
-    graph.invalidate();
-    for (const g of analysis.groups) for (const m of weightMembers(g)) if (m.node === readerId && m.input === slot) m.tensor = name;
-  }
+  // A Constant-node or shared weight gets a private initializer for this consumer (members follow the new name).
+  const name = privateInitializer(graph, analysis, n, w.node, w.input, chain, 'refit');
   graph.initializers.get(name)!.setData(w.values);
 }
 

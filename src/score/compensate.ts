@@ -24,7 +24,7 @@ import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import { specOf } from '../ir/ops';
-import { makeTensorProto } from '../ir/tensor';
+import { FLOAT32_STORABLE, makeTensorProto } from '../ir/tensor';
 import { channelMean, statKey, type ActivationStats } from '../ort/capture';
 import { inputSite } from './sites';
 import { memberUse, WeightCache, weightMembers } from './tensor-math';
@@ -157,25 +157,24 @@ function writableBias(graph: Graph, name: string): { chain: WeightChain } | { re
   const chain = resolveWeight(graph, name);
   if (!chain) return { reason: 'bias is not a constant' };
   if (chain.ops.some((o) => o.opType === 'DequantizeLinear')) return { reason: 'bias is quantized (DequantizeLinear): not compensated' };
-  if (chain.ops.length && !MAX_FINITE_OR_EXACT.has(chain.tensor.dtype)) return { reason: `bias stored as ${dtypeName(chain.tensor.dtype)} behind a Cast: not compensated` };
+  if (chain.ops.length && !FLOAT32_STORABLE.has(chain.tensor.dtype)) return { reason: `bias stored as ${dtypeName(chain.tensor.dtype)} behind a Cast: not compensated` };
   return { chain };
 }
 
-/** Stored types a Cast-chain bias can be rewritten in (setData converts float32 to them). */
-const MAX_FINITE_OR_EXACT = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE]);
-
 /**
- * A private, writable initializer for the bias at `n.inputs[slot]` (renaming members that pointed at the old one).
- * For a bias behind a Cast chain, the stored tensor read by the chain's first op is made private.
+ * A private, writable initializer for the constant at `n.inputs[slot]` (a bias, or a weight that reconstruction
+ * rewrites), renaming members that pointed at the old one: the constant itself when it is a private initializer,
+ * else a copy named `<name>_<suffix>`. For a constant behind a Cast chain, the stored tensor read by the chain's
+ * first op is made private.
  */
-function privateBias(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: string, slot: number, chain: WeightChain): string {
+export function privateInitializer(graph: Graph, analysis: GroupAnalysis, n: Node, nodeId: string, slot: number, chain: WeightChain, suffix: string): string {
   const reader = chain.ops.length ? chain.ops[0] : n;
   const readerId = chain.ops.length ? reader.outputs[0] : nodeId;
   const readerSlot = chain.ops.length ? 0 : slot;
   const src = chain.name;
   const t = chain.tensor;
   if (graph.initializers.get(src) === t && !graph.isSharedWeight(src)) return src;
-  const name = graph.uniqueName(`${src}_compensated`);
+  const name = graph.uniqueName(`${src}_${suffix}`);
   newInitializer(graph, name, t.dtype, t.dims, t.toFloat32());
   reader.inputs[readerSlot] = name;
   graph.invalidate();
@@ -229,7 +228,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
       overflow(p, bad);
       return;
     }
-    const name = privateBias(graph, analysis, n, p.nodeId, slot, wb.chain);
+    const name = privateInitializer(graph, analysis, n, p.nodeId, slot, wb.chain, 'compensated');
     const t = graph.initializers.get(name)!;
     if (size === 1 && p.outChannels !== 1) {
       // A broadcast scalar bias becomes a per-channel one; it now belongs to the output group too.
@@ -258,7 +257,7 @@ function applyToBias(graph: Graph, analysis: GroupAnalysis, p: Plan, report: Com
         overflow(p, bad);
         return;
       }
-      const name = privateBias(graph, analysis, add, add.outputs[0], slot, wb.chain);
+      const name = privateInitializer(graph, analysis, add, add.outputs[0], slot, wb.chain, 'compensated');
       graph.initializers.get(name)!.setData(next);
       report.consumers++;
       return;

@@ -14,7 +14,8 @@
  */
 import type { GroupAnalysis, WeightMember } from '../analysis/types';
 import { resolveWeight, type WeightChain } from '../analysis/weight-chain';
-import { DataType, dtypeName } from '../ir/dtype';
+import { dtypeName } from '../ir/dtype';
+import { FLOAT32_STORABLE } from '../ir/tensor';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
@@ -25,8 +26,6 @@ import { memberUse, weightMembers } from './tensor-math';
 
 export type WeightLayout = 'out-in' | 'in-out';
 
-/** Stored element types a refit can write (float32 values converted by ConstTensor.setData). */
-export const WRITABLE_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE]);
 
 export interface Consumer {
   /** `${nodeId}#${input}`. */
@@ -69,10 +68,10 @@ function matrixForm(n: Node, dims: number[], inAxis: number): { layout: WeightLa
   return inAxis === 0 ? { layout: 'in-out', dOut: dims[1], dIn: dims[0], cols: 1 } : { layout: 'out-in', dOut: dims[0], dIn: dims[1], cols: 1 };
 }
 
-/** Why `chain` cannot be rewritten with refit values, if so. */
-function unwritable(graph: Graph, chain: WeightChain): string | undefined {
+/** Why the weight behind `chain` cannot be rewritten with refit values, if so. */
+export function unwritable(chain: WeightChain): string | undefined {
   if (chain.ops.some((o) => o.opType === 'DequantizeLinear' || o.opType === 'QuantizeLinear')) return 'quantized weight (DequantizeLinear): kept as it is';
-  if (!WRITABLE_TYPES.has(chain.tensor.dtype)) return `weight stored as ${dtypeName(chain.tensor.dtype)}: not rewritten`;
+  if (!FLOAT32_STORABLE.has(chain.tensor.dtype)) return `weight stored as ${dtypeName(chain.tensor.dtype)}: not rewritten`;
   return undefined;
 }
 
@@ -129,7 +128,7 @@ export function findConsumers(model: Model, analysis: GroupAnalysis, groupIds?: 
       }
       if (declined.has(key)) continue;
       const form = memberConsumer(graph, m);
-      const bad = 'reason' in form ? form.reason : unwritable(graph, form.chain);
+      const bad = 'reason' in form ? form.reason : unwritable(form.chain);
       if (bad) { declined.set(key, bad); continue; }
       found.set(key, { ...(form as ConsumerForm), key, members: [{ group: g.id, member: m }] });
     }
