@@ -15,9 +15,10 @@ import { nothingPrunedNote } from '../src/prune/explain';
 import { checkLoads } from '../src/ort/session';
 
 /** Declined reasons with their counts, most frequent first. */
-function reasonCounts(analysis: GroupAnalysis): Record<string, number> {
+/** How many items give each reason, most frequent first (declined groups, consumers left as they were). */
+export function reasonCounts(items: readonly { reason: string }[]): Record<string, number> {
   const counts = new Map<string, number>();
-  for (const d of analysis.declined) counts.set(d.reason, (counts.get(d.reason) ?? 0) + 1);
+  for (const d of items) counts.set(d.reason, (counts.get(d.reason) ?? 0) + 1);
   return Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)));
 }
 
@@ -42,7 +43,7 @@ export function prunePass(options: PruneOptions): Pass {
         pruned: 0,
         declined: analysis.declined.length,
         unitsRemoved: 0,
-        declinedReasons: reasonCounts(analysis),
+        declinedReasons: reasonCounts(analysis.declined),
         note: undefined as string | undefined,
       };
       const before = measureModel(dense);

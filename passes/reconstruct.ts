@@ -17,6 +17,7 @@ import { readReconstructionWeights, writePlanWithReconstruction } from '../src/p
 import { importanceMethod } from '../src/score/methods';
 import { applyReconstruction, planReconstruction, type ReconstructReport } from '../src/prune/reconstruct';
 import { calibrationSet } from './calibration';
+import { reasonCounts } from './prune';
 
 function describe(r: ReconstructReport): string {
   const err = r.errorZeroed > 0 ? `; output error on the calibration data ${(100 * r.errorZeroed).toFixed(2)} % → ${(100 * r.errorRefit).toFixed(2)} % of the dense layers' output energy` : '';
@@ -63,22 +64,16 @@ export function reconstructPass(options: PruneOptions): Pass {
       applyReconstruction(model, analysis, r);
       ctx.artifacts.reconstruction = r;
       const rep = r.report;
-      ctx.report.reconstruction = { ...rep, from: 'calibration', calibration: calib.source, skipped: rep.skipped.length, skippedReasons: reasons(rep.skipped), biasOnly: rep.biasOnly.length, dampingRaised: rep.dampingRaised.length };
+      ctx.report.reconstruction = { ...rep, from: 'calibration', calibration: calib.source, skipped: rep.skipped.length, skippedReasons: reasonCounts(rep.skipped), biasOnly: rep.biasOnly.length, dampingRaised: rep.dampingRaised.length };
       ctx.log(describe(rep));
       if (rep.biasOnly.length) {
         ctx.warn(`reconstruct: ${rep.biasOnly.length} consumer(s) had only a block-diagonal Gram (${rep.biasOnly[0].reason}): their weights were not refit, only their bias`);
       }
       if (rep.skipped.length) {
-        const why = Object.entries(reasons(rep.skipped)).map(([k, n]) => `${n}× ${k}`).join('; ');
+        const why = Object.entries(reasonCounts(rep.skipped)).map(([k, n]) => `${n}× ${k}`).join('; ');
         ctx.warn(`reconstruct: ${rep.skipped.length} of ${rep.consumers} consumer(s) not refit: ${why}`);
       }
       if (options.savePlan) writePlanWithReconstruction(options.savePlan, plan, { mode: 'ls', sequential: rep.sequential, weights: r.weights, biases: r.biases }, ctx.outputs);
     },
   };
-}
-
-function reasons(list: { reason: string }[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of list) out[s.reason] = (out[s.reason] ?? 0) + 1;
-  return out;
 }

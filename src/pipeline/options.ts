@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { UserError } from '../ir/errors';
 import { fsError, kindOf, readJsonText } from '../ir/files';
+import { RECONSTRUCT_MODES, type ReconstructMode } from '../prune/reconstruct';
 import { DATA_AWARE, SCORE_METHODS } from '../score/methods';
 import { checkSchema, type JsonSchema } from '../util/json-schema';
 
@@ -49,7 +50,7 @@ export const OPTION_SPECS = {
   target: { kind: 'string', choices: ['params', 'flops'], default: 'params', describe: 'what --ratio measures' },
   importance: { kind: 'string', choices: SCORE_METHODS, default: 'l2', describe: `unit importance; the data-aware ones (${DATA_AWARE.join(', ')}) include bias compensation unless --reconstruct says otherwise` },
   compensate: { kind: 'boolean', describe: 'bias compensation: same as --reconstruct bias (--no-compensate: --reconstruct none); kept for older command lines' },
-  reconstruct: { kind: 'string', choices: ['none', 'bias', 'ls'], describe: 'refit the layers that read removed channels: none, bias (FLAP: fold the removed inputs\' mean into the bias) or ls (least squares on the kept inputs and the bias, from calibration data); default ls with --calib, else bias for data-aware importances and none otherwise' },
+  reconstruct: { kind: 'string', choices: RECONSTRUCT_MODES, describe: 'refit the layers that read removed channels: none, bias (FLAP: fold the removed inputs\' mean into the bias) or ls (least squares on the kept inputs and the bias, from calibration data); default ls with --calib, else bias for data-aware importances and none otherwise' },
   sequential: { kind: 'boolean', default: true, describe: 'ls reconstruction layer by layer, each from the model with the earlier layers already pruned and refit (--no-sequential: all layers from the dense model, one calibration pass)' },
   reduce: { kind: 'string', choices: ['mean', 'sum', 'max'], default: 'mean', describe: 'how a group\'s member scores combine into one score per unit' },
   allocation: { kind: 'string', choices: ['uniform', 'global'], default: 'uniform', describe: 'same ratio per group, or units ranked across comparable groups' },
@@ -282,8 +283,8 @@ export function resolveOptions(cli: Record<string, unknown>, configFile?: string
  * method's ranking assumes it (obs), bias after another data-aware importance method and none after a data-free
  * one. (A saved plan replays what it carries, unless this says none.)
  */
-export function reconstructMode(o: PruneOptions, method?: { dataAware: boolean; reconstruct?: 'ls' }): 'none' | 'bias' | 'ls' {
-  const r = o.reconstruct as 'none' | 'bias' | 'ls' | undefined;
+export function reconstructMode(o: PruneOptions, method?: { dataAware: boolean; reconstruct?: 'ls' }): ReconstructMode {
+  const r = o.reconstruct as ReconstructMode | undefined;
   if (r !== undefined) {
     if (o.compensate === true && r !== 'bias') throw new UserError(`--compensate (bias compensation) contradicts --reconstruct ${r}`);
     if (o.compensate === false && r === 'bias') throw new UserError('--no-compensate contradicts --reconstruct bias');
