@@ -2,10 +2,16 @@
  * `allocate`: turns ctx.artifacts.scores into ctx.artifacts.removed (group id → unit indices to remove) under the
  * budget in ctx.options (ratio, target, allocation, maxRatio, roundTo, protect, protectDefaults, excludeOp), and
  * puts what it achieved in ctx.report.allocation. See src/allocate/types.ts for the contract.
+ * `--allocation search` runs the evolutionary search (src/prune/search.ts) on the calibration data, with the
+ * run's reconstruction, and puts its trace in ctx.report.search.
  */
-import { allocate } from '../src/allocate/allocate';
-import { analysisOf } from '../src/pipeline/artifacts';
+import { allocate, type AllocateOptions } from '../src/allocate/allocate';
+import { analysisOf, modelOf } from '../src/pipeline/artifacts';
+import { reconstructMode } from '../src/pipeline/options';
 import type { Pass } from '../src/pipeline/pass';
+import { searchAllocation } from '../src/prune/search';
+import { importanceMethod } from '../src/score/methods';
+import { calibrationSet } from './calibration';
 
 export function allocatePass(): Pass {
   return {
@@ -13,15 +19,15 @@ export function allocatePass(): Pass {
     description: 'choose the units to remove under the budget',
     reads: ['model', 'artifacts.groups', 'artifacts.scores'],
     writes: ['artifacts.removed'],
-    run(ctx) {
+    async run(ctx) {
       const analysis = analysisOf(ctx, 'allocate');
       const scores = ctx.artifacts.scores;
       if (!scores) throw new Error("pass 'allocate' needs unit scores (ctx.artifacts.scores): run an importance pass before it");
       const o = ctx.options;
-      const { removed, achieved } = allocate(analysis, scores.scores, {
+      const opts: AllocateOptions = {
         ratio: o.ratio ?? 0,
         target: o.target,
-        mode: o.allocation ?? 'uniform',
+        mode: o.allocation === 'search' ? 'uniform' : o.allocation ?? 'uniform',
         maxRatio: o.maxRatio,
         roundTo: o.roundTo,
         protect: o.protect,
@@ -29,9 +35,37 @@ export function allocatePass(): Pass {
         excludeOp: o.excludeOp,
         normalized: scores.info.normalized,
         model: ctx.model,
-      });
-      ctx.artifacts.removed = removed;
-      ctx.report.allocation = achieved;
+      };
+      if (o.allocation === 'search' && (o.ratio ?? 0) > 0) {
+        const model = modelOf(ctx, 'allocate');
+        const calib = await calibrationSet(ctx, 'allocate');
+        const method = scores.info.method;
+        const recon = reconstructMode(o, method ? importanceMethod(method) : undefined);
+        const tty = !o.quiet && !o.json && !!process.stderr.isTTY;
+        const r = await searchAllocation(model, analysis, scores.scores, calib, opts, {
+          seed: o.seed ?? 0, time: o.searchTime, generations: o.searchGenerations, offspring: o.searchOffspring, iterations: o.searchIterations,
+          reconstruct: recon, sequential: o.sequential !== false, log: ctx.log,
+          progress: tty ? (p) => process.stderr.write(`\rsearch: iteration ${p.iteration}/${p.iterations}, generation ${p.generation}/${p.generations}, ` +
+            `best ${p.best.toPrecision(4)}, ${opts.target ?? 'params'} removed ${(100 * p.budget).toFixed(1)} %, ${p.elapsed.toFixed(0)} s, ETA ${p.eta.toFixed(0)} s   `) : undefined,
+        });
+        if (tty) process.stderr.write('\n');
+        ctx.artifacts.removed = r.removed;
+        ctx.report.allocation = r.achieved;
+        if (r.report) {
+          ctx.report.search = r.report;
+          const s = r.report;
+          ctx.log(`search: fitness ${s.result.toPrecision(4)} (uniform ${s.baselines.uniform.toPrecision(4)}${s.baselines.global !== undefined ? `, global ${s.baselines.global.toPrecision(4)}` : ''}), ` +
+            `${s.evaluations} evaluations in ${s.seconds.toFixed(1)} s, stopped by ${s.stoppedBy}`);
+          if (s.fixed.length) ctx.warn(`search: ${s.fixed.length} group(s) kept at the uniform allocation: ${s.fixed[0].reason}`);
+          if (s.unrefit) ctx.warn(`search: ${s.unrefit} consumer(s) over the Gram memory cap were searched without reconstruction`);
+          if (calib.random) ctx.warn('search: no --calib: the search ranked allocations on random inputs');
+        }
+      } else {
+        const { removed, achieved } = allocate(analysis, scores.scores, opts);
+        ctx.artifacts.removed = removed;
+        ctx.report.allocation = achieved;
+      }
+      const achieved = ctx.report.allocation!;
       ctx.log(`allocate: ${achieved.groupsPruned} group(s), ${achieved.unitsRemoved} unit(s); ${achieved.target} removed ${(achieved.achieved * 100).toFixed(1)} % (asked ${(achieved.requested * 100).toFixed(1)} %)`);
     },
   };

@@ -24,27 +24,16 @@ import type { AllocateOptions, Allocation, AllocationMode, BudgetTarget } from '
 
 export * from './types';
 
-interface Candidate {
-  group: Group;
-  gi: number;
-  /** Units in ascending score order. */
-  order: number[];
-  /** rank[u] = position of unit u in `order`. */
-  rank: Int32Array;
-  norm: Float64Array;
-  /** Most units that may go. */
-  maxRemove: number;
-  minKept: number;
-}
+type Candidate = Slot;
 
-function checkOptions(opts: AllocateOptions): { target: BudgetTarget; mode: AllocationMode; maxRatio: number; roundTo: number } {
+function checkOptions(opts: AllocateOptions, modes: readonly string[]): { target: BudgetTarget; mode: AllocationMode; maxRatio: number; roundTo: number } {
   const target = opts.target ?? 'params';
   const mode = opts.mode ?? 'uniform';
   const maxRatio = opts.maxRatio ?? 0.9;
   const roundTo = opts.roundTo ?? 1;
   if (!Number.isFinite(opts.ratio) || opts.ratio < 0 || opts.ratio >= 1) throw new UserError(`ratio must be in [0, 1), got ${opts.ratio}`);
   if (target !== 'params' && target !== 'flops') throw new UserError(`target must be params or flops, got '${target}'`);
-  if (mode !== 'uniform' && mode !== 'global') throw new UserError(`allocation must be uniform or global, got '${mode}'`);
+  if (!modes.includes(mode)) throw new UserError(`allocation must be ${modes.join(' or ')}, got '${mode}'`);
   if (!(maxRatio > 0 && maxRatio <= 1)) throw new UserError(`max-ratio must be in (0, 1], got ${maxRatio}`);
   if (!Number.isInteger(roundTo) || roundTo < 1) throw new UserError(`round-to must be a positive integer, got ${roundTo}`);
   return { target, mode, maxRatio, roundTo };
@@ -68,8 +57,43 @@ function minKeptFor(size: number, maxRatio: number, roundTo: number): number {
   return k;
 }
 
-export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLike<number>>, opts: AllocateOptions): Allocation {
-  const { target, mode, maxRatio, roundTo } = checkOptions(opts);
+/** A group the allocation may take units from, with its units in removal order. */
+export interface Slot {
+  group: Group;
+  /** Index of the group in analysis.groups. */
+  gi: number;
+  /** Units in ascending score order (ties by index): the first r are the ones removed when r go. */
+  order: number[];
+  /** rank[u] = position of unit u in `order`. */
+  rank: Int32Array;
+  /** Scores divided by the group mean (or as given when already comparable). */
+  norm: Float64Array;
+  /** Most units that may go. */
+  maxRemove: number;
+  /** Fewest units kept (max-ratio, round-to, at least one). */
+  minKept: number;
+}
+
+export interface Slots {
+  slots: Slot[];
+  cost: CostModel;
+  target: BudgetTarget;
+  mode: AllocationMode;
+  maxRatio: number;
+  roundTo: number;
+  /** Total of the target quantity (params or MACs). */
+  total: number;
+  protectedMap: Map<string, string>;
+  /** Fraction of the target that `removed` removes. */
+  measure: (removed: Map<string, number[]> | Record<string, number[]>) => number;
+}
+
+/**
+ * The groups allocation may prune (not protected or excluded, two units or more, some removable under max-ratio),
+ * their removal orders, and the cost model that measures a removal. Shared by allocate and the search.
+ */
+export function allocationSlots(analysis: GroupAnalysis, scores: Record<string, ArrayLike<number>>, opts: AllocateOptions, modes: readonly string[] = ['uniform', 'global']): Slots {
+  const { target, mode, maxRatio, roundTo } = checkOptions(opts, modes);
   const model = opts.model;
   let flops = opts.flops;
   if (target === 'flops' && !flops) {
@@ -99,6 +123,14 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
     order.forEach((u, i) => { rank[u] = i; });
     if (maxRemove > 0) candidates.push({ group: g, gi, order, rank, norm, maxRemove, minKept });
   });
+  const total = target === 'params' ? cost.totalParams : cost.totalMacs ?? 0;
+  const measure = (r: Map<string, number[]> | Record<string, number[]>) =>
+    (target === 'params' ? cost.paramsRemoved(r, analysis.groups) : cost.macsRemoved(r)) / (total || 1);
+  return { slots: candidates, cost, target, mode: mode as AllocationMode, maxRatio, roundTo, total, protectedMap, measure };
+}
+
+export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLike<number>>, opts: AllocateOptions): Allocation {
+  const { slots: candidates, cost, target, mode, roundTo, protectedMap, maxRatio, measure } = allocationSlots(analysis, scores, opts);
 
   // Pools of candidates and their ranked units.
   const pools = new Map<string, { cands: Candidate[]; ranked: { c: Candidate; u: number }[] }>();
@@ -149,8 +181,6 @@ export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLi
 
   const totalParams = cost.totalParams;
   const totalMacs = cost.totalMacs ?? 0;
-  const total = target === 'params' ? totalParams : totalMacs;
-  const measure = (r: Map<string, number[]>) => (target === 'params' ? cost.paramsRemoved(r, analysis.groups) : cost.macsRemoved(r)) / (total || 1);
   const measureAt = (s: number): number => {
     const e = entryAt(s);
     if (e.measured === undefined) e.measured = measure(e.removed);

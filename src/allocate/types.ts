@@ -11,7 +11,8 @@
 import type { FlopsReport } from '../analysis/flops';
 import type { Model } from '../ir/model';
 
-export type AllocationMode = 'uniform' | 'global';
+/** 'search' is the evolutionary search (src/prune/search.ts); allocate() itself makes uniform and global. */
+export type AllocationMode = 'uniform' | 'global' | 'search';
 export type BudgetTarget = 'params' | 'flops';
 
 export interface AllocateOptions {

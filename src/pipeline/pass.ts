@@ -14,6 +14,7 @@ import type { Model } from '../ir/model';
 import type { CalibSet } from '../ort/calib';
 import type { ActivationStats } from '../ort/capture';
 import type { ReconstructionPlan } from '../prune/reconstruct';
+import type { SearchReport } from '../prune/search';
 import type { CostReport } from '../prune/accounting';
 import type { ApplySummary } from '../prune/apply';
 import type { PlanGroups, PrunePlan } from '../prune/plan';
@@ -79,6 +80,8 @@ export interface Report {
   };
   importance?: { method: string; groups: number; fallbacks: number };
   allocation?: Achieved;
+  /** `--allocation search`: the search's trace, baselines and chosen widths (src/prune/search.ts SearchReport). */
+  search?: SearchReport;
   compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
   /**
    * Least-squares reconstruction (`reconstruct`): from calibration (the fields of src/prune/reconstruct.ts

@@ -50,6 +50,13 @@ export interface ReconstructOptions {
   batch?: number;
   quiet?: boolean;
   log?: (message: string) => void;
+  /** Sees each consumer's statistics as they are captured (the search keeps them to refit other removals). */
+  onGram?: (consumer: Consumer, stats: GramStats) => void;
+  /**
+   * Also capture (for onGram) the consumers of `captureGroups` that lose nothing in `removed`, each from the model
+   * its stage sees; they are not refit.
+   */
+  captureGroups?: string[];
 }
 
 /** New values of one consumer weight: the whole tensor as its op uses it (float32), written in its stored type. */
@@ -145,12 +152,16 @@ export async function planReconstruction(model: Model, analysis: GroupAnalysis, 
   const active = Object.keys(removed).filter((g) => removed[g].length > 0);
   const { consumers: all, declined } = findConsumers(model, analysis, active);
   const consumers = all.filter((c) => removedChannels(c, removed).length > 0);
+  // Consumers captured for onGram only (nothing of theirs removed), staged like the others.
+  const extra = opts.captureGroups && opts.onGram
+    ? findConsumers(model, analysis, opts.captureGroups).consumers.filter((c) => !consumers.some((k) => k.key === c.key))
+    : [];
   const report: ReconstructReport = {
     mode: 'ls', sequential, consumers: consumers.length + declined.length, refit: 0, biasOnly: [], skipped: declined.slice(),
     stages: 0, samples: calib.samples, errorZeroed: 0, errorRefit: 0, dampingRaised: [], deadColumns: 0,
   };
   const plan: ReconstructionPlan = { weights: [], biases: [], report };
-  if (!consumers.length) return plan;
+  if (!consumers.length && !extra.length) return plan;
   // Every 'in' member of a removed group, declined consumers included, is staged by the op that reads it: later
   // stages see it masked.
   const graph = model.graph;
@@ -163,17 +174,20 @@ export async function planReconstruction(model: Model, analysis: GroupAnalysis, 
       if (use && use.node.graph === graph) inMembers.push({ key: memberKey(m), node: use.node });
     }
   }
-  const stage = stagesOf(graph, new Set(inMembers.map((m) => m.node)));
-  const levels = sequential ? [...new Set(consumers.map((c) => stage.get(c.node) ?? 0))].sort((a, b) => a - b) : [0];
+  const stage = stagesOf(graph, new Set([...inMembers.map((m) => m.node), ...extra.map((c) => c.node)]));
+  const captured = [...consumers, ...extra];
+  const levels = sequential ? [...new Set(captured.map((c) => stage.get(c.node) ?? 0))].sort((a, b) => a - b) : [0];
   const done = new Set<string>();
   let zeroEnergy = 0, refitEnergy = 0, reference = 0;
   for (const level of levels) {
-    const batch = sequential ? consumers.filter((c) => (stage.get(c.node) ?? 0) === level) : consumers;
+    const batch = sequential ? captured.filter((c) => (stage.get(c.node) ?? 0) === level) : captured;
     if (sequential) for (const m of inMembers) if ((stage.get(m.node) ?? 0) < level) done.add(m.key);
     const source = sequential && done.size ? stageModel(model, analysis, removed, plan, done) : model;
     const grams: (GramStats | undefined)[] = await captureGrams(source, calib, batch.map((c) => c.request), { batch: opts.batch, quiet: opts.quiet, maxGramBytes: opts.maxGramBytes });
     report.stages++;
     for (let i = 0; i < batch.length; i++) {
+      opts.onGram?.(batch[i], grams[i]!);
+      if (extra.includes(batch[i])) { grams[i] = undefined; continue; }
       const r = refitConsumer(model, batch[i], grams[i]!, removed, lambda);
       grams[i] = undefined; // released as we go
       if ('skip' in r) {
@@ -197,7 +211,7 @@ export async function planReconstruction(model: Model, analysis: GroupAnalysis, 
   return plan;
 }
 
-interface ConsumerRefit {
+export interface ConsumerRefit {
   /** Absent when the weights stay as they are (bias only). */
   weight?: WeightRefit;
   bias?: BiasAdjustment;
@@ -210,8 +224,8 @@ interface ConsumerRefit {
 }
 
 /** The refit of one consumer from its Gram (dense weights read from `model`). */
-function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: PlanGroups, lambda: number): ConsumerRefit | { skip: string } {
-  const W = usedValues(model.graph, c.chain.name);
+export function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: PlanGroups, lambda: number, opts: { errors?: boolean; weights?: Float32Array } = {}): ConsumerRefit | { skip: string } {
+  const W = opts.weights ?? usedValues(model.graph, c.chain.name);
   if (!W || W.length !== c.dOut * c.dIn) return { skip: 'weight values cannot be read' };
   if (s.dim !== c.dIn) return { skip: `Gram of ${s.dim} columns for a weight of ${c.dIn} inputs` };
   const J = channelColumns(c, removedChannels(c, removed));
@@ -237,7 +251,7 @@ function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: PlanGro
     : refitKept(W, c.dOut, c.dIn, s.gram, J, { layout: c.layout, lambda });
   const bias = 'biasDelta' in r ? (r as { biasDelta: Float64Array }).biasDelta : undefined;
   // Error of zeroing the removed columns (plain pruning) vs the refit, on the calibration inputs.
-  const err = outputErrors(c, W, r.W, bias, s.gram, s.sum, s.count, J);
+  const err = opts.errors === false ? { errorZeroed: 0, errorRefit: 0, reference: 0 } : outputErrors(c, W, r.W, bias, s.gram, s.sum, s.count, J);
   return {
     weight: writeBack(c, W, r.W, J),
     bias: bias && bias.some((d) => d !== 0) ? { node: c.nodeId, input: c.input, delta: Array.from(bias) } : undefined,

@@ -1,0 +1,190 @@
+/**
+ * `--allocation search` (src/prune/search.ts) on a small classifier built here (three hidden groups, logits out):
+ *  - the fitness the search reports for its result is the KL of the physically pruned (and reconstructed) model
+ *    to the dense one on the calibration data, computed here independently: feeding a candidate's tensors to the
+ *    search model computes what pruning to it does (ls: at the captured centre; none and bias: at any level);
+ *  - the result is never worse than the search's start (the better of uniform and global within the budget);
+ *  - the budget is within 0.5 % of the target; two runs with one seed give byte-identical models; a saved plan
+ *    replays the searched model byte for byte without calibration data; verification passes.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadModel, prune, type PruneRunOptions } from '../src/index';
+import { DataType } from '../src/ir/dtype';
+import type { Model } from '../src/ir/model';
+import { formatNpy } from '../src/ort/npy';
+import { createSession, modelBytes as bytesOf, ort } from '../src/ort/session';
+import { attr, floatTensor, graph, modelBytes, node, seededRng, uniform, valueInfo } from './helpers/builder';
+import { mkTmp, rmTmp } from './helpers/cli';
+import { checkSchema, type JsonSchema } from '../src/util/json-schema';
+import reportSchema from '../schemas/report.schema.json';
+
+let tmp: string;
+beforeAll(() => { tmp = mkTmp('onnx-prune-search-'); });
+afterAll(() => rmTmp(tmp));
+
+const IN = 12, H = [24, 32, 16], OUT = 10, N = 256;
+
+function inputs(n: number, seed: number): Float32Array {
+  const r = seededRng(seed);
+  const g = () => (r() + r() + r() - 1.5) * 2;
+  const mix = uniform(seededRng(99), 4 * IN, 1);
+  const x = new Float32Array(n * IN);
+  for (let s = 0; s < n; s++) {
+    const z = [g(), g(), g(), g()];
+    for (let i = 0; i < IN; i++) x[s * IN + i] = z.reduce((a, v, k) => a + v * mix[k * IN + i], 0) + 0.2 * g();
+  }
+  return x;
+}
+
+/** x → Gemm → Relu → MatMul(+Add) → Relu → Gemm → Relu → Gemm (logits): three hidden groups of different sizes. */
+function classifier(): Uint8Array {
+  const sizes = [IN, ...H, OUT];
+  const nodes = [], inits = [];
+  let prev = 'x';
+  for (let l = 0; l < sizes.length - 1; l++) {
+    const [a, b] = [sizes[l], sizes[l + 1]];
+    // Layer-dependent scales so that the groups differ in how much they matter.
+    const w = uniform(seededRng(10 + l), a * b, (l === 1 ? 0.9 : 0.5) / Math.sqrt(a / 8));
+    const out = l === sizes.length - 2 ? 'y' : `h${l}`;
+    if (l === 1) {
+      nodes.push(node('MatMul', [prev, `W${l}`], [`m${l}`]), node('Add', [`m${l}`, `B${l}`], [out]));
+      inits.push(floatTensor(`W${l}`, [a, b], w), floatTensor(`B${l}`, [b], uniform(seededRng(30 + l), b, 0.1)));
+    } else {
+      nodes.push(node('Gemm', [prev, `W${l}`, `B${l}`], [out], [attr.int('transB', 1)]));
+      inits.push(floatTensor(`W${l}`, [b, a], w), floatTensor(`B${l}`, [b], uniform(seededRng(30 + l), b, 0.1)));
+    }
+    if (out !== 'y') { nodes.push(node('Relu', [out], [`r${l}`])); prev = `r${l}`; }
+  }
+  return modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', IN])], outputs: [valueInfo('y', DataType.FLOAT, ['N', OUT])], initializers: inits }));
+}
+
+let file: string, calibFile: string, dense: Model;
+beforeAll(() => {
+  file = path.join(tmp, 'classifier.onnx');
+  fs.writeFileSync(file, classifier());
+  calibFile = path.join(tmp, 'calib.npy');
+  fs.writeFileSync(calibFile, formatNpy({ dtype: DataType.FLOAT, dims: [N, IN], data: inputs(N, 7) }));
+  dense = loadModel(file);
+});
+
+/** Mean over calibration rows of KL(softmax(dense) ‖ softmax(pruned)). */
+async function klOnCalib(pruned: Model): Promise<number> {
+  const x = new ort.Tensor('float32', inputs(N, 7), [N, IN]);
+  const out = async (m: Model) => {
+    const s = await createSession(bytesOf(m));
+    try { return (await s.run({ x })).y.data as Float32Array; } finally { await s.release(); }
+  };
+  const [p, q] = [await out(dense), await out(pruned)];
+  const logsm = (v: Float32Array, r: number) => {
+    const row = Array.from(v.subarray(r * OUT, (r + 1) * OUT));
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((a, b) => a + Math.exp(b - m), 0));
+    return row.map((z) => z - lse);
+  };
+  let kl = 0;
+  for (let r = 0; r < N; r++) {
+    const a = logsm(p, r), b = logsm(q, r);
+    for (let k = 0; k < OUT; k++) kl += Math.exp(a[k]) * (a[k] - b[k]);
+  }
+  return kl / N;
+}
+
+const searchRun = (extra: Partial<PruneRunOptions> = {}): PruneRunOptions => ({
+  ratio: 0.4, importance: 'l2', allocation: 'search', calib: calibFile, quiet: true,
+  searchGenerations: 8, searchOffspring: 6, searchIterations: 2, ...extra,
+});
+
+test.each(['ls', 'bias', 'none'] as const)('the reported fitness (--reconstruct %s) is the KL of the physically pruned model; never worse than the start', async (reconstruct) => {
+  const r = await prune(file, searchRun({ reconstruct }));
+  const s = r.report.search!;
+  expect(s).toBeDefined();
+  expect(s.fitness).toEqual([{ output: 'y', kind: 'kl' }]);
+  expect(r.report.verify?.passed).toBe(true);
+  const kl = await klOnCalib(r.model);
+  expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-4 * Math.max(kl, 1e-3));
+  expect(s.result).toBeLessThanOrEqual(s.startFitness!);
+  // The budget: within 0.5 % of the target.
+  expect(s.toleranceWidened).toBeUndefined();
+  expect(Math.abs(r.report.allocation!.achieved - 0.4)).toBeLessThanOrEqual(0.005 * 0.4 + 1e-12);
+  expect(r.report.allocation!.mode).toBe('search');
+  expect(s.trace.length).toBeGreaterThan(0);
+  expect(s.evaluations).toBeGreaterThan(0);
+  expect(Object.keys(s.kept).length).toBe(s.slots);
+  expect(checkSchema(JSON.parse(JSON.stringify(r.report)), reportSchema as JsonSchema, 'report')).toBeUndefined();
+});
+
+test('the search beats uniform and global here, with widths that differ from uniform', async () => {
+  const r = await prune(file, searchRun({ searchGenerations: 16 }));
+  const s = r.report.search!;
+  expect(s.result).toBeLessThan(s.baselines.uniform);
+  if (s.baselines.global !== undefined) expect(s.result).toBeLessThan(s.baselines.global);
+  const u = await prune(file, searchRun({ allocation: 'uniform' }));
+  const counts = (x: typeof r) => Object.keys(s.kept).map((g) => x.plan!.groups[g]?.length ?? 0);
+  expect(counts(r)).not.toEqual(counts(u));
+});
+
+test('one seed gives byte-identical models; a saved plan replays the searched model without calibration', async () => {
+  const planFile = path.join(tmp, 'search.plan.json');
+  const a = await prune(file, searchRun({ savePlan: planFile }));
+  const b = await prune(file, searchRun());
+  const bytes = (m: Model) => Buffer.from(bytesOf(m));
+  expect(bytes(a.model).equals(bytes(b.model))).toBe(true);
+  const replay = await prune(file, { plan: planFile, quiet: true });
+  expect(bytes(replay.model).equals(bytes(a.model))).toBe(true);
+  expect(replay.report.search).toBeUndefined();
+});
+
+/** x[N,2,8,8] → Conv(8, 3×3, pads 1) → Relu → Conv(6, 3×3, no bias) → Relu → Flatten → Gemm(10): im2col Grams, a new bias. */
+function convnet(): Uint8Array {
+  const nodes = [
+    node('Conv', ['x', 'C1', 'c1b'], ['c1'], [attr.ints('kernel_shape', [3, 3]), attr.ints('pads', [1, 1, 1, 1])]),
+    node('Relu', ['c1'], ['a1']),
+    node('Conv', ['a1', 'C2'], ['c2'], [attr.ints('kernel_shape', [3, 3])]),
+    node('Relu', ['c2'], ['a2']),
+    node('Flatten', ['a2'], ['f'], [attr.int('axis', 1)]),
+    node('Gemm', ['f', 'F', 'Fb'], ['y'], [attr.int('transB', 1)]),
+  ];
+  const inits = [
+    floatTensor('C1', [8, 2, 3, 3], uniform(seededRng(41), 8 * 18, 0.5)), floatTensor('c1b', [8], uniform(seededRng(42), 8, 0.1)),
+    floatTensor('C2', [6, 8, 3, 3], uniform(seededRng(43), 6 * 72, 0.3)),
+    floatTensor('F', [10, 6 * 36], uniform(seededRng(44), 10 * 216, 0.2)), floatTensor('Fb', [10], uniform(seededRng(45), 10, 0.1)),
+  ];
+  return modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', 2, 8, 8])], outputs: [valueInfo('y', DataType.FLOAT, ['N', 10])], initializers: inits }));
+}
+
+test('convolutions: im2col refit and a bias added to a conv without one — the reported fitness is the pruned model\'s KL', async () => {
+  const f = path.join(tmp, 'convnet.onnx');
+  fs.writeFileSync(f, convnet());
+  const x = uniform(seededRng(5), 128 * 128, 1);
+  const cf = path.join(tmp, 'conv-calib.npy');
+  fs.writeFileSync(cf, formatNpy({ dtype: DataType.FLOAT, dims: [128, 2, 8, 8], data: x }));
+  const r = await prune(f, { ratio: 0.3, importance: 'l1', allocation: 'search', calib: cf, quiet: true, protectDefaults: false, searchGenerations: 6, searchOffspring: 6, searchIterations: 2 });
+  const s = r.report.search!;
+  expect(r.report.verify?.passed).toBe(true);
+  expect(s.slots).toBe(2);
+  const d = loadModel(f);
+  const out = async (m: Model) => {
+    const sess = await createSession(bytesOf(m));
+    try { return (await sess.run({ x: new ort.Tensor('float32', x, [128, 2, 8, 8]) })).y.data as Float32Array; } finally { await sess.release(); }
+  };
+  const [p, q] = [await out(d), await out(r.model)];
+  let kl = 0;
+  for (let n = 0; n < 128; n++) {
+    const a = Array.from(p.subarray(n * 10, n * 10 + 10)), b = Array.from(q.subarray(n * 10, n * 10 + 10));
+    const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
+    const la = lse(a), lb = lse(b);
+    for (let k = 0; k < 10; k++) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
+  }
+  kl /= 128;
+  expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-4 * Math.max(kl, 1e-3));
+  expect(s.result).toBeLessThanOrEqual(s.startFitness!);
+});
+
+test('a model without a float output is refused with one line', async () => {
+  const nodes = [node('Gemm', ['x', 'W0', 'B0'], ['h'], [attr.int('transB', 1)]), node('Relu', ['h'], ['r']), node('Gemm', ['r', 'W1'], ['z'], [attr.int('transB', 1)]), node('ArgMax', ['z'], ['y'], [attr.int('axis', 1)])];
+  const inits = [floatTensor('W0', [16, IN], uniform(seededRng(1), 16 * IN, 0.5)), floatTensor('B0', [16], uniform(seededRng(2), 16, 0.1)), floatTensor('W1', [4, 16], uniform(seededRng(3), 64, 0.5))];
+  const f = path.join(tmp, 'argmax.onnx');
+  fs.writeFileSync(f, modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', IN])], outputs: [valueInfo('y', DataType.INT64, ['N', 1])], initializers: inits })));
+  await expect(prune(f, searchRun({ protectDefaults: false, ratio: 0.3 }))).rejects.toThrow(/no float32 output/);
+});
