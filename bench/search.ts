@@ -2,8 +2,8 @@
  * Search bench: `--allocation search` against uniform and global with the same importance and reconstruction, on the
  * shared trained models, through the public prune() API (as a user runs it).
  *
- *   node dist/bench/search.js [--model llama8_py|llama_py|lenet|resmlp] [--ratios 0.3,0.5] [--importance wanda]
- *        [--reconstruct ls] [--search-time 150] [--search-generations 60] [--seed 0] [--exhaustive]
+ *   node dist/bench/search.js [--model llama8_py|llama_py|lenet|resmlp] [--ratios 0.3,0.5] [--importance wanda,obs]
+ *        [--reconstruct none,bias,ls] [--allocations uniform,global,search] [--search-time 150] [--search-generations 60] [--seed 0] [--exhaustive]
  *
  * --exhaustive (small models: llama_py): ground truth for the evolution. The first iteration's search space (the
  * coarse levels around its centre, each combination moved onto the budget as the search's repair does) is
@@ -66,37 +66,40 @@ async function main(): Promise<void> {
   const dense = loadModel(file);
   const quality = async (m: typeof dense) => (lm ? perplexity(m, tokens!, 0, 128) : accuracy(m, digits!));
   const q0 = await quality(dense);
-  console.log(`== ${name}: ${lm ? 'perplexity on rows 0-127 (lower is better)' : 'held-out accuracy'}; dense ${q0.toFixed(4)}; importance ${values.importance}, reconstruct ${values.reconstruct}, seed ${values.seed}`);
-  console.log('ratio alloc    quality  removed  fitness   (uniform  global)  evals  prune_s');
+  console.log(`== ${name}: ${lm ? 'perplexity on rows 0-127 (lower is better)' : 'held-out accuracy'}; dense ${q0.toFixed(4)}; seed ${values.seed}`);
+  console.log('fitness = KL(dense ‖ pruned) on the calibration data, exact (own reconstruction); uniform and global measured inside the search run');
+  console.log('importance  recon ratio alloc    quality  removed  fitness   (uniform  global)  evals  prune_s');
   const extra: Record<string, unknown> = {};
   if (values['search-time']) extra.searchTime = Number(values['search-time']);
   if (values['search-generations']) extra.searchGenerations = Number(values['search-generations']);
   if (values['search-offspring']) extra.searchOffspring = Number(values['search-offspring']);
   if (values['search-iterations']) extra.searchIterations = Number(values['search-iterations']);
+  for (const importance of values.importance!.split(','))
+  for (const reconstruct of values.reconstruct!.split(','))
   for (const ratio of values.ratios!.split(',').map(Number)) {
     for (const allocation of values.allocations!.split(',')) {
       const t = Date.now();
       const r = await prune(file, {
-        ratio, importance: values.importance as 'wanda', reconstruct: values.reconstruct as 'ls', allocation: allocation as 'search', calib,
+        ratio, importance: importance as 'wanda', reconstruct: reconstruct as 'ls', allocation: allocation as 'search', calib,
         seed: Number(values.seed), verify: false, quiet: true, ...extra,
       });
       const s = (Date.now() - t) / 1000;
       const q = await quality(r.model);
       const se = r.report.search;
       const fit = se ? `${se.result.toFixed(5)} (${se.baselines.uniform.toFixed(5)} ${se.baselines.global?.toFixed(5) ?? '-'})` : '-';
-      console.log(`${(ratio * 100).toFixed(0).padStart(4)}% ${allocation.padEnd(8)} ${q.toFixed(4).padStart(7)}  ${(100 * r.report.allocation!.achieved).toFixed(2).padStart(6)}%  ${fit.padEnd(28)} ${String(se?.evaluations ?? '-').padStart(5)}  ${s.toFixed(1)}`);
+      console.log(`${importance.padEnd(11)} ${reconstruct.padEnd(5)} ${(ratio * 100).toFixed(0).padStart(4)}% ${allocation.padEnd(8)} ${q.toFixed(4).padStart(7)}  ${(100 * r.report.allocation!.achieved).toFixed(2).padStart(6)}%  ${fit.padEnd(28)} ${String(se?.evaluations ?? '-').padStart(5)}  ${s.toFixed(1)}`);
       if (se) console.log(`      kept: ${JSON.stringify(se.kept)}; stopped by ${se.stoppedBy}; ${se.iterations.map((i) => `it: ${i.centre.toFixed(5)}→${i.winner.toFixed(5)} exact ${i.exact.toFixed(5)} (${i.generations} gens)`).join('; ')}`);
     }
   }
-  if (values.exhaustive) await exhaustive(file, calib, Number(values.ratios!.split(',')[0]));
+  if (values.exhaustive) await exhaustive(file, calib, Number(values.ratios!.split(',')[0]), values.importance!.split(',')[0], values.reconstruct!.split(',')[0]);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-async function exhaustive(file: string, calibFile: string, ratio: number): Promise<void> {
+async function exhaustive(file: string, calibFile: string, ratio: number, importance: string, reconstruct: string): Promise<void> {
   const seed = Number(values.seed);
   const t = Date.now();
   const r = await prune(file, {
-    ratio, importance: values.importance as 'wanda', reconstruct: values.reconstruct as 'ls', allocation: 'search', calib: calibFile, seed,
+    ratio, importance: importance as 'wanda', reconstruct: reconstruct as 'ls', allocation: 'search', calib: calibFile, seed,
     verify: false, quiet: true, searchIterations: 1, searchGenerations: Number(values['search-generations'] ?? 40), searchTime: 1e6,
   });
   const evoSeconds = (Date.now() - t) / 1000;
@@ -104,10 +107,10 @@ async function exhaustive(file: string, calibFile: string, ratio: number): Promi
   const model = loadModel(file);
   const calib = loadCalibration(model, { file: calibFile });
   const analysis = await analyzeGroups(model);
-  const sc = await scoreGroups(model, analysis, { method: values.importance as 'wanda', calibSet: calib, seed, quiet: true });
+  const sc = await scoreGroups(model, analysis, { method: importance as 'wanda', calibSet: calib, seed, quiet: true });
   const alloc = { ratio, model, normalized: sc.info.normalized };
   const S = allocationSlots(analysis, sc.scores, alloc);
-  const ss = await openSearch(model, analysis, S, calib, { reconstruct: values.reconstruct as 'ls' });
+  const ss = await openSearch(model, analysis, S, calib, { reconstruct: reconstruct as 'ls' });
   try {
     const slots = S.slots;
     const centre: Config = slots.map((x) => it.kept[x.group.id]);

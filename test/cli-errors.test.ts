@@ -70,7 +70,7 @@ describe('prune command: bad input gives one line on stderr, exit 1, no output f
       /--importance: must be one of "l1", "l2", .*"obs", "obs-weights", got "magic"$/],
     ['bad --target choice', (o) => [MODEL, path.join(o, 'o.onnx'), '--target', 'x'], /--target: must be one of "params", "flops", got "x"$/],
     ['two bad choices', (o) => [MODEL, path.join(o, 'o.onnx'), '--reduce', 'median', '--allocation', 'x'],
-      /--reduce: must be one of "mean", "sum", "max", got "median"; --allocation: must be one of "uniform", "global", got "x"$/],
+      /--reduce: must be one of "mean", "sum", "max", got "median"; --allocation: must be one of "uniform", "global", "search", got "x"$/],
   ];
   test.each(cases)('%s', (caseName, args, pattern) => expectUserError(caseName, args, pattern));
 

@@ -57,7 +57,7 @@ describe('config file', () => {
     expect(resolveOptions({ ratio: 0.5, importance: undefined }, file)).toEqual({ importance: 'l1', ratio: 0.5, roundTo: 4 });
     expect(() => validateOptions({ ratio: 1.5 })).toThrow(/^--ratio: must be < 1, got 1\.5$/);
     expect(() => validateOptions({ calib: path.join(tmp, 'nope.bin') })).toThrow(/--calib: calibration file '.*nope\.bin' does not exist/);
-    expect(() => validateOptions({ allocation: 'best' })).toThrow(/^--allocation: must be one of "uniform", "global", got "best"$/);
+    expect(() => validateOptions({ allocation: 'best' })).toThrow(/^--allocation: must be one of "uniform", "global", "search", got "best"$/);
     expect(validateOptions({ 'calib-shape': '4,10', protect: ['a', 'b'] })).toEqual({ calibShape: [4, 10], protect: ['a', 'b'] });
   });
 });

@@ -188,3 +188,36 @@ test('a model without a float output is refused with one line', async () => {
   fs.writeFileSync(f, modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', IN])], outputs: [valueInfo('y', DataType.INT64, ['N', 1])], initializers: inits })));
   await expect(prune(f, searchRun({ protectDefaults: false, ratio: 0.3 }))).rejects.toThrow(/no float32 output/);
 });
+
+test('over 4096 classes the fitness is KL on the dense top-512 classes (renormalized), and it is the pruned model\'s', async () => {
+  const V = 5000, Hd = 24, n = 64;
+  const nodes = [node('Gemm', ['x', 'W0', 'B0'], ['h'], [attr.int('transB', 1)]), node('Relu', ['h'], ['r']), node('Gemm', ['r', 'W1', 'B1'], ['y'], [attr.int('transB', 1)])];
+  const inits = [
+    floatTensor('W0', [Hd, IN], uniform(seededRng(1), Hd * IN, 0.6)), floatTensor('B0', [Hd], uniform(seededRng(2), Hd, 0.1)),
+    floatTensor('W1', [V, Hd], uniform(seededRng(3), V * Hd, 0.8)), floatTensor('B1', [V], uniform(seededRng(4), V, 0.5)),
+  ];
+  const f = path.join(tmp, 'vocab.onnx');
+  fs.writeFileSync(f, modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', IN])], outputs: [valueInfo('y', DataType.FLOAT, ['N', V])], initializers: inits })));
+  const x = inputs(n, 3);
+  const cf = path.join(tmp, 'vocab-calib.npy');
+  fs.writeFileSync(cf, formatNpy({ dtype: DataType.FLOAT, dims: [n, IN], data: x }));
+  const r = await prune(f, { ratio: 0.2, importance: 'l2', allocation: 'search', calib: cf, quiet: true, protectDefaults: false, searchGenerations: 2, searchOffspring: 2, searchIterations: 1 });
+  const s = r.report.search!;
+  expect(s.fitness).toEqual([{ output: 'y', kind: 'kl-top-k' }]);
+  const out = async (m: Model) => {
+    const sess = await createSession(bytesOf(m));
+    try { return (await sess.run({ x: new ort.Tensor('float32', x, [n, IN]) })).y.data as Float32Array; } finally { await sess.release(); }
+  };
+  const [p, q] = [await out(loadModel(f)), await out(r.model)];
+  let kl = 0;
+  for (let i = 0; i < n; i++) {
+    const a = Array.from(p.subarray(i * V, (i + 1) * V)), b = Array.from(q.subarray(i * V, (i + 1) * V));
+    const top = a.map((v, k) => k).sort((u, w) => a[w] - a[u] || u - w).slice(0, 512);
+    const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
+    const la = lse(top.map((k) => a[k])), lb = lse(top.map((k) => b[k]));
+    for (const k of top) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
+  }
+  kl /= n;
+  expect(kl).toBeGreaterThan(0);
+  expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-3 * kl);
+});

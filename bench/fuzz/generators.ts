@@ -502,7 +502,11 @@ const OPTION_VALUES: Record<string, (string | string[])[]> = {
   '--importance': ['l1', 'l2', 'bn', 'lamp', 'random', 'wanda', 'fluctuation', 'obs', 'obs-weights', 'bogus', 'L2'],
   '--reduce': ['mean', 'sum', 'max', 'median'],
   '--reconstruct': ['none', 'bias', 'ls', 'ls', 'LS', 'obs', ''],
-  '--allocation': ['uniform', 'global', 'greedy'],
+  '--allocation': ['uniform', 'global', 'greedy', 'search', 'search'],
+  '--search-time': ['0.5', '5', '0', '-1', 'x', '1e308'],
+  '--search-generations': ['1', '2', '0', '1e12', 'x'],
+  '--search-offspring': ['1', '3', '0', '-2', 'x'],
+  '--search-iterations': ['1', '2', '0', 'x'],
   '--max-ratio': ['0', '0.5', '1', '1.5', '-1', 'x'],
   '--round-to': ['1', '2', '8', '0', '-1', '2.5', '1e9', 'x'],
   '--protect': ['conv1', 'x\x1b[31mred', '', 'g0', '*', 'a\nb'],
@@ -540,6 +544,8 @@ function genOptions(b: Builder): void {
     b.args.push(...(Array.isArray(v) ? [k, ...v] : [k, v]));
   }
   if (cmd === 'prune' && !b.args.includes('--ratio') && r.chance(0.7)) b.args.push('--ratio', r.pick(['0.3', '0.5']));
+  // A search stays short: its defaults (up to 150 s of evolution) are for real runs.
+  if (b.args.includes('search') && !b.args.includes('--search-time')) b.args.push('--search-time', '3');
   if (r.chance(0.05)) b.args.push('extra-positional');
   if (b.args.includes('--keep-invalid')) b.keepInvalid = ['out.onnx'];
   b.say(`${name}: ${b.args.join(' ')}`);

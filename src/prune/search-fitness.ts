@@ -41,7 +41,13 @@ function outputKind(model: Model, name: string, dims: readonly number[]): Output
   if (!p || dims.length < 2 || !(dims[dims.length - 1] >= 2)) return 'mse';
   const classes = dims[dims.length - 1];
   const kl: OutputFitness = classes > FULL_KL_CLASSES ? 'kl-top-k' : 'kl';
-  if (p.opType === 'Softmax' || p.opType === 'LogSoftmax') return kl;
+  if (p.opType === 'Softmax' || p.opType === 'LogSoftmax') {
+    // A distribution over the last axis only (a segmentation map's softmax over channels is compared by MSE).
+    const rank = dims.length;
+    const axis = p.attrInt('axis', (model.opset('') ?? 13) >= 13 ? -1 : 1);
+    const a = axis < 0 ? axis + rank : axis;
+    return a === rank - 1 ? kl : 'mse';
+  }
   const linear = (op: string) => op === 'MatMul' || op === 'Gemm';
   if (linear(p.opType)) return kl;
   if (p.opType === 'Add' && p.inputs.some((i) => linear(g.producer(i)?.opType ?? ''))) return kl;

@@ -203,14 +203,17 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
       starts.push({ c: gc, fit: fG, from: 'global' });
     } else report.baselines.globalNote = globalNote;
     starts.sort((a, b) => a.fit - b.fit);
-    // The start: the better baseline within the budget tolerance, else the better one moved onto the budget.
-    let best = starts.find((x) => within(x.c));
-    if (!best) {
-      const wide: Space = { step: [], lo: slots.map((s) => s.minKept), hi: slots.map((s) => s.group.size), searchable, snap, ratio, tolerance, measure, unitCost };
-      for (const x of starts) {
+    // The start: the best of the baselines within the budget tolerance and of those outside it moved onto the
+    // budget (a baseline that removes less than asked would otherwise win by removing less).
+    const wide: Space = { step: [], lo: slots.map((s) => s.minKept), hi: slots.map((s) => s.group.size), searchable, snap, ratio, tolerance, measure, unitCost };
+    let best: { c: Config; fit: number; from: 'uniform' | 'global' } | undefined;
+    for (const x of starts) {
+      let cand: { c: Config; fit: number; from: 'uniform' | 'global' } | undefined = x;
+      if (!within(x.c)) {
         const r = repair(x.c.slice(), wide);
-        if (r) { best = { c: r, fit: await exact(r), from: x.from }; break; }
+        cand = r ? { c: r, fit: await exact(r), from: x.from } : undefined;
       }
+      if (cand && (!best || cand.fit < best.fit)) best = cand;
     }
     if (!best) {
       // Nothing in reach lands within 0.5 %: the tolerance becomes the baselines' distance from the target.
