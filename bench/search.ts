@@ -86,9 +86,10 @@ async function main(): Promise<void> {
       const s = (Date.now() - t) / 1000;
       const q = await quality(r.model);
       const se = r.report.search;
-      const fit = se ? `${se.result.toFixed(5)} (${se.baselines.uniform.toFixed(5)} ${se.baselines.global?.toFixed(5) ?? '-'})` : '-';
+      const f = (v: number | undefined) => (v === undefined ? '-' : v.toPrecision(4));
+      const fit = se ? `${f(se.result)} (${f(se.baselines.uniform)} ${f(se.baselines.global)})` : '-';
       console.log(`${importance.padEnd(11)} ${reconstruct.padEnd(5)} ${(ratio * 100).toFixed(0).padStart(4)}% ${allocation.padEnd(8)} ${q.toFixed(4).padStart(7)}  ${(100 * r.report.allocation!.achieved).toFixed(2).padStart(6)}%  ${fit.padEnd(28)} ${String(se?.evaluations ?? '-').padStart(5)}  ${s.toFixed(1)}`);
-      if (se) console.log(`      kept: ${JSON.stringify(se.kept)}; stopped by ${se.stoppedBy}; ${se.iterations.map((i) => `it: ${i.centre.toFixed(5)}→${i.winner.toFixed(5)} exact ${i.exact.toFixed(5)} (${i.generations} gens)`).join('; ')}`);
+      if (se) console.log(`      kept: ${JSON.stringify(se.kept)}; stopped by ${se.stoppedBy}; ${se.iterations.map((i) => `it: ${f(i.centre)}→${f(i.winner)} exact ${f(i.exact)} (${i.generations} gens)`).join('; ')}; ${se.seconds.toFixed(0)} s searching`);
     }
   }
   if (values.exhaustive) await exhaustive(file, calib, Number(values.ratios!.split(',')[0]), values.importance!.split(',')[0], values.reconstruct!.split(',')[0]);

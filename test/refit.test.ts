@@ -5,7 +5,7 @@
  */
 import { rng } from '../src/util/rng';
 import { choleskyInPlace, choleskySolve, dampedCholesky, inverseFromCholesky } from '../src/util/linalg';
-import { blockUnits, obsPath, obsPathMulti, reconstructionError, refitAffine, refitKept, unitColumns, type ObsConsumer } from '../src/score/refit';
+import { blockUnits, NestedRefit, obsPath, obsPathMulti, reconstructionError, refitAffine, refitKept, unitColumns, type ObsConsumer } from '../src/score/refit';
 
 // ---------------------------------------------------------------------------------------------------------
 // Test-side helpers (independent of the code under test)
@@ -664,5 +664,26 @@ describe('reconstructionError', () => {
     expect(a.error).toBeCloseTo(sqDist(outputs(X, W, dOut, b), outputs(X, W2, dOut, b.map((v, o) => v + db[o]))), 8);
     expect(a.reference).toBeCloseTo(sqDist(outputs(X, W, dOut, b), new Float64Array(N * dOut)), 8);
     expect(reconstructionError(W, W, H, dOut, d).relative).toBe(0);
+  });
+});
+
+describe('NestedRefit (one factorization for nested removals)', () => {
+  test.each([false, true])('level r equals refitKept / refitAffine of the first r units (affine %s)', (affine) => {
+    const d = 24, dOut = 5, N = 200;
+    const data = randomX(71, N, d, { mix: 0.6, mean: 0.4 });
+    const { H, sum } = gramOf(data);
+    // Columns 0–3 belong to no unit; units of 2–4 columns, scattered.
+    const units = [[4, 9], [5, 6, 20], [7, 8, 21, 23], [10, 11], [12, 13, 22], [14, 15], [16, 17, 18, 19]];
+    const removalOrder = [3, 0, 6, 1, 5, 2, 4];
+    const W = randomW(72, dOut, d);
+    const n = new NestedRefit(W, dOut, d, H, removalOrder.map((u) => units[u]), affine ? { affine: { sum, count: N } } : {});
+    for (let r = 0; r <= removalOrder.length; r++) {
+      const cols = removalOrder.slice(0, r).flatMap((u) => units[u]);
+      const ref = affine ? refitAffine(W, undefined, dOut, d, H, sum, N, cols) : refitKept(W, dOut, d, H, cols);
+      const got = n.level(r);
+      expect(maxRelDiff(got.W, ref.W)).toBeLessThan(1e-9);
+      if (affine) expect(maxRelDiff(got.biasDelta!, (ref as unknown as { biasDelta: Float64Array }).biasDelta)).toBeLessThan(1e-9);
+      for (const j of cols) for (let o = 0; o < dOut; o++) expect(got.W[o * d + j]).toBe(0);
+    }
   });
 });

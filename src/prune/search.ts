@@ -29,14 +29,16 @@ import type { CalibSet } from '../ort/calib';
 import type { GramStats } from '../ort/gram';
 import { ort } from '../ort/session';
 import { rng } from '../util/rng';
+import { compensable } from '../score/compensate';
 import { channelColumns, removedChannels, type Consumer } from '../score/consumers';
+import { NestedRefit } from '../score/refit';
 import { planReconstruction, refitConsumer, type ReconstructMode } from './reconstruct';
 import { buildSearchModel, zeroUnits, type SearchModel, type WeightFeed } from './search-model';
 import { combine, FitnessEvaluator, type BatchLoss, type OutputFitness } from './search-fitness';
 
 export interface SearchOptions {
   seed?: number;
-  /** Wall-clock limit of the evolution in seconds (default 150). */
+  /** Wall-clock limit of the evolution in seconds (default 600): a backstop; the generations decide a normal run. */
   time?: number;
   /** Generations over all iterations (default 60). */
   generations?: number;
@@ -140,7 +142,7 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
   const lambda = opts.offspring ?? 16;
   const patience = opts.patience ?? 10;
   const survivors = opts.survivors ?? 4;
-  const deadline = t0 + (opts.time ?? 150) * 1000;
+  const deadline = t0 + (opts.time ?? 600) * 1000;
   const log = opts.log ?? (() => undefined);
 
   const uniform = allocate(analysis, scores, { ...alloc, mode: 'uniform' });
@@ -230,6 +232,8 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
     let stepFrac = opts.step ?? 0.125;
     for (let it = 0; it < iterations; it++) {
       if (Date.now() > deadline) { report.stoppedBy = 'time'; break; }
+      // What ended the last iteration run (generations unless time, patience or a lack of new offspring).
+      report.stoppedBy = 'generations';
       const centre: Config = best.c;
       const parentFit0 = await exact(centre);
       // Levels: kept counts within `levels` steps of the centre (multiples of round-to, within max-ratio).
@@ -296,7 +300,6 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
       if (gen >= totalGenerations) break;
       stepFrac /= 2;
     }
-    if (report.stoppedBy === 'patience' && gen < totalGenerations && Date.now() <= deadline) report.stoppedBy = 'generations';
     report.result = best.fit;
     report.unrefit = ss.unrefit();
     report.evaluations = ss.evaluations();
@@ -391,6 +394,7 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     if (recon === 'none' || gramsAt === key) return;
     grams = new Map();
     valueMemo = new Map();
+    nested = new Map();
     memoBytes = 0;
     let bytes = 0;
     const cap = opts.maxGramBytes ?? 2 ** 31;
@@ -407,6 +411,22 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     gramsAt = key;
   };
 
+  // A consumer of one slot's units: its levels are nested, one factorization serves them all (NestedRefit).
+  let nested = new Map<string, NestedRefit | undefined>();
+  const nestedFor = (f: WeightFeed, gram: GramStats): NestedRefit | undefined => {
+    if (nested.has(f.name)) return nested.get(f.name);
+    let nr: NestedRefit | undefined;
+    const cons = f.consumer!;
+    const si = f.slots[0];
+    const gid = slots[si].group.id;
+    if (f.slots.length === 1 && !gram.blockDiagonal && cons.members.every((m) => m.group === gid)) {
+      const units = slots[si].order.map((u) => channelColumns(cons, removedChannels(cons, { [gid]: [u] })));
+      const affine = compensable(model.graph, cons.node, cons.input, cons.dims.length);
+      nr = new NestedRefit(f.dense, cons.dOut, cons.dIn, gram.gram, units, { layout: cons.layout, lambda: 0.01, ...(affine ? { affine: { sum: gram.sum, count: gram.count } } : {}) });
+    }
+    nested.set(f.name, nr);
+    return nr;
+  };
   const feedValue = (f: WeightFeed, c: Config): { w: Float32Array; b?: Float32Array } => {
     const mk = `${f.name}|${f.slots.map((si) => c[si]).join(',')}`;
     const hit = valueMemo.get(mk);
@@ -418,7 +438,13 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     const ck = feedConsumerKey(f);
     const gram = ck ? grams.get(ck) : undefined;
     const anyRemoved = Object.keys(removed).length > 0;
-    if (anyRemoved && f.consumer && gram && recon === 'ls') {
+    const nr = anyRemoved && f.consumer && gram && recon === 'ls' ? nestedFor(f, gram) : undefined;
+    if (nr) {
+      const si = f.slots[0];
+      const r = nr.level(slots[si].group.size - c[si]);
+      w = Float32Array.from(r.W);
+      if (r.biasDelta && b) b.set(r.biasDelta);
+    } else if (anyRemoved && f.consumer && gram && recon === 'ls') {
       const r = refitConsumer(model, f.consumer, gram, removed, 0.01, { errors: false, weights: f.dense });
       if (!('skip' in r)) {
         if (r.weight) w = r.weight.values;

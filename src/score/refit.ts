@@ -287,6 +287,90 @@ export function refitAffine(W: Matrix, b: Matrix | undefined, dOut: number, dIn:
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Nested removals: one factorization for every level
+
+/**
+ * The least-squares refits (formula 3, or 4 with `affine`) of a nested family of removals: the units of `units` go
+ * in that order, and level r removes the first r. The Gram is factored once with its columns in keep order (the
+ * columns of no unit and the constant input first, then the units from the last removed to the first); the factor
+ * of every level's kept set is a leading block of that factor, so a level costs a solve instead of a Cholesky.
+ * Same damping and dead-column conventions as refitKept / refitAffine (the damping is the one the whole Gram
+ * needed: a level whose own block would have factored with less differs from refitAffine by that).
+ */
+export class NestedRefit {
+  private readonly perm: Int32Array;
+  private readonly L: Float64Array;
+  private readonly n: number;
+  private readonly t0: Float64Array;
+  private readonly gram: Gram;
+  /** Kept-set size after r removals: sizes[r]. */
+  private readonly sizes: number[];
+  readonly lambda: number;
+  readonly deadColumns: number[];
+
+  constructor(W: Matrix, private readonly dOut: number, private readonly dIn: number, H: Matrix, units: number[][],
+    private readonly opts: RefitOptions & { affine?: { sum: Matrix; count: number } } = {}) {
+    checkShapes('NestedRefit', W, dOut, dIn, H);
+    const { dead, deadColumns, meanDiag } = gramFacts(H, dIn);
+    this.deadColumns = deadColumns;
+    const inUnit = new Uint8Array(dIn);
+    for (const u of units) for (const j of u) {
+      if (!Number.isInteger(j) || j < 0 || j >= dIn || inUnit[j]) throw new RangeError(`NestedRefit: column ${j} out of range or in two units`);
+      inUnit[j] = 1;
+    }
+    const order: number[] = [];
+    for (let j = 0; j < dIn; j++) if (!inUnit[j]) order.push(j);
+    const affine = opts.affine;
+    if (affine) order.push(dIn);
+    for (let u = units.length - 1; u >= 0; u--) order.push(...units[u].slice().sort((a, b) => a - b));
+    this.perm = Int32Array.from(order);
+    this.n = order.length;
+    this.sizes = [this.n];
+    for (const u of units) this.sizes.push(this.sizes[this.sizes.length - 1] - u.length);
+    this.gram = new Gram(H, dIn, dead, affine ? { sum: affine.sum, count: affine.count } : undefined);
+    const undamped = new Uint8Array(this.n);
+    if (affine) undamped[order.indexOf(dIn)] = 1;
+    const f = dampedCholesky(this.gram.block(this.perm, this.perm), this.n, { lambda: opts.lambda, scale: meanDiag, undamped, maxRetries: opts.maxRetries });
+    this.L = f.L;
+    this.lambda = f.lambda;
+    this.t0 = toInOut(W, dOut, dIn, opts.layout ?? 'out-in', dIn + (affine ? 1 : 0));
+    zeroDeadRows(this.t0, dOut, deadColumns, opts);
+  }
+
+  /** W (the caller's layout; removed columns zero) and, when affine, the bias delta, after the first r units go. */
+  level(r: number): { W: Float64Array; biasDelta?: Float64Array } {
+    const { dOut, dIn, n } = this;
+    const m = this.sizes[r];
+    if (m === undefined) throw new RangeError(`NestedRefit: level ${r} of ${this.sizes.length - 1}`);
+    const t = this.t0.slice();
+    const kept = this.perm.subarray(0, m), removed = this.perm.subarray(m);
+    if (m > 0 && removed.length > 0) {
+      const Lm = new Float64Array(m * m);
+      for (let i = 0; i < m; i++) Lm.set(this.L.subarray(i * n, i * n + i + 1), i * m);
+      const hkj = this.gram.block(kept, removed);
+      const keptRows = Int32Array.from(kept, (j) => j * dOut);
+      const removedRows = Int32Array.from(removed, (j) => j * dOut);
+      if (removed.length <= dOut) {
+        choleskySolve(Lm, m, hkj, removed.length);
+        addProductRows(t, keptRows, hkj, t, removedRows, dOut);
+      } else {
+        const rhs = new Float64Array(m * dOut);
+        addProductRows(rhs, Int32Array.from(kept, (_, p) => p * dOut), hkj, t, removedRows, dOut);
+        choleskySolve(Lm, m, rhs, dOut);
+        for (let p = 0; p < m; p++) {
+          const dst = kept[p] * dOut;
+          for (let o = 0; o < dOut; o++) t[dst + o] += rhs[p * dOut + o];
+        }
+      }
+    }
+    for (const j of removed) t.fill(0, j * dOut, (j + 1) * dOut);
+    const out: { W: Float64Array; biasDelta?: Float64Array } = { W: fromInOut(t, dOut, dIn, this.opts.layout ?? 'out-in') };
+    if (this.opts.affine) out.biasDelta = t.slice(dIn * dOut, (dIn + 1) * dOut);
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Errors in numbers
 
 export interface ReconstructionError {
