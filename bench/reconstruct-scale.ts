@@ -23,6 +23,7 @@
  *   --timeout-min M   kill a run after M minutes (default 40; the last finished pass and stage are printed)
  *   --json FILE       results as JSON
  *   --rebuild         rebuild the cached models
+ *   --allocation A    uniform (default), global or search;  --search-generations N  (search; default the CLI's)
  * Runs are sequential (one big model at a time).
  */
 import * as fs from 'fs';
@@ -46,6 +47,8 @@ interface Args {
   sequential: boolean;
   json?: string;
   rebuild: boolean;
+  allocation?: 'uniform' | 'global' | 'search';
+  searchGenerations?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -55,6 +58,7 @@ function parseArgs(argv: string[]): Args {
       only: { type: 'string' }, recon: { type: 'string' }, importance: { type: 'string' }, ratio: { type: 'string' },
       samples: { type: 'string' }, seq: { type: 'string' }, 'timeout-min': { type: 'string' },
       'no-sequential': { type: 'boolean' }, json: { type: 'string' }, rebuild: { type: 'boolean' },
+      allocation: { type: 'string' }, 'search-generations': { type: 'string' },
     },
   });
   const list = (s: string) => s.split(',').map((x) => x.trim()).filter(Boolean);
@@ -69,6 +73,8 @@ function parseArgs(argv: string[]): Args {
   if (v['no-sequential']) a.sequential = false;
   if (v.json !== undefined) a.json = v.json;
   if (v.rebuild) a.rebuild = true;
+  if (v.allocation !== undefined) a.allocation = v.allocation as Args['allocation'];
+  if (v['search-generations'] !== undefined) a.searchGenerations = Number(v['search-generations']);
   for (const r of a.recon) if (!['none', 'bias', 'ls'].includes(r)) throw new Error(`unknown --recon '${r}' (none, bias, ls)`);
   return a;
 }
@@ -172,7 +178,7 @@ async function main(): Promise<void> {
           console.log(`\n${m.name} --importance ${importance} --reconstruct ${recon}${a.sequential ? '' : ' --no-sequential'} --ratio ${a.ratio}`);
           const output = path.join(work, `${m.name}-out.onnx`);
           const r = await runPruneChild(m.file, {
-            ratio: a.ratio, importance, allocation: 'uniform', calib, calibShape: shape, calibDtype: 'float32', reconstruct: recon, ...(a.sequential ? {} : { sequential: false }), output,
+            ratio: a.ratio, importance, allocation: a.allocation ?? 'uniform', ...(a.searchGenerations ? { searchGenerations: a.searchGenerations } : {}), calib, calibShape: shape, calibDtype: 'float32', reconstruct: recon, ...(a.sequential ? {} : { sequential: false }), output,
           }, { echo: '    ', timeoutMs: a.timeoutMin * 60_000 });
           fs.rmSync(output, { force: true });
           fs.rmSync(`${output}.data`, { force: true });
