@@ -59,6 +59,7 @@ export function allocatePass(): Pass {
           if (s.fixed.length) ctx.warn(`search: ${s.fixed.length} group(s) kept at the uniform allocation: ${s.fixed[0].reason}`);
           if (s.unrefit) ctx.warn(`search: ${s.unrefit} consumer(s) over the Gram memory cap were searched without reconstruction`);
           if (calib.random) ctx.warn('search: no --calib: the search ranked allocations on random inputs');
+          if (s.toleranceWidened) ctx.warn(`search: no allocation in reach removes within 0.5 % of the target (group sizes, --round-to, --max-ratio): the budget tolerance is ${(100 * s.tolerance).toFixed(2)} points, what the baselines reach`);
           if (s.stoppedBy === 'time') ctx.warn(`search: stopped by --search-time after ${s.trace.length} generation(s): the result depends on this machine's speed (--search-generations alone makes a run reproducible)`);
         }
       } else {
