@@ -238,3 +238,30 @@ test('--target flops and --round-to: the search keeps the FLOPs budget and multi
   expect(Math.abs(w.report.allocation!.flops!.removedRatio - 0.35)).toBeLessThanOrEqual(sw.tolerance + 1e-12);
   for (const k of Object.values(sw.kept)) expect(k % 8).toBe(0);
 });
+
+test('candidates away from the centre: the shared factorization (NestedRefit) gives the fitness a refit per level gives', async () => {
+  const { analyzeGroups, scoreGroups } = await import('../src/pipeline/stages');
+  const { allocationSlots } = await import('../src/allocate/allocate');
+  const { openSearch } = await import('../src/prune/search');
+  const { loadCalibration } = await import('../src/ort/calib');
+  const model = loadModel(file);
+  const calib = loadCalibration(model, { file: calibFile });
+  const analysis = await analyzeGroups(model);
+  const sc = await scoreGroups(model, analysis, { method: 'l2' });
+  const S = allocationSlots(analysis, sc.scores, { ratio: 0.4, model, protectDefaults: true });
+  const a = await openSearch(model, analysis, S, calib, { reconstruct: 'ls' });
+  const b = await openSearch(model, analysis, S, calib, { reconstruct: 'ls', nested: false });
+  try {
+    const centre = S.slots.map((s) => Math.ceil(s.group.size * 0.6));
+    expect(await a.exact(centre)).toBeCloseTo(await b.exact(centre), 10);
+    for (const shift of [[-4, 4, 0], [2, -6, 3], [0, 5, -5]]) {
+      const c = centre.map((k, i) => Math.min(S.slots[i].group.size, Math.max(1, k + (shift[i] ?? 0))));
+      const fa = await a.fitness(c, a.allBatches), fb = await b.fitness(c, b.allBatches);
+      expect(Math.abs(fa - fb)).toBeLessThanOrEqual(1e-6 * fb);
+      expect(fa).not.toBeCloseTo(await a.fitness(centre, a.allBatches), 6);
+    }
+  } finally {
+    await a.release();
+    await b.release();
+  }
+});

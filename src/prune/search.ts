@@ -350,7 +350,7 @@ export interface SearchSession {
 }
 
 export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots, calib: CalibSet,
-  opts: { reconstruct: ReconstructMode; sequential?: boolean; batch?: number; maxGramBytes?: number }): Promise<SearchSession> {
+  opts: { reconstruct: ReconstructMode; sequential?: boolean; batch?: number; maxGramBytes?: number; /** Shared factorizations for nested levels (default true; false: refitConsumer per level). */ nested?: boolean }): Promise<SearchSession> {
   const slots = S.slots;
   const recon = opts.reconstruct;
   // Removal of a slot at a kept count: the first size − kept units of its order (memoized).
@@ -405,11 +405,19 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
       bytes += size;
       grams.set(cons.key, s);
     };
-    await planReconstruction(model, analysis, removedOf(c), calib, {
+    const plan = await planReconstruction(model, analysis, removedOf(c), calib, {
       sequential: recon === 'ls' && opts.sequential !== false, quiet: true, onGram: keep, captureGroups: slots.map((s) => s.group.id),
     });
+    // The centre's own refit (what the pipeline will build for it): reused as is, no factorization needed.
+    centre = { c: c.slice(), refit: new Map() };
+    for (const w of plan.weights) centre.refit.set(`${w.node}#${w.input}`, { values: w.values });
+    for (const b of plan.biases) {
+      const e = centre.refit.get(`${b.node}#${b.input}`);
+      if (e) e.delta = b.delta;
+    }
     gramsAt = key;
   };
+  let centre: { c: Config; refit: Map<string, { values: Float32Array; delta?: number[] }> } | undefined;
 
   // A consumer of one slot's units: its levels are nested, one factorization serves them all (NestedRefit).
   let nested = new Map<string, NestedRefit | undefined>();
@@ -419,7 +427,7 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     const cons = f.consumer!;
     const si = f.slots[0];
     const gid = slots[si].group.id;
-    if (f.slots.length === 1 && !gram.blockDiagonal && cons.members.every((m) => m.group === gid)) {
+    if (opts.nested !== false && f.slots.length === 1 && !gram.blockDiagonal && cons.members.every((m) => m.group === gid)) {
       const units = slots[si].order.map((u) => channelColumns(cons, removedChannels(cons, { [gid]: [u] })));
       const affine = compensable(model.graph, cons.node, cons.input, cons.dims.length);
       nr = new NestedRefit(f.dense, cons.dOut, cons.dIn, gram.gram, units, { layout: cons.layout, lambda: 0.01, ...(affine ? { affine: { sum: gram.sum, count: gram.count } } : {}) });
@@ -438,8 +446,13 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     const ck = feedConsumerKey(f);
     const gram = ck ? grams.get(ck) : undefined;
     const anyRemoved = Object.keys(removed).length > 0;
-    const nr = anyRemoved && f.consumer && gram && recon === 'ls' ? nestedFor(f, gram) : undefined;
-    if (nr) {
+    const atCentre = recon === 'ls' && !!centre && f.slots.every((si) => c[si] === centre!.c[si]);
+    const own = atCentre && f.consumer && gram ? centre!.refit.get(f.consumer.key) : undefined;
+    const nr = !own && anyRemoved && f.consumer && gram && recon === 'ls' ? nestedFor(f, gram) : undefined;
+    if (own) {
+      w = own.values;
+      if (own.delta && b) b.set(own.delta);
+    } else if (nr) {
       const si = f.slots[0];
       const r = nr.level(slots[si].group.size - c[si]);
       w = Float32Array.from(r.W);
