@@ -56,7 +56,7 @@ export function allocatePass(): Pass {
           const s = r.report;
           ctx.log(`search: fitness ${s.result.toPrecision(4)} (uniform ${s.baselines.uniform.toPrecision(4)}${s.baselines.global !== undefined ? `, global ${s.baselines.global.toPrecision(4)}` : ''}), ` +
             `${s.evaluations} evaluations in ${s.seconds.toFixed(1)} s, stopped by ${s.stoppedBy}`);
-          if (s.fixed.length) ctx.warn(`search: ${s.fixed.length} group(s) kept at the uniform allocation: ${s.fixed[0].reason}`);
+          if (s.fixed.length) ctx.warn(`search: ${s.fixed.length} group(s) kept at the start allocation's width and left out of the fitness (${s.fixed[0].group}: ${s.fixed[0].reason})`);
           if (s.unrefit) ctx.warn(`search: ${s.unrefit} consumer(s) over the Gram memory cap were searched without reconstruction`);
           if (calib.random) ctx.warn('search: no --calib: the search ranked allocations on random inputs');
           if (s.toleranceWidened) ctx.warn(`search: no allocation in reach removes within 0.5 % of the target (group sizes, --round-to, --max-ratio): the budget tolerance is ${(100 * s.tolerance).toFixed(2)} points, what the baselines reach`);

@@ -265,3 +265,9 @@ test('candidates away from the centre: the shared factorization (NestedRefit) gi
     await b.release();
   }
 });
+
+test('the CLI summary line names the searched allocation and its baselines', async () => {
+  const { summaryLine } = await import('../src/cli/prune-command');
+  const r = await prune(file, searchRun({ searchGenerations: 2 }));
+  expect(summaryLine(r.report)).toMatch(/searched allocation: KL [0-9.e-]+ \(uniform [0-9.e-]+, global [0-9.e-]+; \d+ evaluations, \d+ s\)/);
+});

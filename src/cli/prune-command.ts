@@ -32,6 +32,12 @@ export function summaryLine(report: Report): string | undefined {
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
   if (flops && flops.before !== null && flops.after !== null) parts.push(`FLOPs ${fmt(flops.before)} → ${fmt(flops.after)} (${pct(flops.after, flops.before)})`);
+  const se = report.search;
+  if (se) {
+    const f = (v: number) => v.toPrecision(3);
+    const what = se.fitness.every((x) => x.kind !== 'mse') ? 'KL' : se.fitness.every((x) => x.kind === 'mse') ? 'normalized MSE' : 'fitness';
+    parts.push(`searched allocation: ${what} ${f(se.result)} (uniform ${f(se.baselines.uniform)}${se.baselines.global !== undefined ? `, global ${f(se.baselines.global)}` : ''}; ${se.evaluations} evaluations, ${se.seconds.toFixed(0)} s)`);
+  }
   const rec = report.reconstruction;
   if (rec?.from === 'calibration' && rec.refit !== undefined) parts.push(`ls reconstruction: ${rec.refit}/${rec.consumers} layers refit`);
   else if (rec?.from === 'plan') parts.push(`ls reconstruction from the plan: ${rec.consumers} layers`);

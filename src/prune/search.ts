@@ -82,7 +82,10 @@ export interface SearchReport {
   fitness: { output: string; kind: OutputFitness }[];
   reconstruct: ReconstructMode;
   slots: number;
-  /** Slots kept at their base level, with the reason. */
+  /**
+   * Slots kept at the start allocation's width, with the reason (their weights cannot be fed to the search model:
+   * their removal is not in any fitness here, so `result` and the baselines are then not the pruned model's KL).
+   */
   fixed: { group: string; reason: string }[];
   /** Consumers whose Gram was over the memory cap (zeroed, not refit, while searching). */
   unrefit: number;
