@@ -54,7 +54,7 @@ export const OPTION_SPECS = {
   sequential: { kind: 'boolean', default: true, describe: 'ls reconstruction layer by layer, each from the model with the earlier layers already pruned and refit (--no-sequential: all layers from the dense model, one calibration pass)' },
   reduce: { kind: 'string', choices: ['mean', 'sum', 'max'], default: 'mean', describe: 'how a group\'s member scores combine into one score per unit' },
   allocation: { kind: 'string', choices: ['uniform', 'global', 'search'], default: 'uniform', describe: 'same ratio per group, units ranked across comparable groups, or an evolutionary search of the per-group widths on calibration data (KL to the dense outputs)' },
-  'search-time': { kind: 'number', exclusiveMinimum: 0, default: 600, describe: '--allocation search: stop the evolution after this many seconds (whichever of this and --search-generations comes first; a search the clock stops depends on the machine\'s speed and is warned about)' },
+  'search-time': { kind: 'number', exclusiveMinimum: 0, default: 600, describe: '--allocation search: stop the search this many seconds after it starts, baseline measurements included (whichever of this and --search-generations comes first; a search the clock stops depends on the machine\'s speed and is warned about)' },
   'search-generations': { kind: 'integer', minimum: 1, default: 60, describe: '--allocation search: generations over all coarse-to-fine iterations' },
   'search-offspring': { kind: 'integer', minimum: 1, default: 16, describe: '--allocation search: offspring per generation' },
   'search-iterations': { kind: 'integer', minimum: 1, default: 3, describe: '--allocation search: coarse-to-fine iterations (the level step halves after each)' },

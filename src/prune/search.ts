@@ -38,7 +38,7 @@ import { combine, FitnessEvaluator, type BatchLoss, type OutputFitness } from '.
 
 export interface SearchOptions {
   seed?: number;
-  /** Wall-clock limit of the evolution in seconds (default 600): a backstop; the generations decide a normal run. */
+  /** Wall-clock limit in seconds from the search's start (default 600): a backstop; the generations decide a normal run. */
   time?: number;
   /** Generations over all iterations (default 60). */
   generations?: number;
@@ -59,7 +59,10 @@ export interface SearchOptions {
   sequential?: boolean;
   /** Samples per calibration batch (default: an eighth of the set, at most 64). */
   batch?: number;
-  /** Largest total of Gram bytes kept for refitting candidates (default 2 GiB); consumers beyond it are zeroed only. */
+  /**
+   * Largest total of Gram bytes kept for refitting candidates, shared factors included (default 2 GiB): consumers
+   * beyond it are searched zeroed; factors beyond it are not shared (each level then factors its own kept set).
+   */
   maxGramBytes?: number;
   quiet?: boolean;
   log?: (message: string) => void;
@@ -399,8 +402,7 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     valueMemo = new Map();
     nested = new Map();
     memoBytes = 0;
-    let bytes = 0;
-    const cap = opts.maxGramBytes ?? 2 ** 31;
+    bytes = 0;
     unrefit = 0;
     const keep = (cons: Consumer, s: GramStats) => {
       const size = s.blockDiagonal ? s.blocks.length * 8 : s.gram.length * 8;
@@ -421,6 +423,9 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     gramsAt = key;
   };
   let centre: { c: Config; refit: Map<string, { values: Float32Array; delta?: number[] }> } | undefined;
+  // Bytes of Grams and shared factors held: both count against one cap.
+  let bytes = 0;
+  const cap = opts.maxGramBytes ?? 2 ** 31;
 
   // A consumer of one slot's units: its levels are nested, one factorization serves them all (NestedRefit).
   let nested = new Map<string, NestedRefit | undefined>();
@@ -430,7 +435,9 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     const cons = f.consumer!;
     const si = f.slots[0];
     const gid = slots[si].group.id;
-    if (opts.nested !== false && f.slots.length === 1 && !gram.blockDiagonal && cons.members.every((m) => m.group === gid)) {
+    const need = (cons.dIn + 1) ** 2 * 8;
+    if (opts.nested !== false && f.slots.length === 1 && !gram.blockDiagonal && cons.members.every((m) => m.group === gid) && bytes + need <= cap) {
+      bytes += need;
       const units = slots[si].order.map((u) => channelColumns(cons, removedChannels(cons, { [gid]: [u] })));
       const affine = compensable(model.graph, cons.node, cons.input, cons.dims.length);
       nr = new NestedRefit(f.dense, cons.dOut, cons.dIn, gram.gram, units, { layout: cons.layout, lambda: 0.01, ...(affine ? { affine: { sum: gram.sum, count: gram.count } } : {}) });
