@@ -130,13 +130,23 @@ test('grouped convolution (1 < group < channels)', async () => {
   expectDeclined(await analyze(g.model()), c, DECLINE.groupedConv);
 });
 
-test('recurrent op (LSTM)', async () => {
+test('recurrent op (LSTM): a state input computed from another group', async () => {
   const g = new G();
   const x = g.input('x', ['seq', 'batch', 8]);
-  const h = g.op('MatMul', [x, g.weight([8, 6])]);
-  const [y] = g.opN('LSTM', [h, g.weight([1, 12, 6]), g.weight([1, 12, 3])], { hidden_size: 3 }, 1);
-  g.output(y);
-  expectDeclined(await analyze(g.model()), h, DECLINE.recurrent);
+  const z = g.input('z', ['batch', 8]);
+  const h0 = g.op('MatMul', [z, g.weight([8, 3])]);
+  const [y] = g.opN('LSTM', [x, g.weight([1, 12, 8]), g.weight([1, 12, 3]), '', '', g.op('Unsqueeze', [h0, g.ints([0])])], { hidden_size: 3 }, 1);
+  g.output(g.op('MatMul', [y, g.weight([3, 2])]));
+  expectDeclined(await analyze(g.model()), h0, DECLINE.recurrent);
+});
+
+test('recurrent state passed in by the caller', async () => {
+  const g = new G();
+  const x = g.input('x', ['seq', 1, 8]);
+  const h0 = g.input('h0', [1, 1, 3]);
+  const [y] = g.opN('LSTM', [x, g.weight([1, 12, 8]), g.weight([1, 12, 3]), '', '', h0], { hidden_size: 3 }, 1);
+  g.output(g.op('MatMul', [y, g.weight([3, 2])]));
+  expectDeclined(await analyze(g.model()), y, DECLINE.recurrentState);
 });
 
 test('used inside a subgraph (control flow)', async () => {
@@ -329,7 +339,7 @@ test('weight applied across a pruned batch axis', async () => {
 test('every decline reason has a test above', () => {
   const tested = [
     'graphOutput', 'graphInput', 'pinned', 'unknownOp', 'normalization', 'softmax', 'reduction', 'contraction', 'groupedConv',
-    'recurrent', 'controlFlow', 'unknownShape', 'reshape', 'gatherAxis', 'dataIndex', 'strided', 'sliceBound', 'pad', 'resize',
+    'recurrent', 'recurrentState', 'controlFlow', 'unknownShape', 'reshape', 'gatherAxis', 'dataIndex', 'strided', 'sliceBound', 'pad', 'resize',
     'positional', 'irregular', 'nonUniform', 'shapeRewrite', 'shapeAsData', 'sharedParam', 'singleUnit', 'noConsumer',
     'weightOnBatchAxis', 'broadcastShared', 'outerScope', 'scopeNames', // these two: test/subgraph-prune.test.ts
   ];

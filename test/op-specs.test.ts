@@ -63,10 +63,10 @@ describe('one registry for shape rules and channel rules', () => {
       .sort();
     expect(declined).toEqual([
       'Bernoulli: unknownOp', 'Compress: unknownOp', 'ConvInteger: unknownOp', 'DepthToSpace: unknownOp',
-      'DynamicQuantizeLinear: reduction', 'GRU: recurrent', 'GatherElements: dataIndex', 'GatherND: dataIndex',
-      'If: controlFlow', 'LSTM: recurrent', 'Loop: controlFlow', 'MatMulInteger: unknownOp', 'MaxUnpool: dataIndex',
+      'DynamicQuantizeLinear: reduction', 'GatherElements: dataIndex', 'GatherND: dataIndex',
+      'If: controlFlow', 'Loop: controlFlow', 'MatMulInteger: unknownOp', 'MaxUnpool: dataIndex',
       'Multinomial: unknownOp', 'NonMaxSuppression: unknownOp', 'NonZero: unknownOp', 'OneHot: unknownOp',
-      'QLinearConv: unknownOp', 'QLinearMatMul: unknownOp', 'RNN: recurrent', 'Scan: controlFlow', 'Scatter: dataIndex',
+      'QLinearConv: unknownOp', 'QLinearMatMul: unknownOp', 'Scan: controlFlow', 'Scatter: dataIndex',
       'ScatterElements: dataIndex', 'ScatterND: dataIndex', 'SpaceToDepth: unknownOp', 'Unique: unknownOp',
     ]);
   });

@@ -20,6 +20,7 @@ import {
   reduceRule, softmaxRule,
 } from './rules-norm';
 import { quantizeRule } from './rules-quant';
+import { rnnRule } from './rules-recurrent';
 import type { State } from './state';
 
 export interface OpRule {
@@ -99,6 +100,7 @@ const KINDS: Record<ChannelKind, OpRule> = {
   tile: rule(tileRule),
   pad: rule(padRule),
   resize: rule(resizeRule),
+  rnn: rule(rnnRule, true),
   resample: rule(resampleRule),
 };
 

@@ -13,6 +13,7 @@ export const DECLINE = {
   contraction: 'contraction over the pruned axis without a weight',
   groupedConv: 'grouped convolution',
   recurrent: 'recurrent op (LSTM/GRU/RNN)',
+  recurrentState: 'recurrent state passed in by the caller (its shape would change)',
   controlFlow: 'used inside a subgraph (control flow)',
   outerScope: 'weight read outside its control-flow subgraph',
   scopeNames: 'tensor name defined in several scopes (subgraphs not analyzed)',

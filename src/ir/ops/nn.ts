@@ -67,9 +67,9 @@ export const NN_OPS: Record<string, OpSpec> = {
   RoiAlign: { shape: S.roiAlign, channels: 'resample' },
   MaxRoiPool: { shape: S.maxRoiPool, channels: 'resample' },
   // recurrent layers
-  LSTM: { shape: S.rnn, channels: { decline: 'recurrent' }, macs: rnnMacs(4) },
-  GRU: { shape: S.rnn, channels: { decline: 'recurrent' }, macs: rnnMacs(3) },
-  RNN: { shape: S.rnn, channels: { decline: 'recurrent' }, macs: rnnMacs(1) },
+  LSTM: { shape: S.rnn, channels: 'rnn', macs: rnnMacs(4) },
+  GRU: { shape: S.rnn, channels: 'rnn', macs: rnnMacs(3) },
+  RNN: { shape: S.rnn, channels: 'rnn', macs: rnnMacs(1) },
   // quantization
   QuantizeLinear: { shape: S.quantize, channels: 'quantize' },
   DequantizeLinear: { shape: S.dequantize, channels: 'quantize' },

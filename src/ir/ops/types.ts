@@ -35,7 +35,8 @@ export type AxesOf = (node: Node, rank: number) => number[];
  *  - layout: 'reshape' (also Flatten / Squeeze / Unsqueeze), 'transpose', 'concat', 'split', 'slice',
  *    'expand', 'tile', 'pad', 'resize';
  *  - 'resample': per-channel sampling of input 0 at positions given by the other inputs (GridSample, RoiAlign,
- *    MaxRoiPool): channels (axis 1) pass through; labels on other axes or on the position inputs are declined.
+ *    MaxRoiPool): channels (axis 1) pass through; labels on other axes or on the position inputs are declined;
+ *  - 'rnn': LSTM / GRU / RNN: the hidden units are channels (gate rows of W, R, B; R's columns; hidden_size).
  */
 export type ChannelKind =
   | 'inert' | 'unary' | 'elementwise' | 'biasAdd' | 'quantize'
@@ -43,7 +44,7 @@ export type ChannelKind =
   | 'batchNorm' | 'instanceNorm' | 'layerNorm' | 'groupNorm' | 'softmax'
   | 'reduce' | 'argReduce' | 'globalPool' | 'pool' | 'cumSum'
   | 'reshape' | 'transpose' | 'concat' | 'split' | 'slice' | 'expand' | 'tile' | 'pad' | 'resize'
-  | 'resample';
+  | 'resample' | 'rnn';
 
 /**
  * How pruned channels flow through an op:
