@@ -181,7 +181,7 @@ export function einsumRule(st: State, n: Node): void {
   contract(st, n, { name: n.inputs[0], input: 0, letters: [...a] }, { name: n.inputs[1], input: 1, letters: [...b] }, [...o], n.outputs[0]);
 }
 
-/** Conv / ConvTranspose: plain, depthwise (group = C_in, any channel multiplier) or grouped (declined). */
+/** Conv / ConvTranspose: plain, depthwise (group = C_in, any channel multiplier) or grouped (whole groups; declined for ConvTranspose). */
 export function convRule(st: State, n: Node, transposed: boolean): void {
   const x = n.inputs[0], w = n.inputs[1], bias = n.inputs[2], out = n.outputs[0];
   const sx = st.shape(x), sw = st.shape(w), os = st.shape(out);
@@ -211,6 +211,25 @@ export function convRule(st: State, n: Node, transposed: boolean): void {
     else st.attach(out, 1, { tensor: w, node: id(n), input: 1, axis: 0 }, 'param');
     if (bias) st.attach(out, 1, { tensor: bias, node: id(n), input: 2, axis: 0 }, 'param');
     st.attrs.push({ node: id(n), attr: 'group', field: x, axis: 1, divisor: 1 });
+    return;
+  }
+  if (!transposed && g > 1 && cin % g === 0 && cout % g === 0 && fx && fx.axes.length === 1 && fx.dims[0] === cin) {
+    // Grouped: a unit is one whole conv group — its input block (cin/g channels of the producer upstream), its
+    // output block (cout/g rows of W, the bias) — and the group count drops by one per unit. Output channel o
+    // reads only its own block's inputs, so a kept output never reads a removed input: W's input axis (the
+    // position within a group) is not touched, and the masked model needs only the consumers downstream zeroed.
+    const ci = cin / g, co = cout / g;
+    const f = st.newSpace(n, out, 1, cout, R);
+    for (let b = 0; b < g; b++) {
+      const labels: number[] = [];
+      for (let i = 0; i < ci; i++) labels.push(fx.labels[b * ci + i]);
+      for (let o = 0; o < co; o++) labels.push(f.labels[b * co + o]);
+      st.unionAll(labels, n);
+    }
+    st.setField(out, f);
+    st.attach(out, 1, { tensor: w, node: id(n), input: 1, axis: 0 }, 'out');
+    if (bias) st.attach(out, 1, { tensor: bias, node: id(n), input: 2, axis: 0 }, 'out');
+    st.attrs.push({ node: id(n), attr: 'group', field: out, axis: 1, divisor: co });
     return;
   }
   if (fx) st.declineField(fx, DECLINE.groupedConv, n, x);
