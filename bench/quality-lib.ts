@@ -20,6 +20,7 @@ import { scoreGroups } from '../src/pipeline/stages';
 import { compensateBias } from '../src/score/compensate';
 import { applyReconstruction, planReconstruction, RECONSTRUCT_MODES, type ReconstructMode } from '../src/prune/reconstruct';
 import { DataType } from '../src/ir/dtype';
+import { searchAllocation } from '../src/prune/search';
 
 /** ../shared/models beside the repo (from bench/ under ts-jest, or dist/bench/ when built); ONNX_PRUNE_SHARED overrides. */
 export const SHARED = process.env.ONNX_PRUNE_SHARED ??
@@ -126,6 +127,8 @@ export interface Variant {
   mode?: AllocationMode;
   /** Reconstruction (default: 'bias' when `compensates`, else 'none'). */
   recon?: Recon;
+  /** mode 'search': generations in all (default 20). */
+  searchGenerations?: number;
 }
 
 /** Whether the variant folds removed inputs' means into biases (the CLI default for wanda / fluctuation). */
@@ -172,7 +175,7 @@ const scoreCache = new WeakMap<Model, Map<string, { scores: ScoreResult['scores'
  * scoring stage, as the CLI does; scores are computed once per (dense model, method, seed).
  */
 async function scoreAndAllocateAsync(dense: Model, analysis: GroupAnalysis, stats: ActivationStats, calib: CalibSet, v: Variant, ratio: number, seed: number): Promise<Scored> {
-  if (!importanceMethod(v.method)?.gramRequests) return scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
+  if (!importanceMethod(v.method)?.gramRequests && v.mode !== 'search') return scoreAndAllocate(dense, analysis, stats, v, ratio, seed);
   const model = cloneModel(dense);
   const a = JSON.parse(JSON.stringify(analysis)) as GroupAnalysis;
   let byKey = scoreCache.get(dense);
@@ -180,11 +183,19 @@ async function scoreAndAllocateAsync(dense: Model, analysis: GroupAnalysis, stat
   const key = `${v.method}#${seed}`;
   let cached = byKey.get(key);
   if (!cached) {
-    const r = await scoreGroups(model, a, { method: v.method, stats, seed, calibSet: calib, quiet: true });
+    const r = importanceMethod(v.method)?.gramRequests
+      ? await scoreGroups(model, a, { method: v.method, stats, seed, calibSet: calib, quiet: true })
+      : scoreGroupsDetailed(model, a, { method: v.method, stats, seed });
     cached = { scores: r.scores, normalized: r.info.normalized };
     byKey.set(key, cached);
   }
-  const { removed, achieved } = allocate(a, cached.scores, { ratio, mode: v.mode ?? 'uniform', model, normalized: cached.normalized });
+  const opts = { ratio, model, normalized: cached.normalized };
+  if (v.mode === 'search') {
+    // The same search the CLI runs (src/prune/search.ts), with the variant's reconstruction for its candidates.
+    const r = await searchAllocation(model, a, cached.scores, calib, opts, { seed, reconstruct: reconOf(v), generations: v.searchGenerations ?? 20 });
+    return { model, analysis: a, removed: r.removed, achieved: r.achieved };
+  }
+  const { removed, achieved } = allocate(a, cached.scores, { ...opts, mode: v.mode ?? 'uniform' });
   return { model, analysis: a, removed, achieved };
 }
 

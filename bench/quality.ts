@@ -2,6 +2,7 @@
  * Pruning quality table (not a timed test). Build, then run:
  *
  *   npm run build && node dist/bench/quality.js [--quick] [--models a,b] [--seeds N] [--json out.json] [--no-resources]
+ *        [--search [--search-generations N]]
  *
  * Models (the shared trained ones, ../shared/models):
  *  - mnist_lenet_bn, mnist_resmlp: top-1 accuracy on the 2004 held-out digits (mnist_test_x/y.bin), pruned at
@@ -28,6 +29,9 @@
  * is the in-process time of score + allocate + reconstruct + apply in the table's cells (median over the model's
  * cells; random: over all seeds), without the shared statistics capture or evaluation.
  *
+ * --search adds a `search` allocation block (src/prune/search.ts, `--search-generations`, default 20; the same
+ * importance and reconstruction as the uniform/global rows; random over 3 seeds): opt-in, every cell is a search
+ * (bench/search.ts compares the three allocations for one importance with the CLI's defaults).
  * Quality targets (uniform allocation) are checked after each model's table.
  * --quick: 3 seeds, the reference ratio only, no resource runs (--resources forces them).
  *
@@ -58,6 +62,8 @@ interface Args {
   seeds: number;
   json?: string;
   resources: boolean;
+  search?: boolean;
+  searchGenerations?: number;
 }
 
 const MODEL_NAMES = ['mnist_lenet_bn', 'mnist_resmlp', 'llama_py'];
@@ -68,6 +74,7 @@ function parseArgs(argv: string[]): Args {
     options: {
       quick: { type: 'boolean' }, models: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'string' },
       resources: { type: 'boolean' }, 'no-resources': { type: 'boolean' },
+      search: { type: 'boolean' }, 'search-generations': { type: 'string' },
     },
   });
   const quick = !!v.quick;
@@ -77,6 +84,8 @@ function parseArgs(argv: string[]): Args {
   if (v.json !== undefined) a.json = v.json;
   if (v.resources) a.resources = true;
   if (v['no-resources']) a.resources = false;
+  if (v.search) a.search = true;
+  if (v['search-generations'] !== undefined) a.searchGenerations = Number(v['search-generations']);
   for (const m of a.models) if (!MODEL_NAMES.includes(m)) throw new Error(`unknown model '${m}' (${MODEL_NAMES.join(', ')})`);
   if (!(Number.isInteger(a.seeds) && a.seeds >= 2)) throw new Error('--seeds must be an integer ≥ 2');
   return a;
@@ -190,7 +199,7 @@ function cellText(c: Cell): string {
   return fmtValue(c.metric, c.value!);
 }
 
-async function runCell(spec: ModelSpec, L: Loaded, allocation: AllocationMode, ratio: number, recon: Recon, method: ScoreMethod, seeds: number): Promise<Cell> {
+async function runCell(spec: ModelSpec, L: Loaded, allocation: AllocationMode, ratio: number, recon: Recon, method: ScoreMethod, seeds: number, searchGenerations?: number): Promise<Cell> {
   const cell: Cell = { model: spec.name, allocation, ratio, recon, method, metric: spec.metric };
   try {
     const runs = method === 'random' ? seeds : 1;
@@ -198,7 +207,7 @@ async function runCell(spec: ModelSpec, L: Loaded, allocation: AllocationMode, r
     let ms = 0;
     let achieved = 0;
     for (let seed = 0; seed < runs; seed++) {
-      const r = await pruneVariantAsync(L.dense, L.analysis, L.stats, L.calib, { method, mode: allocation, recon }, ratio, seed);
+      const r = await pruneVariantAsync(L.dense, L.analysis, L.stats, L.calib, { method, mode: allocation, recon, searchGenerations }, ratio, seed);
       ms += r.ms;
       achieved += r.achieved.achieved;
       values.push(await L.evaluate(r.model));
@@ -288,11 +297,12 @@ async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells:
   console.log(pad(['alloc', 'ratio', 'recon', ...methods.map((m) => (m === 'random' ? `random(${a.seeds})` : m))], widths));
   const ratios = a.quick ? [spec.refRatio] : spec.ratios;
   const cells: Cell[] = [];
-  for (const allocation of ['uniform', 'global'] as const) {
+  for (const allocation of a.search ? ['uniform', 'global', 'search'] as const : ['uniform', 'global'] as const) {
     for (const ratio of ratios) {
       for (const recon of RECONS) {
         const row: Cell[] = [];
-        for (const method of methods) row.push(await runCell(spec, L, allocation, ratio, recon, method, a.seeds));
+        // Search rows: the random baseline over 3 seeds (each is a whole search).
+        for (const method of methods) row.push(await runCell(spec, L, allocation, ratio, recon, method, allocation === 'search' ? Math.min(3, a.seeds) : a.seeds, a.searchGenerations));
         cells.push(...row);
         const first = recon === RECONS[0];
         console.log(pad([first ? allocation : '', first ? pct(ratio) : '', recon, ...row.map(cellText)], widths));
