@@ -6,6 +6,7 @@
  * dense model's top TOP_K classes, both renormalized there. Every other output uses the normalized squared error
  * ‖y − ŷ‖² / ‖y‖². The fitness is the mean over outputs. The dense outputs are computed once per batch and kept.
  */
+import { float16ToFloat32 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import { calibBatches, type CalibSet } from '../ort/calib';
@@ -37,7 +38,9 @@ export type BatchLoss = { num: number; den: number }[];
 
 function outputKind(model: Model, name: string, dims: readonly number[]): OutputFitness {
   const g = model.graph;
-  const p = g.producer(name);
+  let p = g.producer(name);
+  // Through a Cast / Identity (a float16 model's output cast to float32).
+  for (let k = 0; k < 4 && p && (p.opType === 'Cast' || p.opType === 'Identity'); k++) p = g.producer(p.inputs[0]);
   if (!p || dims.length < 2 || !(dims[dims.length - 1] >= 2)) return 'mse';
   const classes = dims[dims.length - 1];
   const kl: OutputFitness = classes > FULL_KL_CLASSES ? 'kl-top-k' : 'kl';
@@ -91,7 +94,9 @@ export class FitnessEvaluator {
     const targets: OutputTarget[][] = [];
     let kinds: OutputFitness[] | undefined;
     const pk = (o: string) => {
-      const op = dense.graph.producer(o)?.opType;
+      let p = dense.graph.producer(o);
+      for (let k = 0; k < 4 && p && (p.opType === 'Cast' || p.opType === 'Identity'); k++) p = dense.graph.producer(p.inputs[0]);
+      const op = p?.opType;
       return op === 'Softmax' ? 'probs' as const : op === 'LogSoftmax' ? 'logprobs' as const : 'logits' as const;
     };
     try {
@@ -99,8 +104,8 @@ export class FitnessEvaluator {
         const res = await run(denseSession, feeds, outputs);
         if (!used) {
           // Only float32 outputs are compared (an index or a mask output has no distance to speak of).
-          used = outputs.filter((o) => res[o].type === 'float32');
-          if (!used.length) throw new UserError(`--allocation search: the model has no float32 output to compare candidates on (outputs: ${outputs.join(', ')})`);
+          used = outputs.filter((o) => FLOAT_TYPES.has(res[o].type));
+          if (!used.length) throw new UserError(`--allocation search: the model has no float output to compare candidates on (outputs: ${outputs.join(', ')})`);
           kinds = used.map((o) => outputKind(dense, o, res[o].dims as number[]));
         }
         targets.push(used.map((o, i) => denseTarget(res[o], kinds![i], pk(o))));
@@ -136,8 +141,20 @@ export function combine(losses: BatchLoss[]): number {
   return n ? total / n : 0;
 }
 
+const FLOAT_TYPES = new Set(['float32', 'float16', 'float64']);
+
+/** A float output's values as float32 (float16 decoded). */
+function floatData(t: ort.Tensor): Float32Array {
+  if (t.type === 'float32') return t.data as Float32Array;
+  const d = t.data as ArrayLike<number>;
+  const out = new Float32Array(d.length);
+  if (t.type === 'float16') for (let i = 0; i < d.length; i++) out[i] = float16ToFloat32(Number(d[i]));
+  else for (let i = 0; i < d.length; i++) out[i] = d[i];
+  return out;
+}
+
 function denseTarget(t: ort.Tensor, kind: OutputFitness, pk: 'logits' | 'probs' | 'logprobs'): OutputTarget {
-  const x = Float32Array.from(t.data as Float32Array);
+  const x = Float32Array.from(floatData(t));
   if (kind === 'mse') {
     let e = 0;
     for (let i = 0; i < x.length; i++) e += x[i] * x[i];
@@ -171,7 +188,7 @@ function denseTarget(t: ort.Tensor, kind: OutputFitness, pk: 'logits' | 'probs' 
 }
 
 function lossOf(t: ort.Tensor, target: OutputTarget, pk: 'logits' | 'probs' | 'logprobs'): { num: number; den: number } {
-  const y = t.data as Float32Array;
+  const y = floatData(t);
   if (target.kind === 'mse') {
     const d = target.values!;
     let s = 0;

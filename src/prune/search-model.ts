@@ -28,6 +28,8 @@ export interface WeightFeed {
   dims: number[];
   /** The weight as its op uses it in the dense model (float32). */
   dense: Float32Array;
+  /** The op computes in float16: the weight and bias are fed as float16. */
+  half: boolean;
   /** Positions to zero per removed unit: slot index, axis and the member's per-unit positions. */
   masks: { slot: number; axis: number; indices: number[][] }[];
   /** The consumer the refit rewrites (a matrix-form reader), with the slots whose units it reads. */
@@ -60,8 +62,8 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
         continue;
       }
       const w = resolveWeight(graph, use.node.inputs[use.input] ?? '');
-      if (!w || w.dtype !== DataType.FLOAT) {
-        fixed.set(si, `the weight read by '${use.node.outputs[0]}' is not float32 (the search feeds float32 weights)`);
+      if (!w || (w.dtype !== DataType.FLOAT && w.dtype !== DataType.FLOAT16)) {
+        fixed.set(si, `the weight read by '${use.node.outputs[0]}' is not float32 or float16 (the search feeds those)`);
         continue;
       }
       const key = `${use.node.outputs[0]}#${use.input}`;
@@ -91,10 +93,12 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
     const dims = w.tensor.dims.slice();
     const name = g.uniqueName(`search_w${k++}`);
     n.inputs[site.input] = name;
-    g.inputs.push(valueInfo(name, DataType.FLOAT, dims));
+    // The type the op computes in (a float16 model is fed float16 weights and biases).
+    const half = w.dtype === DataType.FLOAT16;
+    g.inputs.push(valueInfo(name, half ? DataType.FLOAT16 : DataType.FLOAT, dims));
     const consumer = byKey.get(key);
     const feed: WeightFeed = {
-      name, dims, dense: values,
+      name, dims, dense: values, half,
       masks: members.map((x) => ({ slot: x.slot, axis: x.m.axis < 0 ? x.m.axis + dims.length : x.m.axis, indices: x.m.indices })),
       consumer,
       slots: [...new Set(members.map((x) => x.slot))].sort((a, b) => a - b),
@@ -107,7 +111,7 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
       const inner = g.uniqueName(`${out}_search`);
       n.outputs[0] = inner;
       g.addNode({ opType: 'Add', name: g.uniqueName(`${n.name || out}_search_bias`), input: [inner, bname], output: [out] });
-      g.inputs.push(valueInfo(bname, DataType.FLOAT, bdims));
+      g.inputs.push(valueInfo(bname, half ? DataType.FLOAT16 : DataType.FLOAT, bdims));
       feed.bias = { name: bname, dims: bdims };
     }
     feeds.push(feed);

@@ -23,6 +23,7 @@
  */
 import type { GroupAnalysis } from '../analysis/types';
 import { allocate, allocationSlots, type AllocateOptions, type Allocation, type Slot, type Slots } from '../allocate/allocate';
+import { float32ToFloat16 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import type { CalibSet } from '../ort/calib';
@@ -487,12 +488,19 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
     valueMemo.set(mk, v);
     return v;
   };
+  const half16 = new WeakMap<Float32Array, Uint16Array>();
+  const tensorOf = (f: WeightFeed, values: Float32Array, dims: number[]): ort.Tensor => {
+    if (!f.half) return new ort.Tensor('float32', values, dims);
+    let h = half16.get(values);
+    if (!h) half16.set(values, (h = Uint16Array.from(values, (x) => float32ToFloat16(x))));
+    return new ort.Tensor('float16', h, dims);
+  };
   const weightsOf = (c: Config): Record<string, ort.Tensor> => {
     const out: Record<string, ort.Tensor> = {};
     for (const f of sm.feeds) {
       const v = feedValue(f, c);
-      out[f.name] = new ort.Tensor('float32', v.w, f.dims);
-      if (f.bias) out[f.bias.name] = new ort.Tensor('float32', v.b!, f.bias.dims);
+      out[f.name] = tensorOf(f, v.w, f.dims);
+      if (f.bias) out[f.bias.name] = tensorOf(f, v.b!, f.bias.dims);
     }
     return out;
   };
