@@ -68,26 +68,33 @@ beforeAll(() => {
   dense = loadModel(file);
 });
 
+/** y of `m` on x (float32 [rows, …dims]). */
+async function runY(m: Model, x: Float32Array, dims: number[]): Promise<Float32Array> {
+  const s = await createSession(bytesOf(m));
+  try { return (await s.run({ x: new ort.Tensor('float32', x, dims) })).y.data as Float32Array; } finally { await s.release(); }
+}
+
+/**
+ * Mean over rows of KL(softmax(p) ‖ softmax(q)) over `classes` logits per row, written here independently of the
+ * product; with `topK`, over the K largest of p only, both renormalized there.
+ */
+function meanKl(p: Float32Array, q: Float32Array, classes: number, topK?: number): number {
+  const rows = p.length / classes;
+  const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
+  let kl = 0;
+  for (let r = 0; r < rows; r++) {
+    const a = Array.from(p.subarray(r * classes, (r + 1) * classes)), b = Array.from(q.subarray(r * classes, (r + 1) * classes));
+    const ks = topK ? a.map((_, k) => k).sort((u, w) => a[w] - a[u] || u - w).slice(0, topK) : a.map((_, k) => k);
+    const la = lse(ks.map((k) => a[k])), lb = lse(ks.map((k) => b[k]));
+    for (const k of ks) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
+  }
+  return kl / rows;
+}
+
 /** Mean over calibration rows of KL(softmax(dense) ‖ softmax(pruned)). */
 async function klOnCalib(pruned: Model): Promise<number> {
-  const x = new ort.Tensor('float32', inputs(N, 7), [N, IN]);
-  const out = async (m: Model) => {
-    const s = await createSession(bytesOf(m));
-    try { return (await s.run({ x })).y.data as Float32Array; } finally { await s.release(); }
-  };
-  const [p, q] = [await out(dense), await out(pruned)];
-  const logsm = (v: Float32Array, r: number) => {
-    const row = Array.from(v.subarray(r * OUT, (r + 1) * OUT));
-    const m = Math.max(...row);
-    const lse = m + Math.log(row.reduce((a, b) => a + Math.exp(b - m), 0));
-    return row.map((z) => z - lse);
-  };
-  let kl = 0;
-  for (let r = 0; r < N; r++) {
-    const a = logsm(p, r), b = logsm(q, r);
-    for (let k = 0; k < OUT; k++) kl += Math.exp(a[k]) * (a[k] - b[k]);
-  }
-  return kl / N;
+  const x = inputs(N, 7);
+  return meanKl(await runY(dense, x, [N, IN]), await runY(pruned, x, [N, IN]), OUT);
 }
 
 const searchRun = (extra: Partial<PruneRunOptions> = {}): PruneRunOptions => ({
@@ -163,20 +170,7 @@ test('convolutions: im2col refit and a bias added to a conv without one — the 
   const s = r.report.search!;
   expect(r.report.verify?.passed).toBe(true);
   expect(s.slots).toBe(2);
-  const d = loadModel(f);
-  const out = async (m: Model) => {
-    const sess = await createSession(bytesOf(m));
-    try { return (await sess.run({ x: new ort.Tensor('float32', x, [128, 2, 8, 8]) })).y.data as Float32Array; } finally { await sess.release(); }
-  };
-  const [p, q] = [await out(d), await out(r.model)];
-  let kl = 0;
-  for (let n = 0; n < 128; n++) {
-    const a = Array.from(p.subarray(n * 10, n * 10 + 10)), b = Array.from(q.subarray(n * 10, n * 10 + 10));
-    const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
-    const la = lse(a), lb = lse(b);
-    for (let k = 0; k < 10; k++) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
-  }
-  kl /= 128;
+  const kl = meanKl(await runY(loadModel(f), x, [128, 2, 8, 8]), await runY(r.model, x, [128, 2, 8, 8]), 10);
   expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-4 * Math.max(kl, 1e-3));
   expect(s.result).toBeLessThanOrEqual(s.startFitness!);
 });
@@ -204,20 +198,7 @@ test('over 4096 classes the fitness is KL on the dense top-512 classes (renormal
   const r = await prune(f, { ratio: 0.2, importance: 'l2', allocation: 'search', calib: cf, quiet: true, protectDefaults: false, searchGenerations: 2, searchOffspring: 2, searchIterations: 1 });
   const s = r.report.search!;
   expect(s.fitness).toEqual([{ output: 'y', kind: 'kl-top-k' }]);
-  const out = async (m: Model) => {
-    const sess = await createSession(bytesOf(m));
-    try { return (await sess.run({ x: new ort.Tensor('float32', x, [n, IN]) })).y.data as Float32Array; } finally { await sess.release(); }
-  };
-  const [p, q] = [await out(loadModel(f)), await out(r.model)];
-  let kl = 0;
-  for (let i = 0; i < n; i++) {
-    const a = Array.from(p.subarray(i * V, (i + 1) * V)), b = Array.from(q.subarray(i * V, (i + 1) * V));
-    const top = a.map((v, k) => k).sort((u, w) => a[w] - a[u] || u - w).slice(0, 512);
-    const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
-    const la = lse(top.map((k) => a[k])), lb = lse(top.map((k) => b[k]));
-    for (const k of top) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
-  }
-  kl /= n;
+  const kl = meanKl(await runY(loadModel(f), x, [n, IN]), await runY(r.model, x, [n, IN]), V, 512);
   expect(kl).toBeGreaterThan(0);
   expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-3 * kl);
 });
@@ -280,7 +261,7 @@ test('a float16 model is searched with float16 feeds; the reported fitness is th
   }) as never;
   const sizes = [IN, 24, 16, OUT];
   const nodes = [node('Cast', ['x'], ['x16'], [attr.int('to', DataType.FLOAT16)])];
-  const inits = [];
+  const inits: never[] = [];
   let prev = 'x16';
   for (let l = 0; l < 3; l++) {
     const [a, b] = [sizes[l], sizes[l + 1]];
@@ -296,20 +277,8 @@ test('a float16 model is searched with float16 feeds; the reported fitness is th
   const s = r.report.search!;
   expect(s.fixed).toEqual([]);
   expect(r.report.verify?.passed).toBe(true);
-  const x = new ort.Tensor('float32', inputs(N, 7), [N, IN]);
-  const out = async (m: Model) => {
-    const sess = await createSession(bytesOf(m));
-    try { return (await sess.run({ x })).y.data as Float32Array; } finally { await sess.release(); }
-  };
-  const [p, q] = [await out(loadModel(f)), await out(r.model)];
-  let kl = 0;
-  for (let n = 0; n < N; n++) {
-    const a = Array.from(p.subarray(n * OUT, (n + 1) * OUT)), b = Array.from(q.subarray(n * OUT, (n + 1) * OUT));
-    const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(v.reduce((t, z) => t + Math.exp(z - m), 0)); };
-    const la = lse(a), lb = lse(b);
-    for (let k = 0; k < OUT; k++) kl += Math.exp(a[k] - la) * ((a[k] - la) - (b[k] - lb));
-  }
-  kl /= N;
+  const x = inputs(N, 7);
+  const kl = meanKl(await runY(loadModel(f), x, [N, IN]), await runY(r.model, x, [N, IN]), OUT);
   expect(kl).toBeGreaterThan(0);
   expect(s.fitness).toEqual([{ output: 'y', kind: 'kl' }]);
   expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-3 * kl);
