@@ -105,3 +105,40 @@ test('every importance method, and the search, prune an LSTM and verify', async 
     }
   }
 });
+
+test('torch-style exports: Y squeezed, or only Y_h used; a layer without Y is not grouped', async () => {
+  const r = (s: number, n: number, k: number) => uniform(seededRng(s), n, k);
+  const build = (variant: 'squeeze' | 'yh'): Uint8Array => {
+    const inits = [
+      floatTensor('W', [1, 4 * H, I], r(3, 4 * H * I, 0.4)), floatTensor('R', [1, 4 * H, H], r(4, 4 * H * H, 0.4)),
+      floatTensor('Bi', [1, 8 * H], r(5, 8 * H, 0.2)), floatTensor('F', [H, OUT], r(6, H * OUT, 0.5)), int64Tensor('ax', [1], [1]),
+    ];
+    const lstm = (outs: string[]) => node('LSTM', ['x', 'W', 'R', 'Bi'], outs, [attr.int('hidden_size', H)]);
+    if (variant === 'squeeze') {
+      // Y [T, 1, B, H] → Squeeze(1) → [T, B, H] → MatMul.
+      const nodes = [lstm(['y']), node('Squeeze', ['y', 'ax'], ['ys']), node('MatMul', ['ys', 'F'], ['out'])];
+      return modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, [T, 'B', I])], outputs: [valueInfo('out', DataType.FLOAT, [T, 'B', OUT])], initializers: inits }));
+    }
+    {
+      // 'yh': only the last hidden state: Y_h [1, B, H] → Squeeze(0) → MatMul (Y produced, unused).
+      inits.push(int64Tensor('ax0', [1], [0]));
+      const nodes = [lstm(['y', 'yh']), node('Squeeze', ['yh', 'ax0'], ['hs']), node('MatMul', ['hs', 'F'], ['out'])];
+      return modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, [T, 'B', I])], outputs: [valueInfo('out', DataType.FLOAT, ['B', OUT])], initializers: inits }));
+    }
+  };
+  // A layer that omits Y (its first output) cannot be named by its members (they name a node by its first output).
+  {
+    const m = loadModel(build('yh'));
+    m.graph.nodes.find((n) => n.opType === 'LSTM')!.outputs[0] = '';
+    m.graph.invalidate();
+    const a = await analyzeGroups(m);
+    expect(a.groups.some((g) => g.members.some((x) => x.kind === 'attr' && x.attr === 'hidden_size'))).toBe(false);
+  }
+  // (layout = 1 is not tested: onnxruntime 1.30 refuses batch-first recurrent ops on CPU.)
+  for (const variant of ['squeeze', 'yh'] as const) {
+    const f = write(`torch-${variant}.onnx`, build(variant));
+    const res = await prune(f, { ratio: 0.3, quiet: true, protectDefaults: false });
+    expect([variant, res.report.verify?.passed]).toEqual([variant, true]);
+    expect([variant, res.model.graph.nodes.find((n) => n.opType === 'LSTM')!.attrInt('hidden_size', 0) < H]).toEqual([variant, true]);
+  }
+});

@@ -27,6 +27,8 @@ function repeated(labels: Int32Array, times: number): Int32Array {
 
 export function rnnRule(st: State, n: Node): void {
   const gates = n.opType === 'LSTM' ? 4 : n.opType === 'GRU' ? 3 : 1;
+  // Members name their node by its first output: a layer that omits Y cannot be named.
+  if (!n.outputs[0]) { declineInputs(st, n, `${DECLINE.unknownOp}: ${n.opType} without its Y output`); return; }
   const [x, w, r, b, , h0, c0, p] = n.inputs;
   const sx = st.shape(x), sw = st.shape(w), sr = st.shape(r);
   if (!sx || !sw || !sr || sw.length !== 3 || sr.length !== 3) { declineInputs(st, n, DECLINE.unknownShape); return; }
