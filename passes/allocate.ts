@@ -51,6 +51,7 @@ export function allocatePass(): Pass {
         if (tty) process.stderr.write('\n');
         ctx.artifacts.removed = r.removed;
         ctx.report.allocation = r.achieved;
+        if (r.skipped) ctx.warn(r.skipped);
         if (r.report) {
           ctx.report.search = r.report;
           const s = r.report;

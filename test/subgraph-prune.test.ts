@@ -15,6 +15,7 @@ import { DECLINE } from '../src/analysis/decline';
 import type { Group, GroupAnalysis } from '../src/analysis/types';
 import { loadModel } from '../src/ir/io';
 import type { Model } from '../src/ir/model';
+import { prune } from '../src/pipeline/prune';
 import { applyPlan } from '../src/prune/apply';
 import { cloneModel } from '../src/ir/clone';
 import { maskPlan } from '../src/prune/mask';
@@ -116,6 +117,17 @@ async function verifyCorrupted(dense: Model, analysis: GroupAnalysis, id: string
 
 describe('Constant-node weights inside both If branches (Silero VAD v5 layout)', () => {
   const bytes = () => ifModel(constBranch('t', 8), constBranch('e', 6));
+
+  test('--allocation search: no group can be fed to the search model, so the uniform allocation is used, with a warning', async () => {
+    const file = write('const-branches-search', bytes());
+    const warnings: string[] = [];
+    const r = await prune(file, { ratio: 0.5, protectDefaults: false, allocation: 'search', quiet: true, onWarning: (w) => warnings.push(w) });
+    const u = await prune(file, { ratio: 0.5, protectDefaults: false, quiet: true });
+    expect(r.report.search).toBeUndefined();
+    expect(warnings.some((w) => /no group can be searched .*control-flow subgraph.*uniform allocation is used/.test(w))).toBe(true);
+    expect(r.plan!.groups).toEqual(u.plan!.groups);
+    expect(r.report.verify?.passed).toBe(true);
+  });
 
   test('one group per branch, ids = tensor names', async () => {
     const a = await analyzeGroups(loadModel(bytes()));

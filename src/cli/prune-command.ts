@@ -36,7 +36,8 @@ export function summaryLine(report: Report): string | undefined {
   if (se) {
     const f = (v: number) => v.toPrecision(3);
     const what = se.fitness.every((x) => x.kind !== 'mse') ? 'KL' : se.fitness.every((x) => x.kind === 'mse') ? 'normalized MSE' : 'fitness';
-    parts.push(`searched allocation: ${what} ${f(se.result)} (uniform ${f(se.baselines.uniform)}${se.baselines.global !== undefined ? `, global ${f(se.baselines.global)}` : ''}; ${se.evaluations} evaluations, ${se.seconds.toFixed(0)} s)`);
+    const unsearched = se.fixed.length ? `; ${se.fixed.length} group(s) not searched, not in the fitness` : '';
+    parts.push(`searched allocation: ${what} ${f(se.result)} (uniform ${f(se.baselines.uniform)}${se.baselines.global !== undefined ? `, global ${f(se.baselines.global)}` : ''}; ${se.evaluations} evaluations, ${se.seconds.toFixed(0)} s${unsearched})`);
   }
   const rec = report.reconstruction;
   if (rec?.from === 'calibration' && rec.refit !== undefined) parts.push(`ls reconstruction: ${rec.refit}/${rec.consumers} layers refit`);

@@ -16,6 +16,7 @@ import { resolveWeight, usedValues } from '../analysis/weight-chain';
 import { valueInfo } from '../ir/builder';
 import { cloneModel } from '../ir/clone';
 import { DataType } from '../ir/dtype';
+import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
 import type { Slot } from '../allocate/allocate';
 import { compensable } from '../score/compensate';
@@ -47,12 +48,11 @@ export interface SearchModel {
   fixed: Map<number, string>;
 }
 
-/** Builds the search model for `slots` (groups of `analysis`, made on `dense`). `dense` is not modified. */
-export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: Slot[], opts: { bias: boolean }): SearchModel {
-  const graph = dense.graph;
+/** The readers of the slots' channels, by op and input slot, and the slots whose weights cannot be fed (with why). */
+export function feedSites(graph: Graph, slots: Slot[]): { sites: Map<string, Site>; fixed: Map<number, string> } {
   const fixed = new Map<number, string>();
   // Every reader of a slot's channels, keyed by the op and input slot that read it.
-  const sites = new Map<string, { node: string; input: number; members: { slot: number; m: WeightMember }[] }>();
+  const sites = new Map<string, Site>();
   slots.forEach((s, si) => {
     for (const m of weightMembers(s.group)) {
       if (m.role !== 'in') continue;
@@ -72,6 +72,15 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
       site.members.push({ slot: si, m });
     }
   });
+  return { sites, fixed };
+}
+
+interface Site { node: string; input: number; members: { slot: number; m: WeightMember }[] }
+
+/** Builds the search model for `slots` (groups of `analysis`, made on `dense`). `dense` is not modified. */
+export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: Slot[], opts: { bias: boolean }): SearchModel {
+  const graph = dense.graph;
+  const { sites, fixed } = feedSites(graph, slots);
   // A site shared with a fixed slot is fed too (the fixed slot's members simply never mask).
   const { consumers } = findConsumers(dense, analysis, slots.map((s) => s.group.id));
   const byKey = new Map(consumers.map((c) => [`${c.nodeId}#${c.input}`, c]));

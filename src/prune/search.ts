@@ -34,7 +34,7 @@ import { compensable } from '../score/compensate';
 import { channelColumns, removedChannels, type Consumer } from '../score/consumers';
 import { NestedRefit } from '../score/refit';
 import { planReconstruction, refitConsumer, type ReconstructMode } from './reconstruct';
-import { buildSearchModel, zeroUnits, type SearchModel, type WeightFeed } from './search-model';
+import { buildSearchModel, feedSites, zeroUnits, type SearchModel, type WeightFeed } from './search-model';
 import { combine, FitnessEvaluator, type BatchLoss, type OutputFitness } from './search-fitness';
 
 export interface SearchOptions {
@@ -122,6 +122,8 @@ export interface SearchReport {
 export interface SearchResult extends Allocation {
   /** Absent when there was nothing to search (no prunable group, ratio 0): the result is the uniform allocation. */
   report?: SearchReport;
+  /** Why the search did not run although there were groups (none can be fed to the search model): uniform is used. */
+  skipped?: string;
 }
 
 /** Kept counts per slot (index = slot index). */
@@ -167,6 +169,12 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
   const empty = (): SearchResult => ({ ...uniform, achieved: { ...uniform.achieved, mode: 'search' } });
   if (!slots.length || ratio <= 0) return empty();
 
+  // No slot whose weights can be fed: nothing to search (a fitness that cannot see the removal would be meaningless).
+  const unfed = feedSites(model.graph, slots).fixed;
+  if (unfed.size === slots.length) {
+    const [si, why] = [...unfed][0];
+    return { ...empty(), skipped: `search: no group can be searched (${slots[si].group.id}: ${why}); the uniform allocation is used` };
+  }
   const ss = await openSearch(model, analysis, S, calib, { reconstruct: recon, sequential: opts.sequential, batch: opts.batch, maxGramBytes: opts.maxGramBytes });
   const { sm, ev, nb, measure, removedOf, configOf, exact, fitness, allBatches } = ss;
   const uniformC = configOf(uniform.removed);
