@@ -9,17 +9,22 @@
  *   iteration around the best allocation found (coarse to fine).
  * - Reconstruction: with `ls`, every consumer's calibration Gram is captured at the centre (sequentially: each
  *   stage from the model with the earlier stages pruned to the centre and refit, as Týr installs its centre level),
- *   and a candidate's consumer weights are the least-squares refit of its removal from that Gram; with `bias` the
+ *   and a candidate's consumer weights are the least-squares refit of its removal from that Gram (a consumer of one
+ *   slot factors its Gram once per centre: NestedRefit; the centre reuses its own reconstruction); with `bias` the
  *   removed inputs' mean goes into the bias; with `none` the removed inputs are zeroed.
- * - Candidates are fed to one onnxruntime session of the search model (src/prune/search-model.ts) and scored by
- *   src/prune/search-fitness.ts (KL to the dense model's distributions, normalized MSE for other outputs).
+ * - Candidates are fed to one onnxruntime session of the search model (src/prune/search-model.ts; float32 or float16
+ *   weights) and scored by src/prune/search-fitness.ts (KL to the dense model's distributions, normalized MSE for
+ *   other outputs). No slot that can be fed: the search does not run (uniform, with a warning).
  * - Evolution: (1+λ) elitist. Offspring switch levels in 1–3 pairs (one slot down, another up), repaired greedily to
  *   stay within the budget tolerance; duplicates are skipped. Multi-stage selection: offspring are scored on a
  *   seeded eighth of the calibration batches, the best four on half of them (nested), the best of those on all of
- *   them, where the parent's fitness is already known — so the parent's fitness never gets worse. After an iteration, the winner's reconstruction is captured
- *   exactly (its own Grams) and the best exactly measured allocation so far (uniform and global included) is the
- *   result: on the calibration data, the searched model is never worse than the uniform and global allocations.
- * - Deterministic for a seed: one seeded generator, ties broken by index, one intra-op thread.
+ *   them, where the parent's fitness is already known — so the parent's fitness never gets worse. After an
+ *   iteration, the winner's reconstruction is captured exactly (its own Grams) and the best exactly measured
+ *   allocation so far is the result. The start is the better of uniform and global within the budget tolerance (or
+ *   moved onto the budget when one misses it): on the calibration data the result is never worse than the start,
+ *   hence never worse than a baseline that meets the budget.
+ * - Deterministic for a seed: one seeded generator, ties broken by index, one intra-op thread, generations as the
+ *   limit (a run cut short by the `time` backstop is not reproducible, and the pass warns).
  */
 import type { GroupAnalysis } from '../analysis/types';
 import { allocate, allocationSlots, type AllocateOptions, type Allocation, type Slot, type Slots } from '../allocate/allocate';
