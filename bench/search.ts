@@ -26,7 +26,7 @@ import { formatNpy } from '../src/ort/npy';
 import { prune } from '../src/index';
 import { allocate, allocationSlots } from '../src/allocate/allocate';
 import { analyzeGroups, scoreGroups } from '../src/pipeline/stages';
-import { openSearch, repair, type Config, type Space } from '../src/prune/search';
+import { openSearch, repair, snapper, unitCosts, type Config, type Space } from '../src/prune/search';
 import { loadCalibration } from '../src/ort/calib';
 import { accuracy, loadDigits, loadTokens, perplexity, ROW, SHARED } from './quality-lib';
 
@@ -117,14 +117,8 @@ async function exhaustive(file: string, calibFile: string, ratio: number, import
     const centre: Config = slots.map((x) => it.kept[x.group.id]);
     const centreFit = await ss.exact(centre);
     const uniformC = ss.configOf(allocate(analysis, sc.scores, { ...alloc, mode: 'uniform' }).removed);
-    const snap = (si: number, kept: number) => (kept >= slots[si].group.size ? slots[si].group.size : Math.max(slots[si].minKept, Math.floor(kept / S.roundTo) * S.roundTo));
-    const unitCost = slots.map((x, si) => {
-      const c = uniformC.slice();
-      const down = snap(si, c[si] - S.roundTo);
-      if (down === c[si]) return 0;
-      c[si] = down;
-      return (ss.measure(c) - ss.measure(uniformC)) / (uniformC[si] - down);
-    });
+    const snap = snapper(S);
+    const unitCost = unitCosts(S, uniformC, ss.measure);
     const step = slots.map((x) => it.step[x.group.id]);
     const sp: Space = {
       step, lo: slots.map((x, si) => Math.max(x.minKept, snap(si, centre[si] - 4 * step[si]))), hi: slots.map((x, si) => Math.min(x.group.size, centre[si] + 4 * step[si])),

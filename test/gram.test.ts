@@ -11,6 +11,7 @@ import { calibFromArrays, loadCalibration, type CalibSet } from '../src/ort/cali
 import { runModel } from '../src/ort/feeds';
 import { captureGrams, gramAt, gramRequestFor, type ConvGramRequest, type GramRequest, type GramStats } from '../src/ort/gram';
 import { ort } from '../src/ort/session';
+import { choleskyInPlace } from '../src/util/linalg';
 import { attr, floatTensor, graph, modelBytes, node, seededRng, tensor, uniform, valueInfo } from './helpers/builder';
 
 const SHARED = path.resolve(__dirname, '../../shared/models');
@@ -418,23 +419,8 @@ describe('captureGrams: float16 models', () => {
   });
 });
 
-/** Lower Cholesky factor of an n×n float64 matrix, or undefined when it is not positive definite. */
-function cholesky(a: Float64Array, n: number): Float64Array | undefined {
-  const l = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    let d = a[j * n + j];
-    for (let k = 0; k < j; k++) d -= l[j * n + k] ** 2;
-    if (!(d > 0)) return undefined;
-    const ljj = Math.sqrt(d);
-    l[j * n + j] = ljj;
-    for (let i = j + 1; i < n; i++) {
-      let v = a[i * n + j];
-      for (let k = 0; k < j; k++) v -= l[i * n + k] * l[j * n + k];
-      l[i * n + j] = v / ljj;
-    }
-  }
-  return l;
-}
+/** Whether an n×n float64 matrix factors (is positive definite), by the project's Cholesky on a copy. */
+const factors = (a: Float64Array, n: number): boolean => choleskyInPlace(a.slice(), n) < 0;
 
 describe('captureGrams on mnist_lenet_bn with the real calibration digits', () => {
   test('the second conv\'s input: a symmetric PSD 288×288 Gram over 512 digits × 14·14 positions', async () => {
@@ -461,17 +447,17 @@ describe('captureGrams on mnist_lenet_bn with the real calibration digits', () =
     // Positive semidefinite: with 1 % mean-diagonal damping (as the refit uses) the whole matrix factors, and so
     // do principal blocks (a channel's 9×9 block, the first 64 columns); a matrix with a negative direction would not.
     const damped = Float64Array.from(s.gram, (v, k) => (Math.floor(k / D) === k % D ? v + 0.01 * meanDiag : v));
-    expect(cholesky(damped, D)).toBeDefined();
+    expect(factors(damped, D)).toBe(true);
     const sub = (n: number, from = 0) => {
       const a = new Float64Array(n * n);
       for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] = damped[(from + i) * D + from + j];
       return a;
     };
-    expect(cholesky(sub(9, 9 * 5), 9)).toBeDefined();
-    expect(cholesky(sub(64), 64)).toBeDefined();
+    expect(factors(sub(9, 9 * 5), 9)).toBe(true);
+    expect(factors(sub(64), 64)).toBe(true);
     const broken = Float64Array.from(damped);
     broken[1] = broken[D] = Math.sqrt(damped[0] * damped[D + 1]) * 1.5; // |H_01| > √(H_00 H_11): not PSD
-    expect(cholesky(broken, D)).toBeUndefined();
+    expect(factors(broken, D)).toBe(false);
     // xᵀHx ≥ 0 for random directions (without damping).
     const next = seededRng(5);
     for (let t = 0; t < 5; t++) {

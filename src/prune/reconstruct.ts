@@ -235,12 +235,7 @@ export function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: 
     if (!affine) return { skip: `Gram block-diagonal (${s.reason}) and ${c.node.opType} takes no bias: nothing to refit` };
     // FLAP's compensation b += W_J·μ_J (the affine refit with the kept weights fixed) needs only Σx and N: no D×D
     // matrix, which is what a block-diagonal Gram avoids. The weights are left as they are.
-    const delta = new Float64Array(c.dOut);
-    for (const j of J) {
-      const mu = s.sum[j] / s.count;
-      if (mu === 0) continue;
-      for (let o = 0; o < c.dOut; o++) delta[o] += (c.layout === 'out-in' ? W[o * c.dIn + j] : W[j * c.dOut + o]) * mu;
-    }
+    const delta = meanBiasDelta(c, W, s, J);
     return {
       bias: delta.some((d) => d !== 0) ? { node: c.nodeId, input: c.input, delta: Array.from(delta) } : undefined,
       biasOnly: `Gram block-diagonal: ${s.reason}`, lambda, dead: 0, errorZeroed: 0, errorRefit: 0, reference: 0,
@@ -257,6 +252,17 @@ export function refitConsumer(model: Model, c: Consumer, s: GramStats, removed: 
     bias: bias && bias.some((d) => d !== 0) ? { node: c.nodeId, input: c.input, delta: Array.from(bias) } : undefined,
     lambda: r.lambda, dead: r.deadColumns.length, ...err,
   };
+}
+
+/** FLAP's compensation of removing input columns J of consumer `c` (weights W as used): W_J·μ_J, μ = Σx / N. */
+export function meanBiasDelta(c: Consumer, W: ArrayLike<number>, s: Pick<GramStats, 'sum' | 'count'>, J: Iterable<number>): Float64Array {
+  const delta = new Float64Array(c.dOut);
+  for (const j of J) {
+    const mu = s.sum[j] / s.count;
+    if (mu === 0) continue;
+    for (let o = 0; o < c.dOut; o++) delta[o] += (c.layout === 'out-in' ? W[o * c.dIn + j] : W[j * c.dOut + o]) * mu;
+  }
+  return delta;
 }
 
 /** Multiply-adds spent on the error figures per consumer: above it, they are estimated on evenly spaced outputs. */

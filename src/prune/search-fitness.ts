@@ -8,7 +8,9 @@
  */
 import { float16ToFloat32 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
+import { logSoftmaxRow } from '../util/softmax';
 import type { Model } from '../ir/model';
+import type { Node } from '../ir/node';
 import { calibBatches, type CalibSet } from '../ort/calib';
 import { createSession, ort, run } from '../ort/session';
 import { ortModel } from '../ort/feeds';
@@ -36,11 +38,16 @@ export interface OutputTarget {
 /** Per output: Σ of the loss over the batch and its weight (positions, or energy for mse). */
 export type BatchLoss = { num: number; den: number }[];
 
+/** The node that computes output `name`, looking through a final Cast / Identity (a float16 model cast to float32). */
+function outputProducer(model: Model, name: string): Node | undefined {
+  let p = model.graph.producer(name);
+  for (let k = 0; k < 4 && p && (p.opType === 'Cast' || p.opType === 'Identity'); k++) p = model.graph.producer(p.inputs[0]);
+  return p;
+}
+
 function outputKind(model: Model, name: string, dims: readonly number[]): OutputFitness {
   const g = model.graph;
-  let p = g.producer(name);
-  // Through a Cast / Identity (a float16 model's output cast to float32).
-  for (let k = 0; k < 4 && p && (p.opType === 'Cast' || p.opType === 'Identity'); k++) p = g.producer(p.inputs[0]);
+  const p = outputProducer(model, name);
   if (!p || dims.length < 2 || !(dims[dims.length - 1] >= 2)) return 'mse';
   const classes = dims[dims.length - 1];
   const kl: OutputFitness = classes > FULL_KL_CLASSES ? 'kl-top-k' : 'kl';
@@ -57,8 +64,8 @@ function outputKind(model: Model, name: string, dims: readonly number[]): Output
   return 'mse';
 }
 
-/** Log-softmax of row r (length V) of `x` into `out` at offset `o`; `probs` says the values are already probabilities. */
-function logSoftmaxRow(x: Float32Array, r: number, V: number, out: Float32Array, o: number, kind: 'logits' | 'probs' | 'logprobs'): void {
+/** Log-probabilities of row r (length V) of `x` into `out` at offset `o`: from logits (or log-probabilities), or from probabilities. */
+function logProbRow(x: Float32Array, r: number, V: number, out: Float32Array, o: number, kind: 'logits' | 'probs' | 'logprobs'): void {
   const off = r * V;
   if (kind === 'probs') {
     let s = 0;
@@ -66,12 +73,7 @@ function logSoftmaxRow(x: Float32Array, r: number, V: number, out: Float32Array,
     for (let v = 0; v < V; v++) out[o + v] = Math.log(Math.max(x[off + v], 1e-30) / (s || 1));
     return;
   }
-  let m = -Infinity;
-  for (let v = 0; v < V; v++) if (x[off + v] > m) m = x[off + v];
-  let s = 0;
-  for (let v = 0; v < V; v++) s += Math.exp(x[off + v] - m);
-  const lse = m + Math.log(s);
-  for (let v = 0; v < V; v++) out[o + v] = x[off + v] - lse;
+  logSoftmaxRow(x, off, V, out, o);
 }
 
 export class FitnessEvaluator {
@@ -94,9 +96,7 @@ export class FitnessEvaluator {
     const targets: OutputTarget[][] = [];
     let kinds: OutputFitness[] | undefined;
     const pk = (o: string) => {
-      let p = dense.graph.producer(o);
-      for (let k = 0; k < 4 && p && (p.opType === 'Cast' || p.opType === 'Identity'); k++) p = dense.graph.producer(p.inputs[0]);
-      const op = p?.opType;
+      const op = outputProducer(dense, o)?.opType;
       return op === 'Softmax' ? 'probs' as const : op === 'LogSoftmax' ? 'logprobs' as const : 'logits' as const;
     };
     try {
@@ -165,14 +165,14 @@ function denseTarget(t: ort.Tensor, kind: OutputFitness, pk: 'logits' | 'probs' 
   const row = new Float32Array(V);
   if (kind === 'kl') {
     const logp = new Float32Array(x.length);
-    for (let r = 0; r < P; r++) logSoftmaxRow(x, r, V, logp, r * V, pk);
+    for (let r = 0; r < P; r++) logProbRow(x, r, V, logp, r * V, pk);
     return { kind, logp, classes: V, positions: P };
   }
   const top = new Int32Array(P * TOP_K);
   const logp = new Float32Array(P * TOP_K);
   const idx = Array.from({ length: V }, (_, v) => v);
   for (let r = 0; r < P; r++) {
-    logSoftmaxRow(x, r, V, row, 0, pk);
+    logProbRow(x, r, V, row, 0, pk);
     idx.sort((a, b) => row[b] - row[a] || a - b);
     let m = -Infinity;
     for (let k = 0; k < TOP_K; k++) m = Math.max(m, row[idx[k]]);
@@ -201,7 +201,7 @@ function lossOf(t: ort.Tensor, target: OutputTarget, pk: 'logits' | 'probs' | 'l
     const row = new Float32Array(V);
     const lp = target.logp!;
     for (let r = 0; r < P; r++) {
-      logSoftmaxRow(y, r, V, row, 0, pk);
+      logProbRow(y, r, V, row, 0, pk);
       const off = r * V;
       for (let v = 0; v < V; v++) { const a = lp[off + v]; kl += Math.exp(a) * (a - row[v]); }
     }
@@ -209,7 +209,7 @@ function lossOf(t: ort.Tensor, target: OutputTarget, pk: 'logits' | 'probs' | 'l
     const row = new Float32Array(V);
     const lp = target.logp!, top = target.top!;
     for (let r = 0; r < P; r++) {
-      logSoftmaxRow(y, r, V, row, 0, pk);
+      logProbRow(y, r, V, row, 0, pk);
       let m = -Infinity;
       for (let k = 0; k < TOP_K; k++) m = Math.max(m, row[top[r * TOP_K + k]]);
       let s = 0;

@@ -131,16 +131,3 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
   g.removeDeadNodes();
   return { model, feeds, fixed };
 }
-
-/** Zeroes, in place, the positions of `units` along `axis` of a tensor of `dims`. */
-export function zeroUnits(values: Float32Array, dims: number[], axis: number, indices: number[][], units: Iterable<number>): void {
-  let inner = 1;
-  for (let i = axis + 1; i < dims.length; i++) inner *= dims[i];
-  const n = dims[axis];
-  const outer = values.length / (n * inner);
-  for (const u of units) {
-    for (const p of indices[u]) {
-      for (let o = 0; o < outer; o++) values.fill(0, (o * n + p) * inner, (o * n + p + 1) * inner);
-    }
-  }
-}

@@ -28,7 +28,7 @@
  */
 import type { GroupAnalysis } from '../analysis/types';
 import { allocate, allocationSlots, type AllocateOptions, type Allocation, type Slot, type Slots } from '../allocate/allocate';
-import { float32ToFloat16 } from '../ir/dtype';
+import { DataType, float32ToFloat16 } from '../ir/dtype';
 import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import type { CalibSet } from '../ort/calib';
@@ -38,8 +38,9 @@ import { rng } from '../util/rng';
 import { compensable } from '../score/compensate';
 import { channelColumns, removedChannels, type Consumer } from '../score/consumers';
 import { NestedRefit } from '../score/refit';
-import { planReconstruction, refitConsumer, type ReconstructMode } from './reconstruct';
-import { buildSearchModel, feedSites, zeroUnits, type SearchModel, type WeightFeed } from './search-model';
+import { meanBiasDelta, planReconstruction, refitConsumer, type ReconstructMode } from './reconstruct';
+import { buildSearchModel, feedSites, type SearchModel, type WeightFeed } from './search-model';
+import { zeroAlongAxis } from './tensor-edit';
 import { combine, FitnessEvaluator, type BatchLoss, type OutputFitness } from './search-fitness';
 
 export interface SearchOptions {
@@ -186,24 +187,8 @@ export async function searchAllocation(model: Model, analysis: GroupAnalysis, sc
   // The budget holds within 0.5 % of the target (relative); widened only when no allocation in reach lands there.
   let tolerance = 0.005 * ratio;
   const within = (c: Config) => Math.abs(measure(c) - ratio) <= tolerance;
-  const snap = (si: number, kept: number): number => {
-    const size = slots[si].group.size, rt = S.roundTo;
-    if (kept >= size) return size;
-    return Math.max(slots[si].minKept, Math.floor(kept / rt) * rt);
-  };
-  // What one more removed unit of each slot is worth, from the uniform allocation.
-  const unitCost = slots.map((s, si) => {
-    const c = uniformC.slice();
-    const down = snap(si, c[si] - S.roundTo);
-    if (down === c[si]) {
-      const up = Math.min(s.group.size, c[si] + S.roundTo);
-      if (up === c[si]) return 0;
-      c[si] = up;
-      return (measure(uniformC) - measure(c)) / (up - uniformC[si]);
-    }
-    c[si] = down;
-    return (measure(c) - measure(uniformC)) / (uniformC[si] - down);
-  });
+  const snap = snapper(S);
+  const unitCost = unitCosts(S, uniformC, measure);
 
   const report: SearchReport = {
     fitness: ev.outputs.map((o, i) => ({ output: o, kind: ev.kinds[i] })), reconstruct: recon, slots: slots.length,
@@ -488,11 +473,14 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
         if (r.bias && b) b.set(r.bias.delta);
       }
     } else if (anyRemoved && f.consumer && gram && recon === 'bias' && b) {
-      biasOnly(f.consumer, f.dense, gram, removed, b);
+      b.set(meanBiasDelta(f.consumer, f.dense, gram, channelColumns(f.consumer, removedChannels(f.consumer, removed))));
     }
-    if (anyRemoved) {
-      if (w === f.dense) w = f.dense.slice();
-      for (const m of f.masks) if (c[m.slot] < slots[m.slot].group.size) zeroUnits(w, f.dims, m.axis, m.indices, removal(m.slot, c[m.slot]));
+    // The removed units' positions zeroed, as the masked reference has them (a new array: `w` may be shared).
+    for (const m of f.masks) {
+      if (c[m.slot] >= slots[m.slot].group.size) continue;
+      const t = zeroAlongAxis({ dtype: DataType.FLOAT, dims: f.dims, bytes: new Uint8Array(w.buffer, w.byteOffset, w.byteLength) },
+        m.axis, removal(m.slot, c[m.slot]).flatMap((u) => m.indices[u]), f.name);
+      w = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, w.length);
     }
     const v = { w, b };
     // The memo is dropped whole when it would hold more than MEMO_BYTES of tensors.
@@ -540,6 +528,32 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
   };
 
   return { sm, ev, nb, allBatches, measure, removedOf, configOf, fitness, exact, evaluations: () => evaluations, unrefit: () => unrefit, release: () => ev.release() };
+}
+
+/** A kept count made valid for slot `si`: a multiple of round-to within [min kept, size), or the whole group. */
+export function snapper(S: Slots): (si: number, kept: number) => number {
+  return (si, kept) => {
+    const size = S.slots[si].group.size, rt = S.roundTo;
+    if (kept >= size) return size;
+    return Math.max(S.slots[si].minKept, Math.floor(kept / rt) * rt);
+  };
+}
+
+/** What one more removed unit of each slot is worth (fraction of the budget), measured one round-to step from `base`. */
+export function unitCosts(S: Slots, base: Config, measure: (c: Config) => number): number[] {
+  const snap = snapper(S);
+  return S.slots.map((s, si) => {
+    const c = base.slice();
+    const down = snap(si, c[si] - S.roundTo);
+    if (down === c[si]) {
+      const up = Math.min(s.group.size, c[si] + S.roundTo);
+      if (up === c[si]) return 0;
+      c[si] = up;
+      return (measure(base) - measure(c)) / (up - base[si]);
+    }
+    c[si] = down;
+    return (measure(c) - measure(base)) / (base[si] - down);
+  });
 }
 
 /** The batch indices in a seeded random order. */
@@ -621,16 +635,6 @@ export function repair(c: Config, sp: Space, prefer: number[] = []): Config | un
     c[si] = next;
   }
   return Math.abs(sp.ratio - sp.measure(c)) <= sp.tolerance ? c : undefined;
-}
-
-/** FLAP's compensation from the Gram's column sums: bias += W_J·μ_J. */
-function biasOnly(c: Consumer, W: Float32Array, s: GramStats, removed: Record<string, number[]>, out: Float32Array): void {
-  const J = channelColumns(c, removedChannels(c, removed));
-  for (const j of J) {
-    const mu = s.sum[j] / (s.count || 1);
-    if (!mu) continue;
-    for (let o = 0; o < c.dOut; o++) out[o] += (c.layout === 'out-in' ? W[o * c.dIn + j] : W[j * c.dOut + o]) * mu;
-  }
 }
 
 export type { Slot };

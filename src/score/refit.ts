@@ -187,26 +187,35 @@ function refitRows(t: Float64Array, dOut: number, gram: Gram, kept: Int32Array, 
     const hkk = gram.block(kept, kept);
     const f = dampedCholesky(hkk, nk, { lambda: opts.lambda, scale: meanDiag, undamped, maxRetries: opts.maxRetries });
     facts = { lambda: f.lambda, damping: f.damping, retries: f.retries };
-    const hkj = gram.block(kept, removed);
-    const keptRows = Int32Array.from(kept, (j) => j * dOut);
-    const removedRows = Int32Array.from(removed, (j) => j * dOut);
-    if (nj <= dOut) {
-      // Z = H_KK⁻¹·H_KJ (|K|×|J|), then t_K += Z·t_J.
-      choleskySolve(f.L, nk, hkj, nj);
-      addProductRows(t, keptRows, hkj, t, removedRows, dOut);
-    } else {
-      // R = H_KJ·t_J (|K|×d_out), then t_K += H_KK⁻¹·R.
-      const r = new Float64Array(nk * dOut);
-      addProductRows(r, Int32Array.from(kept, (_, p) => p * dOut), hkj, t, removedRows, dOut);
-      choleskySolve(f.L, nk, r, dOut);
-      for (let p = 0; p < nk; p++) {
-        const dst = kept[p] * dOut;
-        for (let o = 0; o < dOut; o++) t[dst + o] += r[p * dOut + o];
-      }
-    }
+    solveKept(t, dOut, f.L, gram, kept, removed);
   }
   for (const j of removed) t.fill(0, j * dOut, (j + 1) * dOut);
   return facts;
+}
+
+/**
+ * t_K += (L·Lᵀ)⁻¹·H_KJ·t_J, with L the Cholesky factor of the damped H_KK: the refit of the kept rows of `t`
+ * (nV × dOut, row j = weights of input j), whichever of |J| and d_out right-hand sides is fewer. t_J is left as is.
+ */
+function solveKept(t: Float64Array, dOut: number, L: Float64Array, gram: Gram, kept: Int32Array, removed: Int32Array): void {
+  const nk = kept.length, nj = removed.length;
+  const hkj = gram.block(kept, removed);
+  const keptRows = Int32Array.from(kept, (j) => j * dOut);
+  const removedRows = Int32Array.from(removed, (j) => j * dOut);
+  if (nj <= dOut) {
+    // Z = H_KK⁻¹·H_KJ (|K|×|J|), then t_K += Z·t_J.
+    choleskySolve(L, nk, hkj, nj);
+    addProductRows(t, keptRows, hkj, t, removedRows, dOut);
+  } else {
+    // R = H_KJ·t_J (|K|×d_out), then t_K += H_KK⁻¹·R.
+    const r = new Float64Array(nk * dOut);
+    addProductRows(r, Int32Array.from(kept, (_, p) => p * dOut), hkj, t, removedRows, dOut);
+    choleskySolve(L, nk, r, dOut);
+    for (let p = 0; p < nk; p++) {
+      const dst = kept[p] * dOut;
+      for (let o = 0; o < dOut; o++) t[dst + o] += r[p * dOut + o];
+    }
+  }
 }
 
 function zeroDeadRows(t: Float64Array, dOut: number, deadColumns: number[], opts: RefitOptions): void {
@@ -347,21 +356,7 @@ export class NestedRefit {
     if (m > 0 && removed.length > 0) {
       const Lm = new Float64Array(m * m);
       for (let i = 0; i < m; i++) Lm.set(this.L.subarray(i * n, i * n + i + 1), i * m);
-      const hkj = this.gram.block(kept, removed);
-      const keptRows = Int32Array.from(kept, (j) => j * dOut);
-      const removedRows = Int32Array.from(removed, (j) => j * dOut);
-      if (removed.length <= dOut) {
-        choleskySolve(Lm, m, hkj, removed.length);
-        addProductRows(t, keptRows, hkj, t, removedRows, dOut);
-      } else {
-        const rhs = new Float64Array(m * dOut);
-        addProductRows(rhs, Int32Array.from(kept, (_, p) => p * dOut), hkj, t, removedRows, dOut);
-        choleskySolve(Lm, m, rhs, dOut);
-        for (let p = 0; p < m; p++) {
-          const dst = kept[p] * dOut;
-          for (let o = 0; o < dOut; o++) t[dst + o] += rhs[p * dOut + o];
-        }
-      }
+      solveKept(t, dOut, Lm, this.gram, kept, removed);
     }
     for (const j of removed) t.fill(0, j * dOut, (j + 1) * dOut);
     const out: { W: Float64Array; biasDelta?: Float64Array } = { W: fromInOut(t, dOut, dIn, this.opts.layout ?? 'out-in') };

@@ -3,6 +3,7 @@
  * the last axis, and KL divergence of softmax(last axis) for logits.
  */
 import { float16ToFloat32 } from '../ir/dtype';
+import { logSoftmaxRow } from '../util/softmax';
 import type { ort } from '../ort/session';
 
 /** The half-precision rounding tolerance of a tensor (src/verify/rounding.ts halfTolerance). */
@@ -87,15 +88,6 @@ function argmaxRows(x: Float64Array, last: number): Int32Array {
     out[r] = best;
   }
   return out;
-}
-
-function logSoftmaxRow(x: Float64Array, off: number, n: number, out: Float64Array): void {
-  let m = -Infinity;
-  for (let j = 0; j < n; j++) m = Math.max(m, x[off + j]);
-  let s = 0;
-  for (let j = 0; j < n; j++) s += Math.exp(x[off + j] - m);
-  const lse = m + Math.log(s);
-  for (let j = 0; j < n; j++) out[j] = x[off + j] - lse;
 }
 
 /** The multi-index of element `flat` of a tensor of `dims` (row-major). */
