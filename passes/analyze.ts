@@ -3,7 +3,8 @@
  * `ctx.artifacts.groups` and a short summary into `ctx.report.groups`.
  *
  * Options: `dim` (values for symbolic input dims, e.g. { batch: 1, seq: 16 }), `shapes` ('auto' | 'static' |
- * 'ort': where concrete shapes come from), `rewriteShapes` (let groups whose Reshape target is computed from an
+ * 'ort': where concrete shapes come from), `pruneHidden` (channels a normalization reduces over are prunable, the
+ * norm then running over the kept ones; default on), `rewriteShapes` (let groups whose Reshape target is computed from an
  * unpruned dim be pruned by rewriting that element to −1, which apply supports; default on), `gqaQueryHeads`.
  * `verifyBatch` / `verifySeq` (the verification input sizes) are also tried as probe sizes when onnxruntime must
  * measure shapes and the model does not run on tiny inputs (src/analysis/shape-source.ts).
@@ -27,6 +28,7 @@ export function analyzePass(options: PruneOptions): Pass {
         seq: options.verifySeq,
         rewriteComputedShapes: options.rewriteShapes !== false,
         gqaQueryHeads: options.gqaQueryHeads === true,
+        normStatistics: options.pruneHidden !== false,
       });
       ctx.artifacts.groups = analysis;
       const s = analysis.summary;

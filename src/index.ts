@@ -23,7 +23,7 @@ export {
 // The stages
 export { analyzeGroups, scoreGroups, allocate, applyPlan, verifyPruned, type ScoreStageOptions, type ScoreStageResult } from './pipeline/stages';
 export { analyzeGroupsWithShapes, type GroupAnalysisOptions } from './analysis/analyze';
-export type { GroupAnalysis, Group, DeclinedGroup, Member, WeightMember, ShapeMember, AttrMember, UnitKind } from './analysis/types';
+export type { GroupAnalysis, Group, DeclinedGroup, Member, WeightMember, ShapeMember, AttrMember, StatMember, UnitKind } from './analysis/types';
 export { toGroupsJson, fromGroupsJson } from './analysis/groups-json';
 export { countMacs, type FlopsReport } from './analysis/flops';
 export { summarizeModel, type ModelSummary } from './analysis/inspect';

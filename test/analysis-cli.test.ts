@@ -69,8 +69,12 @@ test('text output lists groups, declined groups with reasons and the summary lin
   expect(r.code).toBe(0);
   expect(r.stdout).toMatch(/4 × head of 32/);
   expect(r.stdout).toMatch(/352 × neuron/);
-  expect(r.stdout).toMatch(/reduction over the pruned axis/);
-  expect(r.stdout).toMatch(/^summary: prunable params \d+ \/ 491756 \(\d+\.\d%\), 4 groups, 2 declined$/m);
+  expect(r.stdout).toMatch(/128 × channel, .*, 5 norm statistics over kept — \/embed_tokens\/Gather \(\+4 coupled\)/);
+  expect(r.stdout).toMatch(/reaches a graph output/);
+  expect(r.stdout).toMatch(/^summary: prunable params \d+ \/ 491756 \(\d+\.\d%\), 5 groups, 1 declined$/m);
+  const off = await runCliInProcess(['groups', path.join(SHARED, 'llama_s.onnx'), '--no-prune-hidden']);
+  expect(off.stdout).toMatch(/reduction over the pruned axis/);
+  expect(off.stdout).toMatch(/^summary: prunable params \d+ \/ 491756 \(\d+\.\d%\), 4 groups, 2 declined$/m);
 });
 
 test('bad input: one-line errors, exit 1', async () => {

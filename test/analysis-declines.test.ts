@@ -62,7 +62,7 @@ test('unsupported op (and a non-default domain)', async () => {
   expectDeclined(a, d, `${DECLINE.unknownOp}: com.example.Custom`);
 });
 
-test('normalization over the pruned axis (LayerNormalization, decomposed RMSNorm)', async () => {
+test('normalization over the pruned axis (LayerNormalization, decomposed RMSNorm), with normStatistics off', async () => {
   const g = new G();
   const x = g.input('x', ['batch', 'seq', 8]);
   const h = g.op('MatMul', [x, g.weight([8, 8])]);
@@ -70,9 +70,12 @@ test('normalization over the pruned axis (LayerNormalization, decomposed RMSNorm
   const h2 = g.op('MatMul', [x, g.weight([8, 8])]);
   const rms = g.op('Mul', [h2, g.op('Div', [g.floats([1], []), g.op('Sqrt', [g.op('ReduceMean', [g.op('Pow', [h2, g.floats([2], [])])], { axes: [-1] })])])]);
   g.output(g.op('MatMul', [g.op('Add', [ln, rms]), g.weight([8, 2])]));
-  const a = await analyze(g.model());
+  const a = await analyze(g.model(), { normStatistics: false });
   expectDeclined(a, h, DECLINE.normalization);
   expectDeclined(a, h2, DECLINE.reduction);
+  // By default both are one group (coupled by the Add) whose norms run over the kept channels.
+  const on = await analyze(g.model());
+  expect(on.groups.find((x) => ((x.info?.producers as string[]) ?? []).includes(h))?.members.filter((m) => m.kind === 'stat').length).toBe(2);
 });
 
 test('Softmax over the pruned axis', async () => {
@@ -83,13 +86,18 @@ test('Softmax over the pruned axis', async () => {
   expectDeclined(await analyze(g.model()), h, DECLINE.softmax);
 });
 
-test('reduction over the pruned axis (ReduceMean over channels)', async () => {
+test('reduction over the pruned axis (ReduceMax over channels; ReduceMean not kept as size 1)', async () => {
   const g = new G();
   const x = g.input('x', X);
   const c = g.conv(x, 4, 4);
-  const m = g.op('ReduceMean', [c], { axes: [1], keepdims: 1 });
+  const m = g.op('ReduceMax', [c], { axes: [1], keepdims: 1 });
   g.output(g.conv(g.op('Sub', [c, m]), 4, 2));
   expectDeclined(await analyze(g.model(17)), c, DECLINE.reduction);
+  const g2 = new G();
+  const c2 = g2.conv(g2.input('x', X), 4, 4);
+  const m2 = g2.op('ReduceMean', [c2], { axes: [1], keepdims: 0 });
+  g2.output(g2.op('Add', [g2.conv(c2, 4, 2), g2.op('Unsqueeze', [m2, g2.ints([1])])]));
+  expectDeclined(await analyze(g2.model(17)), c2, DECLINE.reduction);
 });
 
 test('contraction over the pruned axis without a weight', async () => {

@@ -10,8 +10,8 @@ import type { Model } from '../src/ir/model';
 import { SHARED, analyze, attrs, groupOf, sharedModel, shapes, weights } from './analysis-kit';
 
 const cache = new Map<string, Promise<{ model: Model; a: GroupAnalysis }>>();
-function load(file: string, opts: { rewriteComputedShapes?: boolean } = {}) {
-  const key = `${file}|${!!opts.rewriteComputedShapes}`;
+function load(file: string, opts: { rewriteComputedShapes?: boolean; normStatistics?: boolean } = {}) {
+  const key = `${file}|${!!opts.rewriteComputedShapes}|${opts.normStatistics !== false}`;
   if (!cache.has(key)) {
     cache.set(key, (async () => {
       const model = sharedModel(file);
@@ -158,10 +158,12 @@ test('shufflenet_v2_x0_5: branch groups prune; the channel shuffle chain is decl
   expect(shuffleFed.some((d) => model.graph.producer(d.node ?? '')?.opType === 'Slice')).toBe(true);
 });
 
-test('convnext_s: MLP hidden neurons prune; the LayerNorm residual stream is declined', async () => {
+test('convnext_s: MLP hidden neurons prune; the LayerNorm residual stream of each stage is a group (norms over kept channels)', async () => {
   const { model, a } = await load('convnext_s.onnx');
   const sharedDims = (t: string) => model.graph.constant(t)!.dims;
-  for (const g of a.groups) {
+  const streams = a.groups.filter((g) => g.members.some((m) => m.kind === 'stat'));
+  expect(streams.map((g) => [g.unit, g.size])).toEqual([['channel', 24], ['channel', 48], ['channel', 96], ['channel', 192]]);
+  for (const g of a.groups.filter((x) => !streams.includes(x))) {
     // Linear(C, 4C) → GELU → Linear(4C, C): 4C neurons
     const w = weights(g, 'out').find((x) => x.axis === 1)!;
     expect(g.unit).toBe('neuron');
@@ -169,7 +171,9 @@ test('convnext_s: MLP hidden neurons prune; the LayerNorm residual stream is dec
   }
   const first = groupOf(a, '/features/features.1/features.1.0/block/block.3/MatMul_output_0');
   expect(first.size).toBe(96);
-  expect(a.declined.some((d) => d.reason === DECLINE.normalization)).toBe(true);
+  expect(a.declined.some((d) => d.reason === DECLINE.normalization)).toBe(false);
+  const off = (await load('convnext_s.onnx', { normStatistics: false })).a;
+  expect(off.declined.some((d) => d.reason === DECLINE.normalization)).toBe(true);
 });
 
 for (const [file, layers, kv] of [['llama_s.onnx', 2, false], ['llama_gqa_s.onnx', 2, true]] as const) {
@@ -198,7 +202,11 @@ for (const [file, layers, kv] of [['llama_s.onnx', 2, false], ['llama_gqa_s.onnx
       expect(producersOf(mlp)).toContain(`/layers.${l}/mlp/up_proj/MatMul_output_0`);
       expect(weights(mlp, 'in')[0].node).toBe(`/layers.${l}/mlp/down_proj/MatMul_output_0`);
     }
-    expect(a.declined.map((d) => d.reason).sort()).toEqual([DECLINE.graphOutput, DECLINE.reduction].sort());
+    // The hidden size is one group through the RMSNorms (statistics over the kept channels); the vocabulary
+    // reaches the output.
+    expect(a.declined.map((d) => d.reason)).toEqual([DECLINE.graphOutput]);
+    const hidden = a.groups.filter((g) => g.members.some((m) => m.kind === 'stat'));
+    expect(hidden.map((g) => [g.size, g.members.filter((m) => m.kind === 'stat').length])).toEqual([[128, 5]]);
   });
 }
 

@@ -392,7 +392,7 @@ describe('old opsets', () => {
     expectPruned(r);
   });
 
-  test('ReduceMean-11 over the channel axis is declined (reduction over the pruned axis)', async () => {
+  test('ReduceMean-11 (axes attribute) over the channel axis: a statistics member, pruned and verified against the norm-aware reference', async () => {
     const g = graph({
       nodes: [
         conv('x', 'W1', 'B1', 'c1', pads1),
@@ -404,7 +404,9 @@ describe('old opsets', () => {
       initializers: [rnd('W1', [8, 3, 3, 3]), rnd('B1', [8]), rnd('W2', [4, 8, 1, 1]), rnd('B2', [4])],
     });
     const r = await prune('reducemean-channels', g, 11);
-    expect(declinedFor(r.analysis, 'c1')?.reason).toBe(DECLINE.reduction);
+    expect(declinedFor(r.analysis, 'c1')).toBeUndefined();
+    expect(r.analysis.groups.some((x) => x.members.some((m) => m.kind === 'stat' && m.node === 'm'))).toBe(true);
+    expectPruned(r);
   });
 });
 

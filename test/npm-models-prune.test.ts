@@ -85,7 +85,9 @@ const OUTCOMES: Record<string, Outcome> = {
   // Its only group is the STFT conv, protected by default as the first conv (see the test without the flag).
   'melspectrogram.onnx': { kind: 'pruned', flags: ['--no-protect-defaults'] },
   'embedding_model.onnx': { kind: 'pruned' },
-  'hey_jarvis_v0.1.onnx': { kind: 'unchanged', note: /every group was declined \(reduction over the pruned axis ×4\); \d+ of \d+ params .* inside If branches/ },
+  // MLP heads with LayerNorm written as ReduceMean/Sub/Pow/Sqrt/Div, inside If branches: the normalized hidden
+  // channels are the groups (the norms run over the kept channels); --no-prune-hidden leaves nothing to prune.
+  'hey_jarvis_v0.1.onnx': { kind: 'pruned' },
 };
 
 let tmp: string;
@@ -153,9 +155,9 @@ describe('onnx-prune IN OUT --ratio 0.3', () => {
 describe('explained outcomes and user errors', () => {
   withModels('nothing prunable: a warning on stderr, the note in the summary, exit 0', async () => {
     const out = path.join(tmp, 'jarvis-plain.onnx');
-    const r = await runCliInProcess([modelFile('hey_jarvis_v0.1.onnx'), out, '--ratio', '0.3']);
+    const r = await runCliInProcess([modelFile('hey_jarvis_v0.1.onnx'), out, '--ratio', '0.3', '--no-prune-hidden']);
     expect(r.code).toBe(0);
-    expect(lines(r.stderr)).toEqual([expect.stringMatching(/^onnx-prune: warning: nothing to prune: every group was declined .*; the output is the input model unchanged$/)]);
+    expect(lines(r.stderr)).toEqual([expect.stringMatching(/^onnx-prune: warning: nothing to prune: every group was declined \(reduction over the pruned axis ×4\).*; the output is the input model unchanged$/)]);
     expect(r.stdout).toMatch(/pruned 0\/0 groups .* not verified \(nothing pruned\)\nnothing to prune: /);
     expect(fs.existsSync(out)).toBe(true);
   });

@@ -5,7 +5,9 @@
  * MatMul, Einsum — with a constant of rank ≥ 2 at one of its weight inputs):
  *  - first conv: a convolution (`weighted.unit: 'conv'`) weighted layer with no other weighted layer on any path from a graph input
  *    to it (the stem). Its output-channel group (a group with an 'out' member on it) is protected: the stem is
- *    narrow and everything downstream depends on it.
+ *    narrow and everything downstream depends on it. Not when the group is a normalized stream (it has
+ *    statistics members: a ViT's patch embedding writes the hidden size every block reads and writes, which is
+ *    the model's width rather than a stem; Torch-Pruning and Minitron prune it).
  *  - classifier: a weighted layer from which some graph output is reached without passing another weighted
  *    layer (the final Linear/Gemm/MatMul, e.g. an LM head). Its output-channel group (an 'out' member on it:
  *    the classes / vocabulary) is protected; analysis usually declines it already because it reaches a graph
@@ -81,11 +83,12 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
     const { firstConv, classifier } = defaultProtectedNodes(model);
     const fc = new Set(firstConv), cl = new Set(classifier);
     for (const g of analysis.groups) {
+      const normalized = g.members.some((m) => m.kind === 'stat');
       for (const m of g.members) {
         if (m.kind !== 'weight' || m.role !== 'out') continue;
         // A weight stored behind a Cast / DequantizeLinear chain is named by the chain's first op: use its reader.
         const id = weightUse(model.graph, m.node, m.input)?.node.outputs[0] ?? m.node;
-        if (fc.has(id)) mark(g, `first conv '${id}'`);
+        if (fc.has(id) && !normalized) mark(g, `first conv '${id}'`);
         if (cl.has(id)) mark(g, `classifier '${id}'`);
       }
     }
@@ -99,7 +102,7 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
     let hit = false;
     for (const g of analysis.groups) {
       const match = g.id === name || g.label === name ||
-        g.members.some((m) => m.node === nodeId || (m.kind !== 'attr' && m.tensor === name) ||
+        g.members.some((m) => m.node === nodeId || ((m.kind === 'weight' || m.kind === 'shape') && m.tensor === name) ||
           (m.kind === 'weight' && !!graph && weightUse(graph, m.node, m.input)?.node.outputs[0] === nodeId));
       if (match) {
         mark(g, `--protect ${name}`);

@@ -30,7 +30,7 @@ export function analyzeGroupsWithShapes(
   const g = model.graph;
   const plumb = new Plumbing(g, shapes, g.topoSort());
   const opset = model.opset() ?? 17;
-  const st = propagate(g, shapes, plumb, opset);
+  const st = propagate(g, shapes, plumb, opset, { normStats: opts.normStatistics });
   let result = buildGroups(st, plumb, opts);
   if (opts.gqaQueryHeads) result = withQueryHeadGroups(result, queryHeadGroups(model, shapes, opts, result));
   // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.

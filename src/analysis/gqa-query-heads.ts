@@ -54,7 +54,7 @@ export function queryHeadGroups(model: Model, shapes: Map<string, number[]>, opt
   if (!kvGroups.length) return out;
   const g = model.graph;
   const plumb = new Plumbing(g, shapes, g.topoSort());
-  const st = propagate(g, shapes, plumb, model.opset() ?? 17, true);
+  const st = propagate(g, shapes, plumb, model.opset() ?? 17, { repeatSpaces: true, normStats: opts.normStatistics });
   if (!st.repeatSpaceIds.size) return out;
   const repeatOutputs = new Set([...st.repeatSpaceIds].map((id) => st.spaces[id].node.outputs[0]));
   const second = buildGroups(st, plumb, opts);

@@ -15,9 +15,10 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
     const w = g.members.filter((m) => m.kind === 'weight').length;
     const s = g.members.filter((m) => m.kind === 'shape').length;
     const at = g.members.filter((m) => m.kind === 'attr').length;
+    const sn = g.members.filter((m) => m.kind === 'stat').length;
     const unit = g.unitSize > 1 ? `${g.unit} of ${g.unitSize}` : g.unit;
     lines.push(`  ${g.id}`);
-    lines.push(`      ${g.size} × ${unit}, ${human(g.paramsPerUnit)} params/unit, members: ${w} weights${s ? `, ${s} shape` : ''}${at ? `, ${at} attr` : ''} — ${g.label}`);
+    lines.push(`      ${g.size} × ${unit}, ${human(g.paramsPerUnit)} params/unit, members: ${w} weights${s ? `, ${s} shape` : ''}${at ? `, ${at} attr` : ''}${sn ? `, ${sn} norm statistics over kept` : ''} — ${g.label}`);
   }
   lines.push(`declined (${a.declined.length}):`);
   for (const d of a.declined) {

@@ -1,12 +1,12 @@
 /**
  * The JSON form of a GroupAnalysis (`onnx-prune groups MODEL --json`, schemas/groups.schema.json).
  *
- * It is the GroupAnalysis itself except that a weight member's `indices` (one list of axis positions per
+ * It is the GroupAnalysis itself except that a weight (or statistics) member's `indices` (one list of axis positions per
  * unit, possibly long: a Flatten consumer has C·H·W columns) is written as `ranges`: per unit, a list of
  * half-open [start, end) intervals covering exactly the same positions in the same (ascending) order.
  * `fromGroupsJson` restores the explicit form.
  */
-import type { DeclinedGroup, Group, GroupAnalysis, Member, WeightMember } from './types';
+import type { DeclinedGroup, Group, GroupAnalysis, Member, StatMember, WeightMember } from './types';
 
 export type Range = [number, number];
 
@@ -15,7 +15,11 @@ export interface WeightMemberJson extends Omit<WeightMember, 'indices'> {
   ranges: Range[][];
 }
 
-export type MemberJson = WeightMemberJson | Exclude<Member, WeightMember>;
+export interface StatMemberJson extends Omit<StatMember, 'indices'> {
+  ranges: Range[][];
+}
+
+export type MemberJson = WeightMemberJson | StatMemberJson | Exclude<Member, WeightMember | StatMember>;
 
 export interface GroupJson extends Omit<Group, 'members'> {
   members: MemberJson[];
@@ -48,9 +52,9 @@ export function toGroupsJson(a: GroupAnalysis): GroupsJson {
     groups: a.groups.map((g) => ({
       ...g,
       members: g.members.map((m): MemberJson => {
-        if (m.kind !== 'weight') return m;
+        if (m.kind !== 'weight' && m.kind !== 'stat') return m;
         const { indices, ...rest } = m;
-        return { ...rest, ranges: indices.map(toRanges) };
+        return { ...rest, ranges: indices.map(toRanges) } as MemberJson;
       }),
     })),
     declined: a.declined,
@@ -64,9 +68,9 @@ export function fromGroupsJson(j: GroupsJson): GroupAnalysis {
     groups: j.groups.map((g) => ({
       ...g,
       members: g.members.map((m): Member => {
-        if (m.kind !== 'weight') return m;
+        if (m.kind !== 'weight' && m.kind !== 'stat') return m;
         const { ranges, ...rest } = m;
-        return { ...rest, indices: ranges.map(fromRanges) };
+        return { ...rest, indices: ranges.map(fromRanges) } as Member;
       }),
     })),
     declined: j.declined,

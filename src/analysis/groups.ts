@@ -13,7 +13,7 @@ import { describeUnits } from './heads';
 import { type TracedStep, coupleSharedParams, traceParam } from './param-trace';
 import type { Plumbing } from './shape-plumbing';
 import { type GroupView, ShapeSolver } from './shape-solver';
-import type { AttachFact, AttrFact, DeclineFact, ShapeUseFact, ShapeUseKind, State } from './state';
+import type { AttachFact, AttrFact, DeclineFact, ShapeUseFact, ShapeUseKind, State, StatFact } from './state';
 
 /** Shape uses of the ops a traced parameter path can pass (their shape inputs must follow the pruned sizes). */
 const TRACED_USES: Record<string, ShapeUseKind> = { Reshape: 'reshape', Expand: 'expand', Slice: 'slice', Gather: 'gather' };
@@ -26,6 +26,12 @@ export interface BuildOptions {
    * instead of kv-groups where it is proven (see gqa-query-heads.ts; the two overlap, so not both).
    */
   gqaQueryHeads?: boolean;
+  /**
+   * Channels a normalization reduces over (the hidden size of a transformer: LayerNorm / RMSNorm, also written
+   * as ReduceMean/Pow/Sqrt/Div) are prunable, the statistics then running over the kept channels (StatMember);
+   * default true. false: they are declined ("normalization over the pruned axis").
+   */
+  normStatistics?: boolean;
 }
 
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
@@ -84,6 +90,8 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {},
   for (const a of st.attaches) push(attachesBy, a.field, a);
   const attrsBy = new Map<string, AttrFact[]>();
   for (const a of st.attrs) push(attrsBy, a.field, a);
+  const statsBy = new Map<string, StatFact[]>();
+  for (const f of st.stats) push(statsBy, f.field, f);
   const usesBy = new Map<string, ShapeUseFact[]>();
   for (const u of st.shapeUses) for (const t of new Set([u.data, ...u.outs])) push(usesBy, t, u);
   const elementsByRoot = new Map<number, number[]>();
@@ -231,6 +239,13 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {},
           if (af.position !== undefined) m.position = af.position;
           add(m);
         }
+        for (const sf of statsBy.get(t) ?? []) {
+          if (sf.axis !== o0.axis) continue;
+          const size = (st.shape(t) ?? [])[sf.axis];
+          if (!size) throw new Failure(DECLINE.unknownShape, sf.node, t);
+          const indices = roots.map((_, u) => view.occurrence(t, u)!.positions);
+          add({ kind: 'stat', node: sf.node, size, axis: sf.axis, gather: sf.gather, scatter: sf.scatter, indices });
+        }
       }
       const uses = [...new Set([...tensors.flatMap((t) => usesBy.get(t) ?? []), ...tracedUses])];
       const solved = solver.solve(view, uses, [...tensors, ...traced.keys()]);
@@ -241,7 +256,7 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {},
       if (bad) throw new Failure(bad.reason, bad.node, bad.tensor);
 
       const order = { out: 0, param: 1, in: 2 } as const;
-      const rank = (m: Member) => (m.kind === 'weight' ? order[m.role] : m.kind === 'attr' ? 3 : 4);
+      const rank = (m: Member) => (m.kind === 'weight' ? order[m.role] : m.kind === 'attr' ? 3 : m.kind === 'shape' ? 4 : 5);
       members.sort((a, b) => rank(a) - rank(b));
       const desc = describeUnits(st, cand.spaces, elementsByRoot.get(roots[0]) ?? [], size, members);
       let paramsPerUnit = 0;

@@ -10,9 +10,17 @@ import { declineInputs } from './rule-kit';
 import type { Plumbing } from './shape-plumbing';
 import { State } from './state';
 
-export function propagate(graph: Graph, shapes: Map<string, number[]>, plumb: Plumbing, opset: number, repeatSpaces = false): State {
+export interface PropagateOptions {
+  /** Query-head mode (gqa-query-heads.ts): a repeating Expand labels its copies afresh. */
+  repeatSpaces?: boolean;
+  /** Normalization statistics over a pruned axis run over the kept positions (default) instead of declining. */
+  normStats?: boolean;
+}
+
+export function propagate(graph: Graph, shapes: Map<string, number[]>, plumb: Plumbing, opset: number, opts: PropagateOptions = {}): State {
   const st = new State(graph, shapes, plumb, opset);
-  st.repeatSpaces = repeatSpaces;
+  st.repeatSpaces = !!opts.repeatSpaces;
+  st.normStats = opts.normStats !== false;
   for (const n of graph.topoSort()) {
     const labeled = n.inputs.some((i) => st.field(i));
     if (n.subgraphs.length) {

@@ -128,6 +128,29 @@ export function mixAlong(st: State, n: Node, f: Field, axes: number[], reason: s
   return f;
 }
 
+/**
+ * Statistics of a normalization along `axes` of input 0 (mean / variance / RMS, a ReduceMean kept as size 1).
+ * When exactly one labeled axis is among them and no labeled axis survives, the op is recorded as a StatFact:
+ * pruned, it runs over the kept positions (`gather`: the inputs to slice with input 0's axis, which is listed
+ * first; `scatter`: the outputs that carry that axis). Otherwise (`st.normStats` off, per-head statistics, two
+ * labeled axes mixed) it is `mixAlong` with `reason`.
+ */
+export function statisticsAlong(
+  st: State, n: Node, f: Field, axes: number[], reason: string,
+  params: { input: number; axis: number }[] = [], scatter: number[] = [],
+): Field {
+  const M = f.axes.filter((a) => axes.includes(a));
+  if (!M.length) return f;
+  if (!st.normStats || M.length !== 1 || f.axes.some((a) => !axes.includes(a))) return mixAlong(st, n, f, axes, reason);
+  const a = M[0];
+  st.stats.push({
+    field: n.inputs[0], axis: a, node: id(n),
+    gather: [{ input: 0, axis: a }, ...params],
+    scatter: scatter.map((output) => ({ output, axis: a })),
+  });
+  return f;
+}
+
 /** Removes `axes` (mixed away, labels constant along them) from a field; keepdims keeps the numbering. */
 export function dropAxes(f: Field, axes: number[], keepdims: boolean): Field {
   let g = f;

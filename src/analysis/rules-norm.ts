@@ -11,7 +11,7 @@
 import type { Node } from '../ir/node';
 import { DECLINE } from './decline';
 import { type Field, strides } from './field';
-import { declineInputs, dropAxes, id, mixAlong, normAxis, passThrough, reduceLike } from './rule-kit';
+import { declineInputs, dropAxes, id, mixAlong, normAxis, passThrough, reduceLike, statisticsAlong } from './rule-kit';
 import type { State } from './state';
 
 /** Attaches 1-D per-channel parameters (inputs `inputs`, their axis 0) to axis `axis` of `field`. */
@@ -41,14 +41,27 @@ export function instanceNormRule(st: State, n: Node): void {
   perChannel(st, n, n.outputs[0], 1, [1, 2]);
 }
 
-/** LayerNormalization / RMSNormalization over axes [axis, rank). */
+/**
+ * LayerNormalization / RMSNormalization / SimplifiedLayerNormalization over axes [axis, rank). A labeled
+ * normalized axis (a transformer's hidden size) is a statistics axis (statisticsAlong): the scale and bias
+ * follow it as parameters, and pruned the op normalizes over the kept channels.
+ */
 export function layerNormRule(st: State, n: Node): void {
   const f = st.field(n.inputs[0]);
   if (!f) return;
   const R = f.rank;
   const ax = normAxis(n.attrInt('axis', -1), R);
   const normAxes = Array.from({ length: R - ax }, (_, i) => ax + i);
-  const g = mixAlong(st, n, f, normAxes, DECLINE.normalization);
+  const params: { input: number; axis: number }[] = [];
+  for (const i of [1, 2]) {
+    const p = n.inputs[i];
+    const s = p ? st.shape(p) : undefined;
+    for (const a of f.axes) {
+      const pa = s ? a - (R - s.length) : -1;
+      if (s && pa >= 0 && s[pa] > 1 && normAxes.includes(a)) params.push({ input: i, axis: pa });
+    }
+  }
+  const g = statisticsAlong(st, n, f, normAxes, DECLINE.normalization, params, [0]);
   const out = n.outputs[0];
   st.setField(out, g);
   for (const i of [1, 2]) {
@@ -117,8 +130,20 @@ export function reduceRule(st: State, n: Node): void {
     axes = Array.from({ length: R }, (_, i) => i);
   }
   const norm = [...new Set(axes.map((a) => normAxis(a, R)))].sort((a, b) => a - b);
-  reduceLike(st, n, n.inputs[0], n.outputs[0], norm, n.attrInt('keepdims', 1) !== 0, DECLINE.reduction);
+  const keepdims = n.attrInt('keepdims', 1) !== 0;
+  if (keepdims && STATISTICS.has(n.opType)) {
+    // A normalization's statistic, broadcast back over the axis (decomposed LayerNorm / RMSNorm / L2 norm):
+    // recorded, its output carries no labels (statisticsAlong only records when no labeled axis survives).
+    const before = st.stats.length;
+    const g = statisticsAlong(st, n, f, norm, DECLINE.reduction);
+    if (st.stats.length === before) st.setField(n.outputs[0], dropAxes(g, norm, true));
+    return;
+  }
+  reduceLike(st, n, n.inputs[0], n.outputs[0], norm, keepdims, DECLINE.reduction);
 }
+
+/** Reductions that decomposed normalizations compute over the normalized axis (kept as size 1). */
+const STATISTICS = new Set(['ReduceMean', 'ReduceSum', 'ReduceSumSquare', 'ReduceL1', 'ReduceL2']);
 
 export function argReduceRule(st: State, n: Node): void {
   const f = st.field(n.inputs[0]);

@@ -305,14 +305,33 @@ export class Plumbing {
         return;
       }
       case 'Slice': {
-        if (!ins[0] || ins[0].dims.length !== 1) return;
+        // Any rank (torch's F.pad flips its pads as Reshape(-1, 2) → Slice(step −1) → Transpose → Reshape).
+        if (!ins[0]) return;
         const num = (i: number) => (ins[i] ? ins[i]!.elems.map((e) => evaluate(e, {})) : undefined);
         const starts = num(1), ends = num(2);
         if (!starts || !ends) return;
-        const steps = num(4) ?? [1];
-        const d = ins[0].dims[0];
-        const sel = sliceIndices(d, starts[0], ends[0], steps[0]);
-        this.set(n, { dims: [sel.length], elems: sel.map((p) => ins[0]!.elems[p]), int: ins[0].int });
+        const dims = ins[0].dims;
+        const R = dims.length;
+        const axes = (num(3) ?? starts.map((_, i) => i)).map((x) => (x < 0 ? x + R : x));
+        const steps = num(4) ?? starts.map(() => 1);
+        const sel = dims.map((d) => Array.from({ length: d }, (_, i) => i));
+        axes.forEach((ax, j) => { if (ax >= 0 && ax < R) sel[ax] = sliceIndices(dims[ax], starts[j], ends[j], steps[j]); });
+        this.set(n, { dims: sel.map((l) => l.length), elems: gatherGrid(ins[0].elems, dims, sel), int: ins[0].int });
+        return;
+      }
+      case 'Transpose': {
+        if (!ins[0]) return;
+        const dims = ins[0].dims;
+        const perm = n.attrInts('perm') ?? dims.map((_, i) => dims.length - 1 - i);
+        const od = perm.map((p) => dims[p]);
+        const ist = stridesOf(dims);
+        const elems: Expr[] = [];
+        for (let f = 0; f < numel(od); f++) {
+          let rem = f, off = 0;
+          for (let k = od.length - 1; k >= 0; k--) { off += (rem % od[k]) * ist[perm[k]]; rem = Math.floor(rem / od[k]); }
+          elems.push(ins[0].elems[off]);
+        }
+        this.set(n, { dims: od, elems, int: ins[0].int });
         return;
       }
       case 'ConstantOfShape': {
@@ -377,6 +396,20 @@ function bigSafe(t: ConstTensor, position: number, value: number): number {
   if (Math.abs(value) < 2 ** 53) return value;
   const v = (t.data() as BigInt64Array)[position];
   return v > 0n ? Number.MAX_SAFE_INTEGER : -Number.MAX_SAFE_INTEGER;
+}
+
+function stridesOf(dims: number[]): number[] {
+  const st = new Array<number>(dims.length).fill(1);
+  for (let i = dims.length - 2; i >= 0; i--) st[i] = st[i + 1] * dims[i + 1];
+  return st;
+}
+
+/** The elements at the cross product of per-axis position lists (row-major). */
+function gatherGrid<T>(elems: T[], dims: number[], sel: number[][]): T[] {
+  const st = stridesOf(dims);
+  let offs = [0];
+  sel.forEach((l, a) => { offs = offs.flatMap((o) => l.map((i) => o + i * st[a])); });
+  return offs.map((o) => elems[o]);
 }
 
 /** Positions selected by a 1-D slice (ONNX semantics: negative and out-of-range bounds clamp). */

@@ -164,11 +164,11 @@ export class ShapeSolver {
     if (!relevant.size) return { ok: true, members: [] };
 
     const assign = new Map<string, { leaf: ConstLeaf; perUnit: number }>();
-    const overrides = new Map<string, SlotExpr>();
+    const overrides = new Map<string, { slot: SlotExpr; value: number }>();
     const env = (k: number): Env => ({
       dim: (t, a) => shape(t)[a] - k * view.cnt(t, a),
       leaf: (l) => { const x = assign.get(leafKey(l)); return x ? l.value - k * x.perUnit : undefined; },
-      slot: (s) => (overrides.has(slotKey(s)) ? -1 : undefined),
+      slot: (s) => overrides.get(slotKey(s))?.value,
     });
     const valueAt = (s: Sink, j: number, k: number) => evaluate(s.value.elems[j], env(k));
     const okElem = (s: Sink, j: number): boolean => ks.every((k) => this.accept(view, s, j, valueAt(s, j, k), k));
@@ -192,11 +192,16 @@ export class ShapeSolver {
           if (fixed) break;
         }
         if (!fixed && this.rewriteComputed && s.kind === 'reshape') {
+          // A one-element Concat input computed from a pruned dim becomes a constant: its original value where
+          // the element must not change (a head size read off the hidden size), else −1 (Reshape infers it).
           for (const l of ls) {
             if (l.k !== 'slot' || l.elems !== 1) continue;
-            overrides.set(slotKey(l), l);
-            if (okElem(s, j)) { fixed = true; break; }
-            overrides.delete(slotKey(l));
+            for (const value of [evaluate(l.arg, {}), -1]) {
+              overrides.set(slotKey(l), { slot: l, value });
+              if (okElem(s, j)) { fixed = true; break; }
+              overrides.delete(slotKey(l));
+            }
+            if (fixed) break;
           }
         }
         if (!fixed) return fail(s.kind === 'fixed' ? DECLINE.shapeAsData : DECLINE.shapeRewrite, s.node, s.tensor);
@@ -218,14 +223,14 @@ export class ShapeSolver {
     for (const { leaf, perUnit } of assign.values()) {
       members.push({ kind: 'shape', tensor: leaf.tensor, node: leaf.node, input: leaf.input, position: leaf.position, perUnit });
     }
-    for (const sl of overrides.values()) {
+    for (const { slot: sl, value } of overrides.values()) {
       const concat = this.graph.producer(sl.node)!;
       const orig = evaluate(sl.arg, {});
       const sink = this.bySlot.get(slotKey(sl))![0];
       const j = sink.value.elems.indexOf(sl);
       const out = sink.node.outputs[0];
       const perUnit = j >= 0 ? view.cnt(out, j) : 0;
-      members.push({ kind: 'shape', tensor: concat.inputs[sl.input], node: sl.node, input: sl.input, position: sl.position, perUnit, replaceWith: -1, value: orig });
+      members.push({ kind: 'shape', tensor: concat.inputs[sl.input], node: sl.node, input: sl.input, position: sl.position, perUnit, replaceWith: value, value: orig });
     }
     return { ok: true, members };
   }

@@ -53,6 +53,16 @@ export type ShapeUseKind = 'reshape' | 'expand' | 'slice' | 'split' | 'split-att
 /** A data op whose shape-like inputs must stay consistent with pruned sizes. */
 export interface ShapeUseFact { kind: ShapeUseKind; node: Node; data: string; outs: string[] }
 
+/**
+ * Node `node` computes statistics along `axis` of its input 0 (`field`): with the group's units removed it runs
+ * over the kept positions (see StatMember: `gather` inputs are sliced before it, `scatter` outputs restored).
+ */
+export interface StatFact {
+  field: string; axis: number; node: string;
+  gather: { input: number; axis: number }[];
+  scatter: { output: number; axis: number }[];
+}
+
 export interface DeclineFact { labels: number[]; reason: string; node?: string; tensor?: string }
 
 /**
@@ -84,6 +94,12 @@ export class State {
   readonly attrs: AttrFact[] = [];
   readonly shapeUses: ShapeUseFact[] = [];
   readonly declines: DeclineFact[] = [];
+  readonly stats: StatFact[] = [];
+  /**
+   * Normalization statistics over a pruned axis are allowed (recorded as StatFacts, computed over the kept
+   * positions) instead of declining the labels there.
+   */
+  normStats = true;
   /** resolveWeight results by tensor name (null: not a stored weight). */
   private readonly chains = new Map<string, WeightChain | null>();
   /** Elements whose units were formed by attention-style mixing (head evidence) → size of the mixed axis (head_dim). */

@@ -79,7 +79,7 @@ class Readers {
 function scopeCheck(model: Model, sub: Graph, readers: Readers): MemberCheck {
   return (members: Member[]) => {
     for (const m of members) {
-      if (m.kind === 'attr') continue;
+      if (m.kind === 'attr' || m.kind === 'stat') continue;
       const t = m.tensor;
       if (sub.initializers.has(t) || sub.producer(t)) continue;
       const owner = model.graph.ownerOf(t);
@@ -109,7 +109,7 @@ export function addSubgraphGroups(model: Model, shapes: Map<string, number[]>, o
     const readers = new Readers(model);
     for (const sub of subs) {
       const plumb = new Plumbing(sub, shapes, sub.topoSort());
-      const st = propagate(sub, shapes, plumb, opset);
+      const st = propagate(sub, shapes, plumb, opset, { normStats: opts.normStatistics });
       const r = buildGroups(st, plumb, opts, scopeCheck(model, sub, readers));
       groups.push(...r.groups);
       declined.push(...r.declined);

@@ -62,7 +62,26 @@ export interface AttrMember {
   perUnit: number;
 }
 
-export type Member = WeightMember | ShapeMember | AttrMember;
+/**
+ * A node whose statistics run along the group's axis (LayerNormalization / RMSNorm mean and variance, a
+ * ReduceMean of a decomposed norm): physically pruned, it computes them over the kept positions only. The
+ * masked reference (src/prune/mask.ts) does the same: it gathers the kept positions of each `gather` input
+ * (input 0 along `axis`, and per-channel parameters) before the node and scatters each `scatter` output back to
+ * `size` positions (zeros at the removed ones), so "pruned = masked reference" stays exact.
+ */
+export interface StatMember {
+  kind: 'stat';
+  node: string;
+  /** Length of input 0 along `axis` (every position, whichever group it belongs to). */
+  size: number;
+  axis: number;
+  gather: { input: number; axis: number }[];
+  scatter: { output: number; axis: number }[];
+  /** indices[u] = positions along `axis` of input 0 that belong to unit u. */
+  indices: number[][];
+}
+
+export type Member = WeightMember | ShapeMember | AttrMember | StatMember;
 
 export type UnitKind = 'channel' | 'head' | 'kv-group' | 'neuron';
 

@@ -23,6 +23,7 @@ export const groupsCommand: CommandModule<object, GroupsArgs> = {
       mode: o.shapes,
       rewriteComputedShapes: o.rewriteShapes !== false,
       gqaQueryHeads: !!o.gqaQueryHeads,
+      normStatistics: o.pruneHidden !== false,
     });
     process.stdout.write(o.json ? `${JSON.stringify(toGroupsJson(analysis))}\n` : `${formatGroups(analysis, args.model)}\n`);
   },

@@ -34,6 +34,9 @@ export function collectGroupEdits(edits: EditSet, group: Group, units: number[],
   const seen = new Set<string>();
   group.members.forEach((m, i) => {
     const what = `group '${group.id}' member ${i}`;
+    // Statistics members change nothing physically (the node's inputs arrive pruned); the masked reference
+    // rewrites them (mask.ts).
+    if (m.kind === 'stat') return;
     const key = m.kind === 'attr' ? `a|${m.node}|${m.attr}|${m.position ?? ''}` : m.kind === 'shape'
       ? `s|${m.tensor}|${m.node}|${m.input}|${m.position}|${m.replaceWith ?? ''}` : `w|${m.tensor}|${m.node}|${m.input}|${m.axis}|${m.role}`;
     if (seen.has(key)) return;
@@ -74,7 +77,7 @@ export function groupScope(root: Graph, group: Group): Graph {
 export function localizeMembers(root: Graph, scope: Graph, group: Group): void {
   if (scope === root) return;
   for (const m of group.members) {
-    if (m.kind === 'attr') continue;
+    if (m.kind === 'attr' || m.kind === 'stat') continue;
     const t = m.tensor;
     if (scope.initializers.has(t) || scope.producer(t)) continue;
     const owner = root.ownerOf(t);

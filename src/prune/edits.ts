@@ -143,7 +143,12 @@ export class EditSet {
     if (node.inputs[input] !== tensor) throw new Error(`${what}: input ${input} of node '${nodeId}' is '${node.inputs[input] ?? ''}', not '${tensor}'`);
     const key = `${nodeId}\u0000${input}`;
     const cur = this.replacements.get(key);
-    if (cur && cur.value !== value) throw new Error(`${what}: input ${input} of node '${nodeId}' is to be replaced by both ${cur.value} and ${value}`);
+    // One group pins the element to its original value (its own removals leave it unchanged), another lets the
+    // Reshape infer it (its removals change it): −1 is right for both. Verification checks the result runs.
+    if (cur && cur.value !== value && cur.value !== -1 && value !== -1) {
+      throw new Error(`${what}: input ${input} of node '${nodeId}' is to be replaced by both ${cur.value} and ${value}`);
+    }
+    if (cur && value !== -1) return;
     this.replacements.set(key, { node, input, tensor, value });
   }
 

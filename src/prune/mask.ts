@@ -4,10 +4,15 @@
  * pruned channels but nothing downstream reads them, so the physically pruned model must compute exactly the
  * same function (up to float summation order). Shared weights masked differently get private copies.
  *
+ * Normalization statistics over a group's axis (StatMember: LayerNorm / RMSNorm, a decomposed norm's ReduceMean)
+ * run over the kept positions in the reference, as they do in the pruned model: the kept positions of the node's
+ * inputs are gathered before it and its outputs scattered back to full size (zeros at the removed positions).
+ *
  * A quantized weight (stored codes read by a DequantizeLinear with a non-zero zero-point) is masked to its
  * zero-point, not to 0: its dequantized value (q − zero_point) · scale is then 0.
  */
-import type { Group, GroupAnalysis, WeightMember } from '../analysis/types';
+import type { Group, GroupAnalysis, StatMember, WeightMember } from '../analysis/types';
+import { attr, int64Tensor, onnx } from '../ir/builder';
 import { numel, strides } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { Model } from '../ir/model';
@@ -31,7 +36,72 @@ export function maskPlan(model: Model, analysis: GroupAnalysis, planGroups: Plan
     const units = plan[group.id] ?? [];
     if (units.length) maskToZeroPoints(groupScope(model.graph, group), group, units);
   }
+  statisticsOverKept(model, analysis, plan);
   return summary;
+}
+
+/** Rewrites every statistics node of the planned groups to run over the kept positions (see the header). */
+export function statisticsOverKept(model: Model, analysis: GroupAnalysis, plan: PlanGroups): void {
+  const per = new Map<Graph, Map<string, { m: StatMember; removed: Set<number> }>>();
+  for (const group of analysis.groups) {
+    const units = plan[group.id] ?? [];
+    if (!units.length) continue;
+    for (const m of group.members) {
+      if (m.kind !== 'stat') continue;
+      const g = groupScope(model.graph, group);
+      let nodes = per.get(g);
+      if (!nodes) per.set(g, (nodes = new Map()));
+      let e = nodes.get(m.node);
+      if (!e) nodes.set(m.node, (e = { m, removed: new Set() }));
+      for (const p of removedPositions(group, m.indices, units, `group '${group.id}'`)) e.removed.add(p);
+    }
+  }
+  for (const [g, nodes] of per) {
+    for (const { m, removed } of nodes.values()) overKept(g, m, removed);
+    g.sortNodes();
+  }
+}
+
+function overKept(g: Graph, m: StatMember, removed: Set<number>): void {
+  const n = g.producer(m.node);
+  if (!n) throw new Error(`statistics node '${m.node}' is not in the graph`);
+  const kept: number[] = [];
+  for (let p = 0; p < m.size; p++) if (!removed.has(p)) kept.push(p);
+  if (kept.length === m.size) return;
+  const constant = (base: string, values: number[]): string => {
+    const name = g.uniqueName(base);
+    g.setInitializer(int64Tensor(name, [values.length], values));
+    return name;
+  };
+  const add = (opType: string, inputs: string[], base: string, attrs: onnx.AttributeProto[] = []): string => {
+    const out = g.uniqueName(base);
+    g.addNode({ opType, name: out, input: inputs, output: [out], attribute: attrs });
+    return out;
+  };
+  const keptName = constant(`${m.node}_kept_positions`, kept);
+  for (const s of m.gather) {
+    const src = n.inputs[s.input];
+    if (!src) continue;
+    n.inputs[s.input] = add('Gather', [src, keptName], `${src}_kept`, [attr.int('axis', s.axis)]);
+  }
+  if (m.scatter.length) {
+    // Position p of the full axis reads kept slot k, or the appended zero slot.
+    const where = new Array<number>(m.size).fill(kept.length);
+    kept.forEach((p, k) => { where[p] = k; });
+    const mapName = constant(`${m.node}_scatter_positions`, where);
+    const firstName = constant(`${m.node}_first_position`, [0]);
+    for (const s of m.scatter) {
+      const y = n.outputs[s.output];
+      if (!y) continue;
+      const inner = g.uniqueName(`${y}_kept`);
+      n.outputs[s.output] = inner;
+      g.invalidate();
+      const one = add('Gather', [inner, firstName], `${y}_one`, [attr.int('axis', s.axis)]);
+      const zero = add('Sub', [one, one], `${y}_zero`);
+      const padded = add('Concat', [inner, zero], `${y}_padded`, [attr.int('axis', s.axis)]);
+      g.addNode({ opType: 'Gather', name: g.uniqueName(`${y}_scatter`), input: [padded, mapName], output: [y], attribute: [attr.int('axis', s.axis)] });
+    }
+  }
 }
 
 /** The DequantizeLinear reading a member's stored tensor at input 0, when its zero-point is not all zeros. */

@@ -54,6 +54,12 @@ export function feedSites(graph: Graph, slots: Slot[]): { sites: Map<string, Sit
   // Every reader of a slot's channels, keyed by the op and input slot that read it.
   const sites = new Map<string, Site>();
   slots.forEach((s, si) => {
+    const stat = s.group.members.find((m) => m.kind === 'stat');
+    if (stat) {
+      // Feeding zeros is not pruning here: the norm's statistics would still run over every channel.
+      fixed.set(si, `a normalization reduces over its channels (${stat.node}); the search model does not feed statistics over the kept channels yet`);
+      return;
+    }
     for (const m of weightMembers(s.group)) {
       if (m.role !== 'in') continue;
       const use = memberUse(graph, m);

@@ -597,6 +597,7 @@ export function describeMembers(g: Group, model?: Model): string[] {
   const op = (node: string) => (model ? model.graph.findNode(node)?.opType ?? '?' : '');
   return g.members.map((m) => {
     if (m.kind === 'weight') return `weight ${m.tensor} @ ${op(m.node)}(${m.node})[${m.input}] axis ${m.axis} ${m.role}`;
+    if (m.kind === 'stat') return `statistics @ ${op(m.node)}(${m.node}) axis ${m.axis} of ${m.size}`;
     if (m.kind === 'shape') return `shape ${m.tensor} @ ${op(m.node)}(${m.node})[${m.input}] element ${m.position} -${m.perUnit}/unit`;
     return `attr ${op(m.node)}(${m.node}).${m.attr}${m.position !== undefined ? `[${m.position}]` : ''} -${m.perUnit}/unit`;
   });

@@ -6,7 +6,8 @@
  * also scrambles the units in every `out` and `param` member. If the group lists every consumer of its
  * channels, the scrambled channels are never read and A and B give the same outputs; a missed coupling
  * shows up as a difference. Members are edited through private copies wired into their (node, input), so
- * weights shared with other nodes are left alone.
+ * weights shared with other nodes are left alone. Both run the group's normalization statistics over the kept
+ * positions (StatMember, src/prune/mask.ts), as the pruned model does.
  */
 import { DataType } from '../../src/ir/dtype';
 import { loadModel } from '../../src/ir/io';
@@ -14,7 +15,8 @@ import type { Model } from '../../src/ir/model';
 import { encodeModelProto, onnx } from '../../src/ir/proto';
 import { makeTensorProto } from '../../src/ir/tensor';
 import { createSession, ort, randomInputs, rng } from '../../src/ort/session';
-import type { Group, WeightMember } from '../../src/analysis/types';
+import type { Group, GroupAnalysis, WeightMember } from '../../src/analysis/types';
+import { statisticsOverKept } from '../../src/prune/mask';
 
 export interface MaskCheckResult {
   /** Largest |A − B| over all outputs. */
@@ -29,7 +31,7 @@ function strideOf(dims: number[], axis: number): number {
   return s;
 }
 
-function edited(model: Model, members: WeightMember[], units: number[], mode: 'mask' | 'scramble', seed: number, observe: string[]): Model {
+function edited(model: Model, group: Group, members: WeightMember[], units: number[], mode: 'mask' | 'scramble', seed: number, observe: string[]): Model {
   const copy = loadModel(encodeModelProto(model.toProto()), { baseDir: model.baseDir });
   const g = copy.graph;
   for (const name of observe) if (!g.isGraphOutput(name)) g.proto.output.push(onnx.ValueInfoProto.create({ name }));
@@ -61,6 +63,8 @@ function edited(model: Model, members: WeightMember[], units: number[], mode: 'm
     n.inputs[Number(input)] = name;
     g.invalidate();
   }
+  const one: GroupAnalysis = { groups: [group], declined: [], summary: { totalParams: 0, prunableParams: 0, groups: 1, declined: 0 } };
+  statisticsOverKept(copy, one, { [group.id]: units });
   return copy;
 }
 
@@ -85,8 +89,8 @@ export interface MaskCheckOptions {
 export async function maskCheck(model: Model, group: Group, units: number[], opts: MaskCheckOptions = {}): Promise<MaskCheckResult> {
   const members = group.members.filter((m): m is WeightMember => m.kind === 'weight');
   const observe = opts.observe ?? [];
-  const a = edited(model, members, units, 'mask', opts.seed ?? 0, observe);
-  const b = edited(model, members, units, 'scramble', opts.seed ?? 0, observe);
+  const a = edited(model, group, members, units, 'mask', opts.seed ?? 0, observe);
+  const b = edited(model, group, members, units, 'scramble', opts.seed ?? 0, observe);
   const feeds = randomInputs(model, { seed: opts.seed ?? 0, dims: opts.dims, intHigh: opts.intHigh ?? 2 });
   const [ra, rb] = await Promise.all([runAll(a, feeds), runAll(b, feeds)]);
   let maxAbsDiff = 0, scale = 0;
