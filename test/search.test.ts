@@ -37,8 +37,12 @@ function inputs(n: number, seed: number): Float32Array {
   return x;
 }
 
-/** x → Gemm → Relu → MatMul(+Add) → Relu → Gemm → Relu → Gemm (logits): three hidden groups of different sizes. */
-function classifier(): Uint8Array {
+/**
+ * x → Gemm → Relu → MatMul(+Add) → Relu → Gemm → Relu → Gemm (logits): three hidden groups of different sizes.
+ * `layerNorm`: the first hidden layer is normalized by a LayerNorm written as ReduceMean/Sub/Pow/Sqrt/Div/Mul/Add
+ * (its group's statistics then run over the kept channels).
+ */
+function classifier(layerNorm = false): Uint8Array {
   const sizes = [IN, ...H, OUT];
   const nodes = [], inits = [];
   let prev = 'x';
@@ -54,7 +58,19 @@ function classifier(): Uint8Array {
       nodes.push(node('Gemm', [prev, `W${l}`, `B${l}`], [out], [attr.int('transB', 1)]));
       inits.push(floatTensor(`W${l}`, [b, a], w), floatTensor(`B${l}`, [b], uniform(seededRng(30 + l), b, 0.1)));
     }
-    if (out !== 'y') { nodes.push(node('Relu', [out], [`r${l}`])); prev = `r${l}`; }
+    let act = out;
+    if (layerNorm && l === 0) {
+      nodes.push(
+        node('ReduceMean', [out], ['mu'], [attr.ints('axes', [-1]), attr.int('keepdims', 1)]), node('Sub', [out, 'mu'], ['c']),
+        node('Pow', ['c', 'two'], ['c2']), node('ReduceMean', ['c2'], ['var'], [attr.ints('axes', [-1]), attr.int('keepdims', 1)]),
+        node('Add', ['var', 'eps'], ['ve']), node('Sqrt', ['ve'], ['sd']), node('Div', ['c', 'sd'], ['z']),
+        node('Mul', ['z', 'lg'], ['zg']), node('Add', ['zg', 'lb'], ['n0']),
+      );
+      inits.push(floatTensor('two', [], [2]), floatTensor('eps', [], [1e-5]), floatTensor('lg', [b], uniform(seededRng(41), b, 1)),
+        floatTensor('lb', [b], uniform(seededRng(42), b, 0.2)));
+      act = 'n0';
+    }
+    if (out !== 'y') { nodes.push(node('Relu', [act], [`r${l}`])); prev = `r${l}`; }
   }
   return modelBytes(graph({ nodes, inputs: [valueInfo('x', DataType.FLOAT, ['N', IN])], outputs: [valueInfo('y', DataType.FLOAT, ['N', OUT])], initializers: inits }));
 }
@@ -218,6 +234,21 @@ test('--target flops and --round-to: the search keeps the FLOPs budget and multi
   expect(sw.toleranceWidened).toBe(true);
   expect(Math.abs(w.report.allocation!.flops!.removedRatio - 0.35)).toBeLessThanOrEqual(sw.tolerance + 1e-12);
   for (const k of Object.values(sw.kept)) expect(k % 8).toBe(0);
+});
+
+test.each(['ls', 'bias', 'none'] as const)('a group a LayerNorm reduces over is searched (--reconstruct %s): the reported fitness is the pruned model\'s KL', async (reconstruct) => {
+  const f = path.join(tmp, 'classifier-ln.onnx');
+  fs.writeFileSync(f, classifier(true));
+  const r = await prune(f, searchRun({ reconstruct }));
+  const s = r.report.search!;
+  expect(s.fixed).toEqual([]);
+  expect(r.report.verify?.passed).toBe(true);
+  const x = inputs(N, 7);
+  const kl = meanKl(await runY(loadModel(f), x, [N, IN]), await runY(r.model, x, [N, IN]), OUT);
+  expect(Math.abs(kl - s.result)).toBeLessThanOrEqual(1e-4 * Math.max(kl, 1e-3));
+  // The normalized layer lost channels (its LayerNorm runs over fewer).
+  expect(r.model.graph.constant('lg')!.dims[0]).toBeLessThan(H[0]);
+  expect(r.model.graph.constant('lg')!.dims[0]).toBe(r.report.search!.kept[Object.keys(s.kept).find((k) => k.startsWith('h0'))!]);
 });
 
 test('candidates away from the centre: the shared factorization (NestedRefit) gives the fitness a refit per level gives', async () => {

@@ -30,7 +30,10 @@ export interface ConstLeaf {
 export interface DimLeaf { k: 'dim'; tensor: string; axis: number; value: number }
 /** A value that no rewrite can change (attribute constants, Shape of plumbing tensors). */
 export interface FixedLeaf { k: 'fixed'; value: number }
-/** An input slot of a Concat, so that one consumer's copy of a value can be overridden (set to -1). */
+/**
+ * An input slot of a Concat, or a computed one-element integer input of an elementwise op, so that one consumer's
+ * copy of a value can be overridden (set to −1 in a Reshape target, or pinned to its original value).
+ */
 export interface SlotExpr { k: 'slot'; node: string; input: number; position: number; arg: Expr; value: number; elems: number }
 export interface OpExpr { k: 'op'; op: string; args: Expr[]; value: number; int: boolean }
 export type Expr = ConstLeaf | DimLeaf | FixedLeaf | SlotExpr | OpExpr;
@@ -383,8 +386,12 @@ export class Plumbing {
       const dims = broadcastDims(vals.map((v) => v.dims));
       if (!dims || numel(dims) > MAX_ELEMS) return;
       const int = BOOL_OUT.has(op) || (op === 'Where' ? vals[1].int && vals[2].int : vals.every((v) => v.int));
+      // A computed one-element integer input is a slot: one reader's copy of it can be pinned to a constant (a
+      // head size computed from a pruned hidden size, say, that must keep its value).
+      const args = vals.map((v, i) => (v.elems.length === 1 && v.int && this.values.has(n.inputs[i])
+        ? [{ k: 'slot', node: n.outputs[0], input: i, position: 0, arg: v.elems[0], value: v.elems[0].value, elems: 1 } as Expr] : v.elems));
       const elems: Expr[] = [];
-      for (let f = 0; f < numel(dims); f++) elems.push(mk(op, vals.map((v) => v.elems[bcastIndex(dims, v.dims, f)]), int));
+      for (let f = 0; f < numel(dims); f++) elems.push(mk(op, vals.map((v, i) => args[i][bcastIndex(dims, v.dims, f)]), int));
       this.set(n, { dims, elems, int });
     }
   }

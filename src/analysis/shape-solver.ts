@@ -191,12 +191,13 @@ export class ShapeSolver {
           }
           if (fixed) break;
         }
-        if (!fixed && this.rewriteComputed && s.kind === 'reshape') {
-          // A one-element Concat input computed from a pruned dim becomes a constant: its original value where
-          // the element must not change (a head size read off the hidden size), else −1 (Reshape infers it).
+        if (!fixed && this.rewriteComputed) {
+          // A one-element slot computed from a pruned dim (a Concat input, an elementwise op's input) becomes a
+          // constant: its original value where the element must not change (a head size read off the hidden
+          // size, the attention scale computed from it), else −1 in a Reshape target (the Reshape infers it).
           for (const l of ls) {
             if (l.k !== 'slot' || l.elems !== 1) continue;
-            for (const value of [evaluate(l.arg, {}), -1]) {
+            for (const value of s.kind === 'reshape' ? [evaluate(l.arg, {}), -1] : [evaluate(l.arg, {})]) {
               overrides.set(slotKey(l), { slot: l, value });
               if (okElem(s, j)) { fixed = true; break; }
               overrides.delete(slotKey(l));

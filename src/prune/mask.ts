@@ -63,8 +63,6 @@ export function statisticsOverKept(model: Model, analysis: GroupAnalysis, plan: 
 }
 
 function overKept(g: Graph, m: StatMember, removed: Set<number>): void {
-  const n = g.producer(m.node);
-  if (!n) throw new Error(`statistics node '${m.node}' is not in the graph`);
   const kept: number[] = [];
   for (let p = 0; p < m.size; p++) if (!removed.has(p)) kept.push(p);
   if (kept.length === m.size) return;
@@ -73,34 +71,49 @@ function overKept(g: Graph, m: StatMember, removed: Set<number>): void {
     g.setInitializer(int64Tensor(name, [values.length], values));
     return name;
   };
+  const keptName = constant(`${m.node}_kept_positions`, kept);
+  const mapName = m.scatter.length ? constant(`${m.node}_scatter_positions`, scatterPositions(m.size, kept)) : '';
+  statisticsThrough(g, m, keptName, mapName);
+}
+
+/** Where each of `size` positions reads from after a scatter: its slot among `kept`, or the appended zero slot. */
+export function scatterPositions(size: number, kept: number[]): number[] {
+  const where = new Array<number>(size).fill(kept.length);
+  kept.forEach((p, k) => { where[p] = k; });
+  return where;
+}
+
+/**
+ * Makes the statistics node of `m` run over the positions listed by the int64 tensor `keptName` (a constant, or a
+ * graph input the search feeds): each `gather` input is gathered along its axis first, and each `scatter` output is
+ * restored to full size through `mapName` (see scatterPositions) with zeros at the other positions.
+ */
+export function statisticsThrough(g: Graph, m: Pick<StatMember, 'node' | 'gather' | 'scatter'>, keptName: string, mapName: string): void {
+  const n = g.producer(m.node);
+  if (!n) throw new Error(`statistics node '${m.node}' is not in the graph`);
   const add = (opType: string, inputs: string[], base: string, attrs: onnx.AttributeProto[] = []): string => {
     const out = g.uniqueName(base);
     g.addNode({ opType, name: out, input: inputs, output: [out], attribute: attrs });
     return out;
   };
-  const keptName = constant(`${m.node}_kept_positions`, kept);
   for (const s of m.gather) {
     const src = n.inputs[s.input];
     if (!src) continue;
     n.inputs[s.input] = add('Gather', [src, keptName], `${src}_kept`, [attr.int('axis', s.axis)]);
   }
-  if (m.scatter.length) {
-    // Position p of the full axis reads kept slot k, or the appended zero slot.
-    const where = new Array<number>(m.size).fill(kept.length);
-    kept.forEach((p, k) => { where[p] = k; });
-    const mapName = constant(`${m.node}_scatter_positions`, where);
-    const firstName = constant(`${m.node}_first_position`, [0]);
-    for (const s of m.scatter) {
-      const y = n.outputs[s.output];
-      if (!y) continue;
-      const inner = g.uniqueName(`${y}_kept`);
-      n.outputs[s.output] = inner;
-      g.invalidate();
-      const one = add('Gather', [inner, firstName], `${y}_one`, [attr.int('axis', s.axis)]);
-      const zero = add('Sub', [one, one], `${y}_zero`);
-      const padded = add('Concat', [inner, zero], `${y}_padded`, [attr.int('axis', s.axis)]);
-      g.addNode({ opType: 'Gather', name: g.uniqueName(`${y}_scatter`), input: [padded, mapName], output: [y], attribute: [attr.int('axis', s.axis)] });
-    }
+  if (!m.scatter.length) return;
+  const firstName = g.uniqueName(`${m.node}_first_position`);
+  g.setInitializer(int64Tensor(firstName, [1], [0]));
+  for (const s of m.scatter) {
+    const y = n.outputs[s.output];
+    if (!y) continue;
+    const inner = g.uniqueName(`${y}_kept`);
+    n.outputs[s.output] = inner;
+    g.invalidate();
+    const one = add('Gather', [inner, firstName], `${y}_one`, [attr.int('axis', s.axis)]);
+    const zero = add('Sub', [one, one], `${y}_zero`);
+    const padded = add('Concat', [inner, zero], `${y}_padded`, [attr.int('axis', s.axis)]);
+    g.addNode({ opType: 'Gather', name: g.uniqueName(`${y}_scatter`), input: [padded, mapName], output: [y], attribute: [attr.int('axis', s.axis)] });
   }
 }
 

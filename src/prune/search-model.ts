@@ -11,7 +11,7 @@
  * refit of the consumer's kept columns from its calibration Gram (src/prune/reconstruct.ts refitConsumer), so
  * that feeding a candidate computes the same function as physically pruning (and reconstructing) to it.
  */
-import type { GroupAnalysis, WeightMember } from '../analysis/types';
+import type { GroupAnalysis, StatMember, WeightMember } from '../analysis/types';
 import { resolveWeight, usedValues } from '../analysis/weight-chain';
 import { valueInfo } from '../ir/builder';
 import { cloneModel } from '../ir/clone';
@@ -22,6 +22,7 @@ import type { Slot } from '../allocate/allocate';
 import { compensable } from '../score/compensate';
 import { findConsumers, type Consumer } from '../score/consumers';
 import { memberUse, weightMembers } from '../score/tensor-math';
+import { statisticsThrough } from './mask';
 
 /** One weight input of the search model. */
 export interface WeightFeed {
@@ -41,9 +42,22 @@ export interface WeightFeed {
   slots: number[];
 }
 
+/**
+ * A normalization whose statistics run over the kept channels (StatMember): its kept positions (int64 [kept]) and,
+ * when its output is scattered back, the scatter positions (int64 [size]) are inputs fed per candidate.
+ */
+export interface StatFeed {
+  kept: string;
+  map?: string;
+  size: number;
+  /** The slots whose units sit on the node's axis, with their per-unit positions. */
+  members: { slot: number; indices: number[][] }[];
+}
+
 export interface SearchModel {
   model: Model;
   feeds: WeightFeed[];
+  stats: StatFeed[];
   /** Slots that cannot be searched (their weights cannot be fed), with the reason: they stay at the base level. */
   fixed: Map<number, string>;
 }
@@ -54,11 +68,8 @@ export function feedSites(graph: Graph, slots: Slot[]): { sites: Map<string, Sit
   // Every reader of a slot's channels, keyed by the op and input slot that read it.
   const sites = new Map<string, Site>();
   slots.forEach((s, si) => {
-    const stat = s.group.members.find((m) => m.kind === 'stat');
-    if (stat) {
-      // Feeding zeros is not pruning here: the norm's statistics would still run over every channel.
-      fixed.set(si, `a normalization reduces over its channels (${stat.node}); the search model does not feed statistics over the kept channels yet`);
-      return;
+    for (const m of s.group.members) {
+      if (m.kind === 'stat' && !graph.producer(m.node)) fixed.set(si, `a normalization over its channels (${m.node}) is inside a control-flow subgraph`);
     }
     for (const m of weightMembers(s.group)) {
       if (m.role !== 'in') continue;
@@ -131,9 +142,34 @@ export function buildSearchModel(dense: Model, analysis: GroupAnalysis, slots: S
     }
     feeds.push(feed);
   }
+  // Normalizations over searched channels: their statistics run over the kept positions the candidate feeds.
+  const statNodes = new Map<string, { m: StatMember; members: StatFeed['members'] }>();
+  slots.forEach((s, si) => {
+    if (fixed.has(si)) return;
+    for (const m of s.group.members) {
+      if (m.kind !== 'stat') continue;
+      let e = statNodes.get(m.node);
+      if (!e) statNodes.set(m.node, (e = { m, members: [] }));
+      e.members.push({ slot: si, indices: m.indices });
+    }
+  });
+  const stats: StatFeed[] = [];
+  let j = 0;
+  for (const { m, members } of statNodes.values()) {
+    const kept = g.uniqueName(`search_kept${j}`);
+    g.inputs.push(valueInfo(kept, DataType.INT64, [`search_kept${j}_len`]));
+    const feed: StatFeed = { kept, size: m.size, members };
+    if (m.scatter.length) {
+      feed.map = g.uniqueName(`search_map${j}`);
+      g.inputs.push(valueInfo(feed.map, DataType.INT64, [m.size]));
+    }
+    j++;
+    statisticsThrough(g, m, kept, feed.map ?? '');
+    stats.push(feed);
+  }
   // Weights (and their Cast chains) that the inputs replaced are dropped when nothing else reads them.
   g.sortNodes();
   g.invalidate();
   g.removeDeadNodes();
-  return { model, feeds, fixed };
+  return { model, feeds, stats, fixed };
 }
