@@ -7,20 +7,32 @@
  */
 import { allocate, type AllocateOptions } from '../src/allocate/allocate';
 import { analysisOf, modelOf } from '../src/pipeline/artifacts';
-import { reconstructMode } from '../src/pipeline/options';
+import { reconstructMode, type PruneOptions } from '../src/pipeline/options';
 import type { Pass } from '../src/pipeline/pass';
+import { depthAllocation } from '../src/prune/depth';
 import { searchAllocation } from '../src/prune/search';
 import { importanceMethod } from '../src/score/methods';
 import { calibrationSet } from './calibration';
 
-export function allocatePass(): Pass {
+export function allocatePass(options: PruneOptions = {}): Pass {
   return {
     name: 'allocate',
     description: 'choose the units to remove under the budget',
-    reads: ['model', 'artifacts.groups', 'artifacts.scores'],
+    // --depth-only scores the blocks itself (src/prune/depth.ts).
+    reads: options.depthOnly ? ['model', 'artifacts.groups'] : ['model', 'artifacts.groups', 'artifacts.scores'],
     writes: ['artifacts.removed'],
     async run(ctx) {
       const analysis = analysisOf(ctx, 'allocate');
+      if (ctx.options.depthOnly) {
+        const calib = await calibrationSet(ctx, 'allocate');
+        if (calib.random) ctx.warn('depth: no --calib: blocks were scored on random inputs');
+        const r = await depthAllocation(modelOf(ctx, 'allocate'), analysis, calib, { ratio: ctx.options.ratio ?? 0, target: ctx.options.target });
+        ctx.artifacts.removed = r.removed;
+        ctx.report.allocation = r.achieved;
+        ctx.report.depth = { blocks: r.scores, removed: Object.keys(r.removed) };
+        ctx.log(`depth: ${Object.keys(r.removed).length} of ${r.scores.length} block(s) removed; ${r.achieved.target} removed ${(r.achieved.achieved * 100).toFixed(1)} % (asked ${(r.achieved.requested * 100).toFixed(1)} %)`);
+        return;
+      }
       const scores = ctx.artifacts.scores;
       if (!scores) throw new Error("pass 'allocate' needs unit scores (ctx.artifacts.scores): run an importance pass before it");
       const o = ctx.options;

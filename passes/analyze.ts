@@ -13,6 +13,7 @@ import { modelOf } from '../src/pipeline/artifacts';
 import type { PruneOptions } from '../src/pipeline/options';
 import type { Pass } from '../src/pipeline/pass';
 import { analyzeGroups } from '../src/pipeline/stages';
+import { depthAnalysis } from '../src/prune/depth';
 
 export function analyzePass(options: PruneOptions): Pass {
   return {
@@ -30,7 +31,8 @@ export function analyzePass(options: PruneOptions): Pass {
         gqaQueryHeads: options.gqaQueryHeads === true,
         normStatistics: options.pruneHidden !== false,
       });
-      ctx.artifacts.groups = analysis;
+      // --depth-only: the units are whole residual blocks (src/prune/depth.ts).
+      ctx.artifacts.groups = options.depthOnly ? depthAnalysis(modelOf(ctx, 'analyze'), analysis) : analysis;
       const s = analysis.summary;
       ctx.report.groups = { found: s.groups, declined: s.declined, prunableParams: s.prunableParams, totalParams: s.totalParams };
       ctx.log(`analyze: ${s.groups} groups, ${s.declined} declined, prunable ${s.prunableParams}/${s.totalParams} params`);

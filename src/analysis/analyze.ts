@@ -12,6 +12,7 @@ import type { Model } from '../ir/model';
 import type { GroupAnalysis } from './types';
 import { queryHeadGroups, withQueryHeadGroups } from './gqa-query-heads';
 import { type BuildOptions, buildGroups } from './groups';
+import { findBlocks } from './blocks';
 import { propagate } from './propagate';
 import { Plumbing } from './shape-plumbing';
 import { type ShapeSourceOptions, concreteShapes } from './shape-source';
@@ -35,6 +36,7 @@ export function analyzeGroupsWithShapes(
   if (opts.gqaQueryHeads) result = withQueryHeadGroups(result, queryHeadGroups(model, shapes, opts, result));
   // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.
   addSubgraphGroups(model, shapes, opset, opts, result);
+  result.blocks = findBlocks(g);
   if (source) result.summary.shapeSource = source;
   return result;
 }

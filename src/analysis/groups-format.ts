@@ -20,6 +20,10 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
     lines.push(`  ${g.id}`);
     lines.push(`      ${g.size} × ${unit}, ${human(g.paramsPerUnit)} params/unit, members: ${w} weights${s ? `, ${s} shape` : ''}${at ? `, ${at} attr` : ''}${sn ? `, ${sn} norm statistics over kept` : ''} — ${g.label}`);
   }
+  if (a.blocks?.length) {
+    lines.push(`blocks (${a.blocks.length}, removable whole with --depth-only):`);
+    for (const b of a.blocks) lines.push(`  ${b.id}: ${b.kind}, ${human(b.params)} params, ${b.nodes.length} nodes`);
+  }
   lines.push(`declined (${a.declined.length}):`);
   for (const d of a.declined) {
     const where = d.node ?? d.tensor ?? '';

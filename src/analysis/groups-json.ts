@@ -6,7 +6,7 @@
  * half-open [start, end) intervals covering exactly the same positions in the same (ascending) order.
  * `fromGroupsJson` restores the explicit form.
  */
-import type { DeclinedGroup, Group, GroupAnalysis, Member, StatMember, WeightMember } from './types';
+import type { Block, DeclinedGroup, Group, GroupAnalysis, Member, StatMember, WeightMember } from './types';
 
 export type Range = [number, number];
 
@@ -28,6 +28,7 @@ export interface GroupJson extends Omit<Group, 'members'> {
 export interface GroupsJson {
   groups: GroupJson[];
   declined: DeclinedGroup[];
+  blocks?: Block[];
   summary: GroupAnalysis['summary'] & { prunableFraction: number };
 }
 
@@ -58,6 +59,7 @@ export function toGroupsJson(a: GroupAnalysis): GroupsJson {
       }),
     })),
     declined: a.declined,
+    ...(a.blocks ? { blocks: a.blocks } : {}),
     summary: { ...a.summary, prunableFraction: a.summary.totalParams ? a.summary.prunableParams / a.summary.totalParams : 0 },
   };
 }
@@ -74,6 +76,7 @@ export function fromGroupsJson(j: GroupsJson): GroupAnalysis {
       }),
     })),
     declined: j.declined,
+    ...(j.blocks ? { blocks: j.blocks } : {}),
     summary,
   };
 }

@@ -83,7 +83,7 @@ export interface StatMember {
 
 export type Member = WeightMember | ShapeMember | AttrMember | StatMember;
 
-export type UnitKind = 'channel' | 'head' | 'kv-group' | 'neuron';
+export type UnitKind = 'channel' | 'head' | 'kv-group' | 'neuron' | 'block';
 
 export interface Group {
   /** Stable id derived from tensor names (same model → same id). */
@@ -118,9 +118,28 @@ export interface DeclinedGroup {
   size?: number;
 }
 
+/** A removable residual branch (depth pruning; src/analysis/blocks.ts). */
+export interface Block {
+  /** The residual Add's output (its node id). */
+  id: string;
+  kind: 'attention' | 'mlp' | 'branch';
+  /** Input index of the Add that carries the skip x. */
+  skip: number;
+  /** The exit layer (node id), the input its weight is read at, and the stored weight. */
+  exit: { node: string; input: number; tensor: string };
+  /** The constant the branch reduces to without its exit weight (its bias), read at this node / input. */
+  remainder?: { node: string; input: number; tensor: string; scale?: number; rank?: number };
+  /** Node ids removed with the block (dead once the Add no longer reads the branch). */
+  nodes: string[];
+  /** Parameters (stored weight elements) only the block's nodes read. */
+  params: number;
+}
+
 export interface GroupAnalysis {
   groups: Group[];
   declined: DeclinedGroup[];
+  /** Residual branches that can be removed whole (src/analysis/blocks.ts), main graph only. */
+  blocks?: Block[];
   summary: {
     totalParams: number;
     /** Parameters inside groups (removable if every unit of every group went). */

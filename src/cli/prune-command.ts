@@ -28,7 +28,8 @@ export function summaryLine(report: Report): string | undefined {
   if (!params) return undefined;
   const pct = (a: number, b: number) => (b > 0 ? `${(100 * (a - b) / b).toFixed(1)}%` : '?');
   const parts = [
-    `pruned ${groups?.pruned ?? 0}/${groups?.total ?? 0} groups (${groups?.unitsRemoved ?? 0} units; ${groups?.declined ?? 0} declined)`,
+    report.depth ? `removed ${report.depth.removed.length}/${report.depth.blocks.length} blocks (${report.depth.removed.map((id) => report.depth!.blocks.find((b) => b.id === id)?.kind).join(', ') || 'none'})`
+      : `pruned ${groups?.pruned ?? 0}/${groups?.total ?? 0} groups (${groups?.unitsRemoved ?? 0} units; ${groups?.declined ?? 0} declined)`,
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
   if (flops && flops.before !== null && flops.after !== null) parts.push(`FLOPs ${fmt(flops.before)} → ${fmt(flops.after)} (${pct(flops.after, flops.before)})`);

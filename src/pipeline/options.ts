@@ -72,6 +72,7 @@ export const OPTION_SPECS = {
   'gqa-query-heads': { kind: 'boolean', default: false, also: ['groups'], describe: 'grouped-query attention: prune query head r of every kv-group (keeps all kv heads) instead of whole kv-groups' },
   dim: { kind: 'dims', also: ['groups'], describe: 'value of a symbolic input dim for shape analysis, NAME=N (repeatable)' },
   shapes: { kind: 'string', choices: ['auto', 'static', 'ort'], default: 'auto', also: ['groups'], describe: 'where analysis takes concrete shapes from: static inference, onnxruntime, or static with onnxruntime for the rest' },
+  'depth-only': { kind: 'boolean', default: false, describe: 'remove whole residual blocks (attention / MLP sub-blocks, residual CNN branches) instead of width: those whose masking changes the outputs least (KL on the calibration data) go until --ratio is reached' },
   'prune-hidden': { kind: 'boolean', default: true, also: ['groups'], describe: 'prune channels that a normalization reduces over (a transformer\'s hidden size through LayerNorm / RMSNorm, also decomposed); the norms then run over the kept channels (--no-prune-hidden declines them)' },
   'rewrite-shapes': { kind: 'boolean', default: true, also: ['groups'], describe: 'allow −1 rewrites of Reshape elements computed from unpruned dims (--no-rewrite-shapes declines such groups)' },
   plan: { kind: 'path', describe: 'apply a saved plan (schemas/plan.schema.json) instead of --ratio' },

@@ -15,6 +15,7 @@ import type { CalibSet } from '../ort/calib';
 import type { ActivationStats } from '../ort/capture';
 import type { ReconstructionPlan } from '../prune/reconstruct';
 import type { SearchReport } from '../prune/search';
+import type { BlockScore } from '../prune/depth';
 import type { CostReport } from '../prune/accounting';
 import type { ApplySummary } from '../prune/apply';
 import type { PlanGroups, PrunePlan } from '../prune/plan';
@@ -82,6 +83,8 @@ export interface Report {
   allocation?: Achieved;
   /** `--allocation search`: the search's trace, baselines and chosen widths (src/prune/search.ts SearchReport). */
   search?: SearchReport;
+  /** `--depth-only`: every block's score (KL with it masked) and the blocks removed (src/prune/depth.ts). */
+  depth?: { blocks: BlockScore[]; removed: string[] };
   compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
   /**
    * Least-squares reconstruction (`reconstruct`): from calibration (the fields of src/prune/reconstruct.ts

@@ -5,12 +5,13 @@
  * differently by their users get private copies. Groups inside control-flow subgraphs are edited in their own
  * graph (one EditSet per graph; outer-scope constants they edit are moved into it first). Afterwards stale shapes are dropped and re-inferred.
  */
-import type { Group, GroupAnalysis } from '../analysis/types';
+import type { Block, Group, GroupAnalysis } from '../analysis/types';
 import { type Graph, valueTypeOf } from '../ir/graph';
 import { toLong } from '../ir/long';
 import type { Model } from '../ir/model';
 import { onnx } from '../ir/proto';
 import { inferShapes } from '../ir/shapes';
+import { blockOf, removeBlock } from './depth';
 import { EditSet, type CommitSummary } from './edits';
 import { checkPlanGroups, type PlanGroups } from './plan';
 
@@ -149,15 +150,26 @@ export function applyPlan(model: Model, analysis: GroupAnalysis, planGroups: Pla
   const edits = new ScopedEdits(model.graph);
   let groupsPruned = 0;
   let unitsRemoved = 0;
+  const blocks: Block[] = [];
   for (const group of analysis.groups) {
     const units = plan[group.id] ?? [];
     if (!units.length) continue;
+    const b = blockOf(group);
+    if (b) {
+      // A whole residual branch (depth): removed after the width edits, see src/prune/depth.ts.
+      blocks.push(b);
+      groupsPruned++;
+      unitsRemoved++;
+      continue;
+    }
     collectGroupEdits(edits.forGroup(group), group, units, 'remove');
     groupsPruned++;
     unitsRemoved += units.length;
   }
   if (groupsPruned === 0) return { edited: [], copies: [], attrs: [], replaced: [], groupsPruned, unitsRemoved };
   const summary = edits.commit();
+  for (const b of blocks) removeBlock(model.graph, b);
+  if (blocks.length) model.graph.removeDeadNodes();
   refreshShapes(model);
   return { ...summary, groupsPruned, unitsRemoved };
 }

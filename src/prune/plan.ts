@@ -115,7 +115,7 @@ export function checkPlanGroups(groups: PlanGroups, analysis: GroupAnalysis, sou
       if (seen.has(u)) throw new UserError(`${source}: group '${id}': unit index ${u} is listed twice`);
       seen.add(u);
     }
-    if (seen.size >= g.size) throw new UserError(`${source}: group '${id}' would remove all ${g.size} of its units; at least one must stay`);
+    if (seen.size >= g.size && g.unit !== 'block') throw new UserError(`${source}: group '${id}' would remove all ${g.size} of its units; at least one must stay`);
     if (seen.size) out[id] = [...seen].sort((a, b) => a - b);
   }
   return out;
