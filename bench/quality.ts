@@ -34,6 +34,9 @@
  * (bench/search.ts compares the three allocations for one importance with the CLI's defaults).
  * Quality targets (uniform allocation) are checked after each model's table.
  * --quick: 3 seeds, the reference ratio only, no resource runs (--resources forces them).
+ * After each model's table, a depth-only row (src/prune/depth.ts: whole residual blocks, scored by the KL of the
+ * model with the block masked on the calibration data) at the same ratios. --no-prune-hidden analyses without the
+ * normalized (hidden-size) groups, to compare the whole table with them on and off.
  *
  * Runtime (the script prints it last): a full run took 2863 s on 2 cores while another bench ran beside it —
  * mnist_lenet_bn 2327 s (its ls cells take ~5–9 s each: 6 rows × (20 random seeds + 7 methods)), mnist_resmlp
@@ -50,6 +53,9 @@ import type { Model } from '../src/ir/model';
 import type { CalibSet } from '../src/ort/calib';
 import type { ActivationStats } from '../src/ort/capture';
 import { analyzeGroups } from '../src/pipeline/stages';
+import { cloneModel } from '../src/ir/clone';
+import { applyPlan } from '../src/prune/apply';
+import { depthAllocation, depthAnalysis } from '../src/prune/depth';
 import { IMPORTANCE_METHODS, type ScoreMethod } from '../src/score';
 import { runPruneChild, type ChildResult } from './prune-child';
 import { accuracy, denseStats, loadDigits, loadTokens, mnistCalib, perplexity, pruneVariantAsync, RECONS, ROW, SHARED, tokenCalib, type Recon } from './quality-lib';
@@ -64,6 +70,8 @@ interface Args {
   resources: boolean;
   search?: boolean;
   searchGenerations?: number;
+  /** --no-prune-hidden: analyses without normalized (hidden-size) groups, to compare the table on / off. */
+  hidden: boolean;
 }
 
 const MODEL_NAMES = ['mnist_lenet_bn', 'mnist_resmlp', 'llama_py'];
@@ -74,11 +82,11 @@ function parseArgs(argv: string[]): Args {
     options: {
       quick: { type: 'boolean' }, models: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'string' },
       resources: { type: 'boolean' }, 'no-resources': { type: 'boolean' },
-      search: { type: 'boolean' }, 'search-generations': { type: 'string' },
+      search: { type: 'boolean' }, 'search-generations': { type: 'string' }, 'no-prune-hidden': { type: 'boolean' },
     },
   });
   const quick = !!v.quick;
-  const a: Args = { quick, models: MODEL_NAMES, seeds: quick ? 3 : 20, resources: !quick };
+  const a: Args = { quick, models: MODEL_NAMES, seeds: quick ? 3 : 20, resources: !quick, hidden: !v['no-prune-hidden'] };
   if (v.models !== undefined) a.models = v.models.split(',').map((s) => s.trim()).filter(Boolean);
   if (v.seeds !== undefined) a.seeds = Number(v.seeds);
   if (v.json !== undefined) a.json = v.json;
@@ -111,14 +119,14 @@ interface ModelSpec {
   ratios: number[];
   refRatio: number;
   targets: { ratio: number; bound: number }[];
-  load(tmp: string): Promise<Loaded>;
+  load(tmp: string, hidden: boolean): Promise<Loaded>;
 }
 
-async function loadMnist(name: string): Promise<Loaded> {
+async function loadMnist(name: string, hidden: boolean): Promise<Loaded> {
   const file = path.join(SHARED, `${name}.onnx`);
   const dense = loadModel(file);
   const digits = loadDigits(path.join(SHARED, 'mnist_test_x.bin'), path.join(SHARED, 'mnist_test_y.bin'));
-  const analysis = await analyzeGroups(dense);
+  const analysis = await analyzeGroups(dense, { normStatistics: hidden });
   const calib = mnistCalib(dense);
   const stats = await denseStats(dense, analysis, calib);
   return {
@@ -129,10 +137,10 @@ async function loadMnist(name: string): Promise<Loaded> {
   };
 }
 
-async function loadLlama(tmp: string): Promise<Loaded> {
+async function loadLlama(tmp: string, hidden: boolean): Promise<Loaded> {
   const dense = loadModel(path.join(SHARED, 'llama_py.onnx'));
   const tokens = loadTokens(path.join(SHARED, 'llama_py_eval_tokens.bin'));
-  const analysis = await analyzeGroups(dense);
+  const analysis = await analyzeGroups(dense, { normStatistics: hidden });
   const calib = tokenCalib(dense, tokens, 128, 256);
   const stats = await denseStats(dense, analysis, calib);
   // The same rows as a raw int64 [128, 128] file for the child runs.
@@ -149,8 +157,8 @@ async function loadLlama(tmp: string): Promise<Loaded> {
 }
 
 const SPECS: ModelSpec[] = [
-  { name: 'mnist_lenet_bn', metric: 'accuracy', higherBetter: true, ratios: [0.3, 0.5, 0.7], refRatio: 0.5, targets: [{ ratio: 0.5, bound: 0.967 }, { ratio: 0.7, bound: 0.95 }], load: () => loadMnist('mnist_lenet_bn') },
-  { name: 'mnist_resmlp', metric: 'accuracy', higherBetter: true, ratios: [0.3, 0.5, 0.7], refRatio: 0.5, targets: [{ ratio: 0.5, bound: 0.94 }], load: () => loadMnist('mnist_resmlp') },
+  { name: 'mnist_lenet_bn', metric: 'accuracy', higherBetter: true, ratios: [0.3, 0.5, 0.7], refRatio: 0.5, targets: [{ ratio: 0.5, bound: 0.967 }, { ratio: 0.7, bound: 0.95 }], load: (_t, h) => loadMnist('mnist_lenet_bn', h) },
+  { name: 'mnist_resmlp', metric: 'accuracy', higherBetter: true, ratios: [0.3, 0.5, 0.7], refRatio: 0.5, targets: [{ ratio: 0.5, bound: 0.94 }], load: (_t, h) => loadMnist('mnist_resmlp', h) },
   { name: 'llama_py', metric: 'perplexity', higherBetter: false, ratios: [0.2, 0.3, 0.5], refRatio: 0.3, targets: [{ ratio: 0.3, bound: 5.9 }], load: loadLlama },
 ];
 
@@ -285,9 +293,9 @@ async function runResources(spec: ModelSpec, L: Loaded, tmp: string, cells: Cell
   return out;
 }
 
-async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells: Cell[]; resources: Resource[]; dense: Record<string, number> }): Promise<void> {
+async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells: Cell[]; resources: Resource[]; dense: Record<string, number>; depth: { model: string; ratio: number; value: number; achieved: number; removed: string[] }[] }): Promise<void> {
   const t0 = Date.now();
-  const L = await spec.load(tmp);
+  const L = await spec.load(tmp, a.hidden);
   const denseValue = await L.evaluate(L.dense);
   results.dense[spec.name] = denseValue;
   console.log(`\n== ${spec.name}: ${L.describe}`);
@@ -314,6 +322,22 @@ async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells:
   for (const [e, where] of errors) console.log(`  n/a (${where.length} cells, e.g. ${where.slice(0, 3).join('; ')}): ${e.split('\n')[0].slice(0, 200)}`);
   printTargets(spec, cells);
   results.cells.push(...cells);
+  // Depth: whole residual blocks instead of width (--depth-only), beside the width rows above.
+  const depthRow: string[] = [];
+  for (const ratio of ratios) {
+    try {
+      const dA = depthAnalysis(L.dense, L.analysis);
+      const r = await depthAllocation(L.dense, dA, L.calib, { ratio });
+      const m = cloneModel(L.dense);
+      applyPlan(m, dA, r.removed);
+      const v = await L.evaluate(m);
+      results.depth.push({ model: spec.name, ratio, value: v, achieved: r.achieved.achieved, removed: Object.keys(r.removed) });
+      depthRow.push(`${pct(ratio)}: ${fmtValue(spec.metric, v)} (removed ${(100 * r.achieved.achieved).toFixed(1)} %, ${Object.keys(r.removed).length}/${r.scores.length} blocks)`);
+    } catch (e) {
+      depthRow.push(`${pct(ratio)}: n/a (${(e as Error).message.split('\n')[0].slice(0, 120)})`);
+    }
+  }
+  console.log(`depth-only (blocks by masked KL on the calibration data): ${depthRow.join('; ')}`);
   if (a.resources) results.resources.push(...(await runResources(spec, L, tmp, cells)));
   console.log(`(${spec.name}: ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
@@ -322,7 +346,7 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'onnx-prune-quality-'));
-  const results = { cells: [] as Cell[], resources: [] as Resource[], dense: {} as Record<string, number> };
+  const results = { cells: [] as Cell[], resources: [] as Resource[], dense: {} as Record<string, number>, depth: [] as { model: string; ratio: number; value: number; achieved: number; removed: string[] }[] };
   const meta = { node: process.version, cores: os.cpus().length, quick: a.quick, seeds: a.seeds, models: a.models, methods: IMPORTANCE_METHODS.map((m) => m.name), recons: RECONS };
   console.log(`quality bench: node ${process.version}, ${os.cpus().length} cores; models ${a.models.join(', ')}; methods ${meta.methods.join(', ')}; reconstruction ${RECONS.join(', ')}`);
   const save = () => {
