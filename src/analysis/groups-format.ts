@@ -26,7 +26,8 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
   }
   lines.push(`declined (${a.declined.length}):`);
   for (const d of a.declined) {
-    const where = d.node ?? d.tensor ?? '';
+    const op = d.op ? ` (${d.op}${d.input !== undefined ? `, input ${d.input}` : ''})` : '';
+    const where = d.node ? `${d.node}${op}` : d.tensor ?? '';
     lines.push(`  ${d.producers?.[0] ?? '?'}${d.producers && d.producers.length > 1 ? ` (+${d.producers.length - 1})` : ''}: ${d.reason}${where ? ` at ${where}` : ''}`);
   }
   const s = a.summary;

@@ -143,6 +143,13 @@ export function buildGroups(st: State, plumb: Plumbing, opts: BuildOptions = {},
       const d: DeclinedGroup = { reason: reasons[0], reasons };
       if (node) d.node = node;
       if (tensor) d.tensor = tensor;
+      // The blocking op, and the input it reads the tensor at.
+      const n = node ? st.graph.producer(node) : undefined;
+      if (n) {
+        d.op = n.opType;
+        const i = tensor ? n.inputs.indexOf(tensor) : -1;
+        if (i >= 0) d.input = i;
+      }
       Object.assign(d, { producers: producers.map((n) => n.outputs[0]), params: producerParams(), size });
       declined.push(d);
     };

@@ -108,6 +108,9 @@ export interface DeclinedGroup {
   /** Where: the tensor and/or node that blocked it. */
   tensor?: string;
   node?: string;
+  /** Optional (added by group analysis): the blocking node's op type, and the input it reads `tensor` at. */
+  op?: string;
+  input?: number;
   /** The producers whose channels were being traced. */
   producers?: string[];
   /** Parameters that would have been prunable. */
