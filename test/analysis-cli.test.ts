@@ -93,3 +93,27 @@ test('the analyze pass puts the analysis in ctx.artifacts.groups', async () => {
   expect(a.groups).toHaveLength(2);
   expect(ctx.report.groups).toMatchObject({ found: 2, declined: 1 });
 });
+
+test('groups --json accounts for every parameter: group members, declined producers\' weights, or `unaccounted` with readers; blocks listed', async () => {
+  for (const name of ['llama_py', 'torch_transformer_encoder_s', 'mobilenet_v2_050']) {
+    const r = await runCliInProcess(['groups', path.join(SHARED, `${name}.onnx`), '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout) as GroupsJson;
+    expect(validate(j, schema)).toBeUndefined();
+    const model = sharedModel(`${name}.onnx`);
+    const covered = new Set<string>();
+    for (const g of j.groups) for (const m of g.members) if (m.kind === 'weight') covered.add(m.tensor);
+    for (const d of j.declined) {
+      for (const p of d.producers ?? []) for (const i of model.graph.findNode(p)?.inputs ?? []) if (i && model.graph.constant(model.graph.resolveIdentity(i))) covered.add(model.graph.resolveIdentity(i));
+    }
+    for (const u of j.unaccounted ?? []) {
+      expect(covered.has(u.tensor)).toBe(false);
+      covered.add(u.tensor);
+    }
+    const params = model.graph.weights(true).filter((w) => w.tensor.size >= 2 && w.tensor.dtype === 1);
+    expect(params.filter((w) => !covered.has(w.name)).map((w) => w.name)).toEqual([]);
+  }
+  const llama = JSON.parse((await runCliInProcess(['groups', path.join(SHARED, 'llama_py.onnx'), '--json'])).stdout) as GroupsJson;
+  expect(llama.unaccounted!.map((u) => u.tensor).sort()).toEqual(['causal', 'cos', 'sin']);
+  expect(llama.blocks!.map((b) => b.kind)).toEqual(['attention', 'mlp', 'attention', 'mlp', 'attention', 'mlp']);
+});

@@ -12,6 +12,7 @@ import type { Model } from '../ir/model';
 import type { GroupAnalysis } from './types';
 import { queryHeadGroups, withQueryHeadGroups } from './gqa-query-heads';
 import { type BuildOptions, buildGroups } from './groups';
+import { unaccountedParams } from './accounting';
 import { findBlocks } from './blocks';
 import { propagate } from './propagate';
 import { Plumbing } from './shape-plumbing';
@@ -37,6 +38,7 @@ export function analyzeGroupsWithShapes(
   // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.
   addSubgraphGroups(model, shapes, opset, opts, result);
   result.blocks = findBlocks(g);
+  result.unaccounted = unaccountedParams(model, result);
   if (source) result.summary.shapeSource = source;
   return result;
 }

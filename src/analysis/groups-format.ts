@@ -30,6 +30,15 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
     const where = d.node ? `${d.node}${op}` : d.tensor ?? '';
     lines.push(`  ${d.producers?.[0] ?? '?'}${d.producers && d.producers.length > 1 ? ` (+${d.producers.length - 1})` : ''}: ${d.reason}${where ? ` at ${where}` : ''}`);
   }
+  if (a.unaccounted?.length) {
+    const total = a.unaccounted.reduce((t, u) => t + u.params, 0);
+    lines.push(`in no group (${human(total)} params in ${a.unaccounted.length} tensor(s), not a weight of a declined group's producers either):`);
+    for (const u of [...a.unaccounted].sort((x, y) => y.params - x.params).slice(0, 5)) {
+      const r = u.readers.map((x) => `${x.op}(${x.node})[${x.input}]`).join(', ');
+      lines.push(`  ${u.tensor}: ${human(u.params)} params${r ? `, read by ${r}` : ', not read'}`);
+    }
+    if (a.unaccounted.length > 5) lines.push(`  … ${a.unaccounted.length - 5} more (--json lists them)`);
+  }
   const s = a.summary;
   const pct = s.totalParams ? ((100 * s.prunableParams) / s.totalParams).toFixed(1) : '0.0';
   lines.push(`summary: prunable params ${s.prunableParams} / ${s.totalParams} (${pct}%), ${s.groups} groups, ${s.declined} declined`);

@@ -29,6 +29,7 @@ export interface GroupsJson {
   groups: GroupJson[];
   declined: DeclinedGroup[];
   blocks?: Block[];
+  unaccounted?: GroupAnalysis['unaccounted'];
   summary: GroupAnalysis['summary'] & { prunableFraction: number };
 }
 
@@ -60,6 +61,7 @@ export function toGroupsJson(a: GroupAnalysis): GroupsJson {
     })),
     declined: a.declined,
     ...(a.blocks ? { blocks: a.blocks } : {}),
+    ...(a.unaccounted ? { unaccounted: a.unaccounted } : {}),
     summary: { ...a.summary, prunableFraction: a.summary.totalParams ? a.summary.prunableParams / a.summary.totalParams : 0 },
   };
 }
@@ -77,6 +79,7 @@ export function fromGroupsJson(j: GroupsJson): GroupAnalysis {
     })),
     declined: j.declined,
     ...(j.blocks ? { blocks: j.blocks } : {}),
+    ...(j.unaccounted ? { unaccounted: j.unaccounted } : {}),
     summary,
   };
 }

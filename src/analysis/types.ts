@@ -143,6 +143,11 @@ export interface GroupAnalysis {
   declined: DeclinedGroup[];
   /** Residual branches that can be removed whole (src/analysis/blocks.ts), main graph only. */
   blocks?: Block[];
+  /**
+   * Stored float tensors (≥ 2 elements) in no group and no declined group's producers, with up to three readers
+   * (src/analysis/accounting.ts): with groups and declined, every parameter is accounted for.
+   */
+  unaccounted?: { tensor: string; params: number; readers: { node: string; op: string; input: number }[] }[];
   summary: {
     totalParams: number;
     /** Parameters inside groups (removable if every unit of every group went). */
