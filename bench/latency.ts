@@ -16,7 +16,8 @@ import type { Model } from '../src/ir/model';
 import { Pipeline, newContext } from '../src/pipeline/pipeline';
 import { registerBuiltinPasses } from '../passes';
 registerBuiltinPasses();
-import { createSession, modelBytes, type ort } from '../src/ort/session';
+import { createSession, modelBytes } from '../src/ort/session';
+import { median, timeSessions } from '../src/ort/latency';
 import { verificationFeeds } from '../src/verify/verify';
 
 const DEFAULT_MODELS = ['resnet50_b', 'mobilenet_v2_050', 'vit_s', 'llama_s'];
@@ -49,24 +50,6 @@ async function prune(file: string, ratio: number): Promise<{ pruned: Model; repo
   return { pruned: ctx.model!, report: ctx.report };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-async function timeRuns(sessions: ort.InferenceSession[], feeds: Record<string, ort.Tensor>, runs: number): Promise<number[][]> {
-  for (let i = 0; i < 5; i++) for (const s of sessions) await s.run(feeds);
-  const times = sessions.map(() => [] as number[]);
-  for (let i = 0; i < runs; i++) {
-    for (let k = 0; k < sessions.length; k++) {
-      const t0 = process.hrtime.bigint();
-      await sessions[k].run(feeds);
-      times[k].push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-  }
-  return times;
-}
-
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const rows: string[][] = [['model', 'params', 'FLOPs', 'dense ms', 'pruned ms', 'latency', 'groups']];
@@ -79,7 +62,7 @@ async function main(): Promise<void> {
     const feeds = verificationFeeds(dense, { batch: args.batch, seq: args.seq, seed: 0 });
     const sd = await createSession(modelBytes(dense));
     const sp = await createSession(modelBytes(pruned));
-    const [td, tp] = await timeRuns([sd, sp], feeds, args.runs);
+    const [td, tp] = (await timeSessions([sd, sp], feeds, { repeats: args.runs })).times;
     await sd.release();
     await sp.release();
     const md = median(td), mp = median(tp);

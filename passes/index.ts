@@ -9,6 +9,7 @@ import { allocatePass } from './allocate';
 import { analyzePass } from './analyze';
 import { compensatePass } from './compensate';
 import { importancePass } from './importance';
+import { latencyPass } from './latency';
 import { loadPass } from './load';
 import { planPass } from './plan';
 import { prunePass } from './prune';
@@ -27,6 +28,7 @@ export const builtinPasses: Record<string, PassFactory> = {
   compensate: compensatePass,
   reconstruct: reconstructPass,
   verify: verifyPass,
+  latency: latencyPass,
 };
 
 /** Registers every built-in pass (idempotent; a pass registered under a built-in name before is kept). */

@@ -48,7 +48,7 @@ export function prunePass(options: PruneOptions): Pass {
       };
       const before = measureModel(dense);
       // Keep the dense model for verification; prune a copy.
-      const keepDense = options.verify !== false;
+      const keepDense = options.verify !== false || !!options.measureLatency;
       const pruned = keepDense ? cloneModel(dense) : dense;
       const summary = applyPlan(pruned, analysis, plan.groups);
       const after = summary.groupsPruned ? measureModel(pruned) : before;

@@ -33,6 +33,7 @@ export function summaryLine(report: Report): string | undefined {
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
   if (flops && flops.before !== null && flops.after !== null) parts.push(`FLOPs ${fmt(flops.before)} → ${fmt(flops.after)} (${pct(flops.after, flops.before)})`);
+  if (report.latency) parts.push(`latency ${report.latency.dense_ms.toFixed(2)} → ${report.latency.pruned_ms.toFixed(2)} ms (${report.latency.ratio.toFixed(2)}×)`);
   const se = report.search;
   if (se) {
     const f = (v: number) => v.toPrecision(3);

@@ -23,6 +23,7 @@ export function pruningPipeline(o: PruneOptions): string[] {
     names.push('plan', 'compensate', 'reconstruct', 'prune');
   }
   if (o.verify !== false && (ratio !== 0 || o.plan)) names.push('verify');
+  if (o.measureLatency && (ratio !== 0 || o.plan)) names.push('latency');
   names.push('save');
   return names;
 }

@@ -83,6 +83,8 @@ export interface Report {
   allocation?: Achieved;
   /** `--allocation search`: the search's trace, baselines and chosen widths (src/prune/search.ts SearchReport). */
   search?: SearchReport;
+  /** `--measure-latency` (passes/latency.ts): medians in ms, pruned ÷ dense, where and on what inputs. */
+  latency?: { dense_ms: number; pruned_ms: number; ratio: number; ep: string; threads: number; rounds: number; inputs: Record<string, number[]> };
   /** `--depth-only`: every block's score (KL with it masked) and the blocks removed (src/prune/depth.ts). */
   depth?: { blocks: BlockScore[]; removed: string[] };
   compensation?: { consumers: number; biasesAdded: number; skipped: number; from: 'calibration' | 'plan' };
