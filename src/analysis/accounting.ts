@@ -14,7 +14,7 @@ const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOA
 export interface UnaccountedParam {
   tensor: string;
   params: number;
-  /** Up to three readers: node id, op type and input index. */
+  /** Up to three readers: node id, op type and input index (−1: read inside the node's subgraph). */
   readers: { node: string; op: string; input: number }[];
 }
 

@@ -34,7 +34,7 @@ export function formatGroups(a: GroupAnalysis, file: string): string {
     const total = a.unaccounted.reduce((t, u) => t + u.params, 0);
     lines.push(`in no group (${human(total)} params in ${a.unaccounted.length} tensor(s), not a weight of a declined group's producers either):`);
     for (const u of [...a.unaccounted].sort((x, y) => y.params - x.params).slice(0, 5)) {
-      const r = u.readers.map((x) => `${x.op}(${x.node})[${x.input}]`).join(', ');
+      const r = u.readers.map((x) => `${x.op}(${x.node})${x.input < 0 ? ' inside its subgraph' : `[${x.input}]`}`).join(', ');
       lines.push(`  ${u.tensor}: ${human(u.params)} params${r ? `, read by ${r}` : ', not read'}`);
     }
     if (a.unaccounted.length > 5) lines.push(`  … ${a.unaccounted.length - 5} more (--json lists them)`);
