@@ -40,6 +40,11 @@ export interface AllocateOptions {
   model?: Model;
   /** Per-node MACs (default: countMacs(model) after shape inference). */
   flops?: FlopsReport;
+  /**
+   * Groups kept whole, with the reason (reported like protected ones). Internal: uniform allocation holds
+   * normalized streams this way while the budget allows (allocate.ts); given, it replaces that rule.
+   */
+  keepWhole?: Record<string, string>;
   /** Scores are already comparable across groups (LAMP): skip per-group mean normalization in 'global'. */
   normalized?: boolean;
 }
