@@ -113,3 +113,16 @@ const llama = path.join(SHARED, 'llama_py.onnx');
   const keptScores = d.blocks.filter((b) => !d.removed.includes(b.id)).map((b) => b.score);
   expect(keptScores.filter((s) => s < worst).length).toBeLessThan(keptScores.length);
 }, 120000);
+
+test('--depth-only with an importance, allocation or reconstruction option is one clear error, nothing written', async () => {
+  const { runCliInProcess } = await import('./helpers/cli');
+  const f = path.join(tmp, 'res2.onnx');
+  fs.writeFileSync(f, residualNet());
+  const out = path.join(tmp, 'res2-out.onnx');
+  for (const extra of [['--importance', 'wanda'], ['--allocation', 'global'], ['--reconstruct', 'ls']]) {
+    const r = await runCliInProcess([f, out, '--depth-only', '--ratio', '0.2', ...extra]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^onnx-prune: error: --depth-only removes whole blocks by their own score: ${extra[0]} does not apply to it$`))]);
+    expect(fs.existsSync(out)).toBe(false);
+  }
+});

@@ -84,6 +84,12 @@ function checkRun(input: string | undefined, output: string | undefined, o: Prun
     if ((output !== undefined && p === path.resolve(output)) || (input !== undefined && p === path.resolve(input))) throw new UserError(`plan file '${f}' is also the model input or output`);
   }
   reconstructMode(o); // contradictory --compensate / --reconstruct: an error before anything runs
+  if (o.depthOnly) {
+    // Blocks are chosen by their own score (masked KL) and removed whole: nothing to rank by importance, allocate
+    // across groups or refit.
+    const given = (['importance', 'allocation', 'reconstruct', 'compensate', 'roundTo'] as const).filter((k) => o[k] !== undefined && !(k === 'allocation' && o[k] === 'uniform'));
+    if (given.length) throw new UserError(`--depth-only removes whole blocks by their own score: --${kebab(given[0])} does not apply to it`);
+  }
 }
 
 /**
