@@ -126,3 +126,15 @@ test('--depth-only with an importance, allocation or reconstruction option is on
     expect(fs.existsSync(out)).toBe(false);
   }
 });
+
+(fs.existsSync(llama) ? test : test.skip)('a saved depth plan replays byte for byte with --depth-only (and says so without it)', async () => {
+  const { runCliInProcess } = await import('./helpers/cli');
+  const [a, b, c, plan] = ['a.onnx', 'b.onnx', 'c.onnx', 'depth.plan.json'].map((n) => path.join(tmp, n));
+  expect((await runCliInProcess([llama, a, '--depth-only', '--ratio', '0.3', '--save-plan', plan, '--quiet'])).code).toBe(0);
+  expect((await runCliInProcess([llama, b, '--depth-only', '--plan', plan, '--quiet'])).code).toBe(0);
+  expect(fs.readFileSync(a).equals(fs.readFileSync(b))).toBe(true);
+  const r = await runCliInProcess([llama, c, '--plan', plan]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/is a residual block: apply the plan with --depth-only/);
+  expect(fs.existsSync(c)).toBe(false);
+}, 60000);

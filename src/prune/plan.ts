@@ -105,6 +105,7 @@ export function checkPlanGroups(groups: PlanGroups, analysis: GroupAnalysis, sou
     if (!g) {
       const d = analysis.declined.find((x) => declinedNames(x).includes(id));
       if (d) throw new UserError(`${source}: group '${id}' was declined by the analysis (${d.reason}) and cannot be pruned`);
+      if (id.startsWith('block:') && analysis.blocks?.some((b) => `block:${b.id}` === id)) throw new UserError(`${source}: '${id}' is a residual block: apply the plan with --depth-only`);
       throw new UserError(`${source}: '${id}' is not a group of this model (it has ${analysis.groups.length} groups; list them with \`onnx-prune groups MODEL\`)`);
     }
     if (!Array.isArray(idx)) throw new UserError(`${source}: group '${id}' must map to an array of unit indices`);
