@@ -66,7 +66,7 @@ test('blocks of MatMul+bias, Gemm (beta·C) and Conv (bias) branches: each remov
   ]);
   const x = r(11, N * D, 1);
   const feeds = { x: new ort.Tensor('float32', x, [N, D]) };
-  const base = await prune(f, { depthOnly: true, ratio: 0.2, quiet: true });
+  const base = await prune(f, { depthOnly: true, ratio: 0.3, quiet: true });
   expect(base.report.verify?.passed).toBe(true);
   for (const b of a.blocks!) {
     // Each block alone, by a plan naming it.
@@ -137,4 +137,14 @@ test('--depth-only with an importance, allocation or reconstruction option is on
   expect(r.code).toBe(1);
   expect(r.stderr).toMatch(/is a residual block: apply the plan with --depth-only/);
   expect(fs.existsSync(c)).toBe(false);
+}, 60000);
+
+const vit = path.join(SHARED, 'vit_s.onnx');
+(fs.existsSync(vit) ? test : test.skip)('vit_s: nn.MultiheadAttention blocks are found through the view/transpose after out_proj; removed verified; a budget no block fits is one line', async () => {
+  const a = await analyzeGroups(loadModel(vit));
+  expect(a.blocks!.map((b) => b.kind)).toEqual(['attention', 'mlp', 'attention', 'mlp']);
+  const res = await prune(vit, { depthOnly: true, ratio: 0.2, quiet: true });
+  expect(res.report.verify?.passed).toBe(true);
+  expect(res.report.depth!.removed.length).toBe(1);
+  await expect(prune(vit, { depthOnly: true, ratio: 0.1, quiet: true })).rejects.toThrow(/--depth-only: no block fits within 10\.0 % of params \(the smallest removes 1\d\.\d %\)/);
 }, 60000);

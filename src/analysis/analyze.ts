@@ -37,7 +37,7 @@ export function analyzeGroupsWithShapes(
   if (opts.gqaQueryHeads) result = withQueryHeadGroups(result, queryHeadGroups(model, shapes, opts, result));
   // Groups inside If branches and Loop/Scan bodies (see subgraphs.ts); nothing changes without subgraphs.
   addSubgraphGroups(model, shapes, opset, opts, result);
-  result.blocks = findBlocks(g);
+  result.blocks = findBlocks(g, shapes);
   result.unaccounted = unaccountedParams(model, result);
   if (source) result.summary.shapeSource = source;
   return result;

@@ -2,7 +2,7 @@
  * Depth: residual branches that can be removed whole ("blocks"). A block is an `Add(x, f(x))` of the main graph
  * where x (the skip) is an ancestor of the branch output f(x), and f(x) is produced by a weighted layer (MatMul,
  * Gemm or Conv with a stored float weight, the block's *exit*), possibly followed by an Add of a constant (its
- * bias). Removing the block makes the Add read the exit's constant remainder instead of f(x) (the bias, or
+ * bias) and by layout ops that keep the last axis (throughLayout). Removing the block makes the Add read the exit's constant remainder instead of f(x) (the bias, or
  * nothing: the Add becomes an Identity of x); every node only the branch used becomes dead and goes.
  *
  * The masked reference of a removed block is the dense model with the exit weight zeroed (then f(x) is exactly
@@ -41,8 +41,36 @@ function storedWeight(g: Graph, n: Node, i: number): string | undefined {
   return w.name;
 }
 
+/**
+ * Layout ops between a branch's exit and its Add that keep the last axis (its channels) last and whole: Identity, a
+ * Transpose that leaves the last axis in place, a Reshape whose input and output end in the same size
+ * (nn.MultiheadAttention's view/transpose after out_proj). A remainder broadcast over the last axis stays valid.
+ */
+function throughLayout(g: Graph, t: string, shapes?: Map<string, number[]>): string {
+  for (;;) {
+    const p = g.producer(t);
+    if (!p || p.domain) return t;
+    if (p.opType === 'Identity') { t = p.inputs[0]; continue; }
+    if (p.opType === 'Transpose') {
+      const perm = p.attrInts('perm');
+      if (!perm || perm[perm.length - 1] !== perm.length - 1) return t;
+      t = p.inputs[0];
+      continue;
+    }
+    if (p.opType === 'Reshape') {
+      const si = shapes?.get(p.inputs[0]), so = shapes?.get(p.outputs[0]);
+      if (!si || !so || !si.length || si[si.length - 1] !== so[so.length - 1]) return t;
+      t = p.inputs[0];
+      continue;
+    }
+    return t;
+  }
+}
+
 /** The exit layer producing `b` (directly, or through an Add of a constant), with its weight and remainder. */
-function exitOf(g: Graph, b: string): Pick<Block, 'exit' | 'remainder'> | undefined {
+function exitOf(g: Graph, b0: string, shapes?: Map<string, number[]>): Pick<Block, 'exit' | 'remainder'> | undefined {
+  const b = throughLayout(g, b0, shapes);
+  const moved = b !== b0;
   let p = g.producer(b);
   let remainder: Block['remainder'];
   if (p && p.opType === 'Add' && !p.domain && p.inputs.length === 2) {
@@ -51,6 +79,12 @@ function exitOf(g: Graph, b: string): Pick<Block, 'exit' | 'remainder'> | undefi
     remainder = { node: p.outputs[0], input: ci, tensor: g.resolveIdentity(p.inputs[ci]) };
     p = g.producer(p.inputs[1 - ci]);
   }
+  // Through layout ops the remainder must broadcast over the last axis only (a Conv's runs along axis 1).
+  const lastOnly = (name: string) => {
+    const d = g.constant(name)?.dims ?? [];
+    return d.length >= 1 && d.slice(0, -1).every((x) => x === 1);
+  };
+  if (moved && (p?.opType === 'Conv' || (remainder && !lastOnly(remainder.tensor)))) return undefined;
   if (!p || p.domain || !WEIGHTED.has(p.opType) || p.outputs.length !== 1) return undefined;
   let wi: number;
   if (p.opType === 'MatMul') {
@@ -65,6 +99,7 @@ function exitOf(g: Graph, b: string): Pick<Block, 'exit' | 'remainder'> | undefi
   if (p.opType !== 'MatMul' && p.inputs[2]) {
     // A Gemm's C (times beta) or a Conv's B is the remainder; an Add after it would be a second one.
     if (remainder || !floatConst(g, p.inputs[2])) return undefined;
+    if (moved && p.opType === 'Gemm' && !lastOnly(g.resolveIdentity(p.inputs[2]))) return undefined;
     const alpha = p.attrFloat('alpha', 1);
     if (p.opType === 'Gemm' && alpha === 0) return undefined;
     remainder = { node: p.outputs[0], input: 2, tensor: g.resolveIdentity(p.inputs[2]) };
@@ -75,7 +110,7 @@ function exitOf(g: Graph, b: string): Pick<Block, 'exit' | 'remainder'> | undefi
 }
 
 /** Every removable residual branch of the main graph, in graph order. */
-export function findBlocks(graph: Graph): Block[] {
+export function findBlocks(graph: Graph, shapes?: Map<string, number[]>): Block[] {
   const order = graph.topoSort();
   const pos = new Map<Node, number>();
   order.forEach((n, i) => pos.set(n, i));
@@ -91,7 +126,7 @@ export function findBlocks(graph: Graph): Block[] {
     for (const s of [0, 1]) {
       const x = add.inputs[s], b = add.inputs[1 - s];
       if (x === b || !ancestor(graph, pos, x, b)) continue;
-      const ex = exitOf(graph, b);
+      const ex = exitOf(graph, b, shapes);
       if (!ex) continue;
       const dead = deadAfter(graph, uses, b);
       if (!dead.some((n) => n.outputs[0] === ex.exit.node)) continue;

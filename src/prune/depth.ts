@@ -108,6 +108,11 @@ export async function depthAllocation(model: Model, analysis: GroupAnalysis, cal
     removed[groups[i].id] = [0];
     got += amount(scores[i]);
   }
+  if (opts.ratio > 0 && !Object.keys(removed).length) {
+    const smallest = Math.min(...scores.map(amount).filter((x) => x > 0));
+    throw new UserError(`--depth-only: no block fits within ${(100 * opts.ratio).toFixed(1)} % of ${target}` +
+      (Number.isFinite(smallest) ? ` (the smallest removes ${(100 * smallest / (total || 1)).toFixed(1)} %)` : ' (no block removes any)'));
+  }
   const params = scores.filter((s) => removed[s.id]).reduce((a, s) => a + s.params, 0);
   const macs = scores.filter((s) => removed[s.id]).reduce((a, s) => a + s.macs, 0);
   const maxAchievable = scores.reduce((a, s) => a + amount(s), 0) / (total || 1);
