@@ -67,6 +67,8 @@ export function prunePass(options: PruneOptions): Pass {
         ctx.warn(`${groups.note}; the output is the input model unchanged`);
       }
       if (!groups.note) delete (groups as { note?: string }).note;
+      // A depth plan replayed (--depth-only --plan): the allocation that reports the blocks did not run.
+      if (options.depthOnly && !ctx.report.depth) ctx.report.depth = { blocks: [], removed: Object.keys(plan.groups).filter((id) => plan.groups[id].length) };
       ctx.model = pruned;
       if (keepDense) ctx.artifacts.dense = dense;
       ctx.report.prune = {

@@ -28,7 +28,7 @@ export function summaryLine(report: Report): string | undefined {
   if (!params) return undefined;
   const pct = (a: number, b: number) => (b > 0 ? `${(100 * (a - b) / b).toFixed(1)}%` : '?');
   const parts = [
-    report.depth ? `removed ${report.depth.removed.length}/${report.depth.blocks.length} blocks (${report.depth.removed.map((id) => report.depth!.blocks.find((b) => b.id === id)?.kind).join(', ') || 'none'})`
+    report.depth ? `removed ${report.depth.removed.length}/${groups?.total ?? report.depth.blocks.length} blocks${report.depth.blocks.length ? ` (${report.depth.removed.map((id) => report.depth!.blocks.find((b) => b.id === id)?.kind).join(', ')})` : ''}`
       : `pruned ${groups?.pruned ?? 0}/${groups?.total ?? 0} groups (${groups?.unitsRemoved ?? 0} units; ${groups?.declined ?? 0} declined)`,
     `params ${fmt(params.before)} → ${fmt(params.after)} (${pct(params.after, params.before)})`,
   ];
