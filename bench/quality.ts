@@ -182,6 +182,9 @@ interface Cell {
   error?: string;
 }
 
+/** A depth-only run: the metric, the fraction of params removed and the blocks removed. */
+interface DepthCell { model: string; ratio: number; value: number; achieved: number; removed: string[] }
+
 interface Resource {
   model: string;
   method: ScoreMethod;
@@ -293,7 +296,7 @@ async function runResources(spec: ModelSpec, L: Loaded, tmp: string, cells: Cell
   return out;
 }
 
-async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells: Cell[]; resources: Resource[]; dense: Record<string, number>; depth: { model: string; ratio: number; value: number; achieved: number; removed: string[] }[] }): Promise<void> {
+async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells: Cell[]; resources: Resource[]; dense: Record<string, number>; depth: DepthCell[] }): Promise<void> {
   const t0 = Date.now();
   const L = await spec.load(tmp, a.hidden);
   const denseValue = await L.evaluate(L.dense);
@@ -324,9 +327,9 @@ async function runModel(spec: ModelSpec, a: Args, tmp: string, results: { cells:
   results.cells.push(...cells);
   // Depth: whole residual blocks instead of width (--depth-only), beside the width rows above.
   const depthRow: string[] = [];
+  const dA = depthAnalysis(L.dense, L.analysis);
   for (const ratio of ratios) {
     try {
-      const dA = depthAnalysis(L.dense, L.analysis);
       const r = await depthAllocation(L.dense, dA, L.calib, { ratio });
       const m = cloneModel(L.dense);
       applyPlan(m, dA, r.removed);
@@ -346,7 +349,7 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   const t0 = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'onnx-prune-quality-'));
-  const results = { cells: [] as Cell[], resources: [] as Resource[], dense: {} as Record<string, number>, depth: [] as { model: string; ratio: number; value: number; achieved: number; removed: string[] }[] };
+  const results = { cells: [] as Cell[], resources: [] as Resource[], dense: {} as Record<string, number>, depth: [] as DepthCell[] };
   const meta = { node: process.version, cores: os.cpus().length, quick: a.quick, seeds: a.seeds, models: a.models, methods: IMPORTANCE_METHODS.map((m) => m.name), recons: RECONS };
   console.log(`quality bench: node ${process.version}, ${os.cpus().length} cores; models ${a.models.join(', ')}; methods ${meta.methods.join(', ')}; reconstruction ${RECONS.join(', ')}`);
   const save = () => {

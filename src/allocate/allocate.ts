@@ -17,6 +17,7 @@
  */
 import type { Group, GroupAnalysis } from '../analysis/types';
 import { countMacs } from '../analysis/flops';
+import { normalizedStream } from '../analysis/groups';
 import { UserError } from '../ir/errors';
 import { CostModel } from './cost';
 import { protectedGroups } from './protect';
@@ -139,7 +140,7 @@ export function allocationSlots(analysis: GroupAnalysis, scores: Record<string, 
  */
 export function allocate(analysis: GroupAnalysis, scores: Record<string, ArrayLike<number>>, opts: AllocateOptions): Allocation {
   if ((opts.mode ?? 'uniform') === 'uniform' && !opts.keepWhole) {
-    const streams = analysis.groups.filter((g) => g.members.some((m) => m.kind === 'stat'));
+    const streams = analysis.groups.filter(normalizedStream);
     if (streams.length && opts.ratio > 0) {
       const keepWhole = Object.fromEntries(streams.map((g) => [g.id, 'normalized stream (hidden size): uniform allocation keeps it whole while the budget allows']));
       try {

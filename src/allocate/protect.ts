@@ -24,6 +24,7 @@ import { UserError } from '../ir/errors';
 import type { Model } from '../ir/model';
 import type { Node } from '../ir/node';
 import { specOf } from '../ir/ops';
+import { normalizedStream } from '../analysis/groups';
 import { resolveWeight, weightUse } from '../analysis/weight-chain';
 
 export function isWeightedLayer(graph: Graph, n: Node): boolean {
@@ -83,7 +84,7 @@ export function protectedGroups(analysis: GroupAnalysis, model: Model | undefine
     const { firstConv, classifier } = defaultProtectedNodes(model);
     const fc = new Set(firstConv), cl = new Set(classifier);
     for (const g of analysis.groups) {
-      const normalized = g.members.some((m) => m.kind === 'stat');
+      const normalized = normalizedStream(g);
       for (const m of g.members) {
         if (m.kind !== 'weight' || m.role !== 'out') continue;
         // A weight stored behind a Cast / DequantizeLinear chain is named by the chain's first op: use its reader.

@@ -6,17 +6,10 @@
  */
 import { DataType } from '../ir/dtype';
 import type { Model } from '../ir/model';
-import type { GroupAnalysis } from './types';
+import type { GroupAnalysis, UnaccountedParam } from './types';
 import { resolveWeight } from './weight-chain';
 
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
-
-export interface UnaccountedParam {
-  tensor: string;
-  params: number;
-  /** Up to three readers: node id, op type and input index (−1: read inside the node's subgraph). */
-  readers: { node: string; op: string; input: number }[];
-}
 
 export function unaccountedParams(model: Model, a: GroupAnalysis): UnaccountedParam[] {
   const covered = new Set<string>();

@@ -19,8 +19,6 @@ import type { Node } from '../ir/node';
 import { specOf } from '../ir/ops';
 import { DataType } from '../ir/dtype';
 import type { Block, Group } from './types';
-
-export type { Block };
 import { resolveWeight } from './weight-chain';
 
 const WEIGHTED = new Set(['MatMul', 'Gemm', 'Conv']);
@@ -116,7 +114,7 @@ export function findBlocks(graph: Graph, shapes?: Map<string, number[]>): Block[
   order.forEach((n, i) => pos.set(n, i));
   // Uses of each tensor (node inputs, subgraph reads, graph outputs).
   const uses = new Map<string, number>();
-  const use = (t: string, k = 1) => { if (t) uses.set(t, (uses.get(t) ?? 0) + k); };
+  const use = (t: string) => { if (t) uses.set(t, (uses.get(t) ?? 0) + 1); };
   for (const n of order) for (const i of [...n.inputs, ...implicitInputs(n)]) use(i);
   for (const o of graph.outputs) use(o.name ?? '');
   const out: Block[] = [];

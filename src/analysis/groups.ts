@@ -34,6 +34,11 @@ export interface BuildOptions {
   normStatistics?: boolean;
 }
 
+/** A normalized stream: a group whose channels a normalization reduces over (a transformer's hidden size). */
+export function normalizedStream(g: Group): boolean {
+  return g.members.some((m) => m.kind === 'stat');
+}
+
 function push<K, V>(m: Map<K, V[]>, k: K, v: V): void {
   let l = m.get(k);
   if (!l) m.set(k, (l = []));

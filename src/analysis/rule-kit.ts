@@ -132,23 +132,26 @@ export function mixAlong(st: State, n: Node, f: Field, axes: number[], reason: s
  * Statistics of a normalization along `axes` of input 0 (mean / variance / RMS, a ReduceMean kept as size 1).
  * When exactly one labeled axis is among them and no labeled axis survives, the op is recorded as a StatFact:
  * pruned, it runs over the kept positions (`gather`: the inputs to slice with input 0's axis, which is listed
- * first; `scatter`: the outputs that carry that axis). Otherwise (`st.normStats` off, per-head statistics, two
- * labeled axes mixed) it is `mixAlong` with `reason`.
+ * first; `scatter`: the outputs that carry that axis) and true is returned. Otherwise (`st.normStats` off,
+ * per-head statistics, two labeled axes mixed) it is `mixAlong` with `reason`; false. The field is unchanged.
  */
 export function statisticsAlong(
   st: State, n: Node, f: Field, axes: number[], reason: string,
   params: { input: number; axis: number }[] = [], scatter: number[] = [],
-): Field {
+): boolean {
   const M = f.axes.filter((a) => axes.includes(a));
-  if (!M.length) return f;
-  if (!st.normStats || M.length !== 1 || f.axes.some((a) => !axes.includes(a))) return mixAlong(st, n, f, axes, reason);
+  if (!M.length) return false;
+  if (!st.normStats || M.length !== 1 || f.axes.some((a) => !axes.includes(a))) {
+    mixAlong(st, n, f, axes, reason);
+    return false;
+  }
   const a = M[0];
   st.stats.push({
     field: n.inputs[0], axis: a, node: id(n),
     gather: [{ input: 0, axis: a }, ...params],
     scatter: scatter.map((output) => ({ output, axis: a })),
   });
-  return f;
+  return true;
 }
 
 /** Removes `axes` (mixed away, labels constant along them) from a field; keepdims keeps the numbering. */

@@ -52,27 +52,23 @@ export function layerNormRule(st: State, n: Node): void {
   const R = f.rank;
   const ax = normAxis(n.attrInt('axis', -1), R);
   const normAxes = Array.from({ length: R - ax }, (_, i) => ax + i);
+  // Scale and bias (inputs 1, 2) along each labeled axis they do not broadcast over: per-channel parameters, and,
+  // on the normalized axis, inputs the statistics gather.
+  const out = n.outputs[0];
   const params: { input: number; axis: number }[] = [];
   for (const i of [1, 2]) {
     const p = n.inputs[i];
     const s = p ? st.shape(p) : undefined;
-    for (const a of f.axes) {
-      const pa = s ? a - (R - s.length) : -1;
-      if (s && pa >= 0 && s[pa] > 1 && normAxes.includes(a)) params.push({ input: i, axis: pa });
-    }
-  }
-  const g = statisticsAlong(st, n, f, normAxes, DECLINE.normalization, params, [0]);
-  const out = n.outputs[0];
-  st.setField(out, g);
-  for (const i of [1, 2]) {
-    const p = n.inputs[i];
-    const s = p ? st.shape(p) : undefined;
     if (!p || !s) continue;
-    for (const a of g.axes) {
+    for (const a of f.axes) {
       const pa = a - (R - s.length);
-      if (pa >= 0 && s[pa] > 1) st.attach(out, a, { tensor: p, node: id(n), input: i, axis: pa }, 'param');
+      if (pa < 0 || s[pa] <= 1) continue;
+      st.attach(out, a, { tensor: p, node: id(n), input: i, axis: pa }, 'param');
+      if (normAxes.includes(a)) params.push({ input: i, axis: pa });
     }
   }
+  statisticsAlong(st, n, f, normAxes, DECLINE.normalization, params, [0]);
+  st.setField(out, f);
 }
 
 /** GroupNormalization: channels of one normalization group become one unit; num_groups counts units. */
@@ -134,9 +130,7 @@ export function reduceRule(st: State, n: Node): void {
   if (keepdims && STATISTICS.has(n.opType)) {
     // A normalization's statistic, broadcast back over the axis (decomposed LayerNorm / RMSNorm / L2 norm):
     // recorded, its output carries no labels (statisticsAlong only records when no labeled axis survives).
-    const before = st.stats.length;
-    const g = statisticsAlong(st, n, f, norm, DECLINE.reduction);
-    if (st.stats.length === before) st.setField(n.outputs[0], dropAxes(g, norm, true));
+    if (!statisticsAlong(st, n, f, norm, DECLINE.reduction)) st.setField(n.outputs[0], dropAxes(f, norm, true));
     return;
   }
   reduceLike(st, n, n.inputs[0], n.outputs[0], norm, keepdims, DECLINE.reduction);

@@ -8,7 +8,7 @@
  * Plumbing tensors are recognized by construction, never by name: a tensor is plumbing when its producer is a
  * supported op, every input is plumbing or a small stored constant, and it has at most MAX_ELEMS elements.
  */
-import { numel } from '../ir/dims';
+import { numel, strides } from '../ir/dims';
 import type { Graph } from '../ir/graph';
 import type { Node } from '../ir/node';
 import { DataType } from '../ir/dtype';
@@ -327,7 +327,7 @@ export class Plumbing {
         const dims = ins[0].dims;
         const perm = n.attrInts('perm') ?? dims.map((_, i) => dims.length - 1 - i);
         const od = perm.map((p) => dims[p]);
-        const ist = stridesOf(dims);
+        const ist = strides(dims);
         const elems: Expr[] = [];
         for (let f = 0; f < numel(od); f++) {
           let rem = f, off = 0;
@@ -405,15 +405,9 @@ function bigSafe(t: ConstTensor, position: number, value: number): number {
   return v > 0n ? Number.MAX_SAFE_INTEGER : -Number.MAX_SAFE_INTEGER;
 }
 
-function stridesOf(dims: number[]): number[] {
-  const st = new Array<number>(dims.length).fill(1);
-  for (let i = dims.length - 2; i >= 0; i--) st[i] = st[i + 1] * dims[i + 1];
-  return st;
-}
-
 /** The elements at the cross product of per-axis position lists (row-major). */
 function gatherGrid<T>(elems: T[], dims: number[], sel: number[][]): T[] {
-  const st = stridesOf(dims);
+  const st = strides(dims);
   let offs = [0];
   sel.forEach((l, a) => { offs = offs.flatMap((o) => l.map((i) => o + i * st[a])); });
   return offs.map((o) => elems[o]);

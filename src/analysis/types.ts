@@ -121,6 +121,14 @@ export interface DeclinedGroup {
   size?: number;
 }
 
+/** A stored float tensor in no group and no declined group's producers (src/analysis/accounting.ts). */
+export interface UnaccountedParam {
+  tensor: string;
+  params: number;
+  /** Up to three readers: node id, op type and input index (−1: read inside the node's subgraph). */
+  readers: { node: string; op: string; input: number }[];
+}
+
 /** A removable residual branch (depth pruning; src/analysis/blocks.ts). */
 export interface Block {
   /** The residual Add's output (its node id). */
@@ -147,7 +155,7 @@ export interface GroupAnalysis {
    * Stored float tensors (≥ 2 elements) in no group and no declined group's producers, with up to three readers
    * (src/analysis/accounting.ts): with groups and declined, every parameter is accounted for.
    */
-  unaccounted?: { tensor: string; params: number; readers: { node: string; op: string; input: number }[] }[];
+  unaccounted?: UnaccountedParam[];
   summary: {
     totalParams: number;
     /** Parameters inside groups (removable if every unit of every group went). */

@@ -63,8 +63,7 @@ export function statisticsOverKept(model: Model, analysis: GroupAnalysis, plan: 
 }
 
 function overKept(g: Graph, m: StatMember, removed: Set<number>): void {
-  const kept: number[] = [];
-  for (let p = 0; p < m.size; p++) if (!removed.has(p)) kept.push(p);
+  const kept = keptPositions(m.size, removed);
   if (kept.length === m.size) return;
   const constant = (base: string, values: number[]): string => {
     const name = g.uniqueName(base);
@@ -74,6 +73,13 @@ function overKept(g: Graph, m: StatMember, removed: Set<number>): void {
   const keptName = constant(`${m.node}_kept_positions`, kept);
   const mapName = m.scatter.length ? constant(`${m.node}_scatter_positions`, scatterPositions(m.size, kept)) : '';
   statisticsThrough(g, m, keptName, mapName);
+}
+
+/** The positions of [0, size) not in `removed`, ascending. */
+export function keptPositions(size: number, removed: Set<number>): number[] {
+  const kept: number[] = [];
+  for (let p = 0; p < size; p++) if (!removed.has(p)) kept.push(p);
+  return kept;
 }
 
 /** Where each of `size` positions reads from after a scatter: its slot among `kept`, or the appended zero slot. */

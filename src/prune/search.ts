@@ -38,7 +38,7 @@ import { rng } from '../util/rng';
 import { compensable } from '../score/compensate';
 import { channelColumns, removedChannels, type Consumer } from '../score/consumers';
 import { NestedRefit } from '../score/refit';
-import { scatterPositions } from './mask';
+import { keptPositions, scatterPositions } from './mask';
 import { meanBiasDelta, planReconstruction, refitConsumer, type ReconstructMode } from './reconstruct';
 import { buildSearchModel, feedSites, type SearchModel, type WeightFeed } from './search-model';
 import { zeroAlongAxis } from './tensor-edit';
@@ -504,8 +504,7 @@ export async function openSearch(model: Model, analysis: GroupAnalysis, S: Slots
       for (const m of s.members) {
         if (c[m.slot] < slots[m.slot].group.size) for (const u of removal(m.slot, c[m.slot])) for (const p of m.indices[u]) removed.add(p);
       }
-      const kept: number[] = [];
-      for (let p = 0; p < s.size; p++) if (!removed.has(p)) kept.push(p);
+      const kept = keptPositions(s.size, removed);
       out[s.kept] = new ort.Tensor('int64', BigInt64Array.from(kept, BigInt), [kept.length]);
       if (s.map) out[s.map] = new ort.Tensor('int64', BigInt64Array.from(scatterPositions(s.size, kept), BigInt), [s.size]);
     }
